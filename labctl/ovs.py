@@ -1,0 +1,289 @@
+"""Open vSwitch configuration as small command objects, applied in one transaction.
+
+The plan describes what each host's OVS should hold as a list of commands
+(AddBridge, AddPort, SetController). `Ovs.snapshot()` reads what a host has in
+one `ovs-vsctl` call; `pending()` keeps only the commands whose effect is not
+there yet; `Ovs.apply()` renders them into ONE `ovs-vsctl -- ... -- ...` argv
+with --may-exist, so `up` twice changes nothing. The same code runs over any
+transport: a simulated host's namespace, this machine or SSH.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from labctl.errors import CommandError, ProvisionError
+from labctl.transport.base import Transport
+
+Pairs = tuple[tuple[str, str], ...]
+
+
+def _pairs(mapping: dict[str, str] | None = None) -> Pairs:
+    return tuple(sorted((mapping or {}).items()))
+
+
+def _map_arg(column: str, pairs: Pairs) -> list[str]:
+    return [f"{column}:{key}={value}" for key, value in pairs]
+
+
+@dataclass(frozen=True)
+class AddBridge:
+    name: str
+    datapath_type: str = "system"
+    fail_mode: str | None = None
+    protocols: str | None = None
+    stp: bool = False
+    other_config: Pairs = ()
+
+    def argv(self) -> list[str]:
+        settings = [f"datapath_type={self.datapath_type}", f"stp_enable={str(self.stp).lower()}"]
+        if self.fail_mode:
+            settings.append(f"fail_mode={self.fail_mode}")
+        if self.protocols:
+            settings.append(f"protocols={self.protocols}")
+        settings += _map_arg("other_config", self.other_config)
+        return ["--may-exist", "add-br", self.name, "--", "set", "bridge", self.name, *settings]
+
+    def satisfied_by(self, snap: OvsSnapshot) -> bool:
+        have = snap.bridges.get(self.name)
+        return (
+            have is not None
+            and have.datapath_type == self.datapath_type
+            and have.fail_mode == (self.fail_mode or "")
+            and (self.protocols is None or have.protocols == [self.protocols])
+            and have.stp == self.stp
+            and all(have.other_config.get(k) == v for k, v in self.other_config)
+        )
+
+    def describe(self) -> str:
+        return f"bridge {self.name} ({self.datapath_type}{', ' + self.protocols if self.protocols else ''})"
+
+
+@dataclass(frozen=True)
+class AddPort:
+    bridge: str
+    name: str
+    type: str = ""
+    options: Pairs = ()
+
+    def argv(self) -> list[str]:
+        out = ["--may-exist", "add-port", self.bridge, self.name]
+        if self.type or self.options:
+            out += ["--", "set", "interface", self.name, f"type={self.type or 'system'}"]
+            out += _map_arg("options", self.options)
+        return out
+
+    def satisfied_by(self, snap: OvsSnapshot) -> bool:
+        bridge = snap.bridges.get(self.bridge)
+        iface = snap.interfaces.get(self.name)
+        return (
+            bridge is not None
+            and self.name in bridge.ports
+            and iface is not None
+            and iface.type == self.type
+            and iface.options == dict(self.options)
+        )
+
+    def describe(self) -> str:
+        if self.type in ("gre", "vxlan", "geneve"):
+            return f"port {self.name} on {self.bridge} ({self.type} to {dict(self.options).get('remote_ip')})"
+        return f"port {self.name} on {self.bridge}"
+
+
+@dataclass(frozen=True)
+class SetController:
+    bridge: str
+    targets: tuple[str, ...]
+    max_backoff_ms: int = 1000
+    inactivity_probe_ms: int = 5000
+
+    def argv(self) -> list[str]:
+        if not self.targets:
+            return ["del-controller", self.bridge]
+        # Short backoff: a bridge that lost its controller finds it again within a second.
+        out = ["set-controller", self.bridge, *self.targets]
+        out += ["--", "set", "controller", self.bridge, f"max_backoff={self.max_backoff_ms}",
+                f"inactivity_probe={self.inactivity_probe_ms}"]
+        return out
+
+    def satisfied_by(self, snap: OvsSnapshot) -> bool:
+        bridge = snap.bridges.get(self.bridge)
+        return bridge is not None and sorted(bridge.controllers) == sorted(self.targets)
+
+    def describe(self) -> str:
+        return f"controller of {self.bridge} -> {', '.join(self.targets) or 'none'}"
+
+
+@dataclass(frozen=True)
+class DelBridge:
+    name: str
+
+    def argv(self) -> list[str]:
+        return ["--if-exists", "del-br", self.name]
+
+    def satisfied_by(self, snap: OvsSnapshot) -> bool:
+        return self.name not in snap.bridges
+
+    def describe(self) -> str:
+        return f"remove bridge {self.name}"
+
+
+OvsCommand = AddBridge | AddPort | SetController | DelBridge
+
+
+def render(commands: Sequence[OvsCommand], timeout: int = 30) -> list[str]:
+    """One ovs-vsctl argv that applies all commands in one transaction."""
+    argv = ["ovs-vsctl", f"--timeout={timeout}"]
+    for command in commands:
+        argv += ["--", *command.argv()]
+    return argv
+
+
+# --- reading what a host has ------------------------------------------------
+
+
+@dataclass
+class BridgeState:
+    name: str
+    datapath_type: str
+    fail_mode: str
+    protocols: list[str]
+    stp: bool
+    other_config: dict[str, str]
+    ports: list[str] = field(default_factory=list)
+    controllers: list[str] = field(default_factory=list)
+    connected: dict[str, bool] = field(default_factory=dict)
+
+
+@dataclass
+class InterfaceState:
+    name: str
+    type: str
+    options: dict[str, str]
+    ofport: int | None
+    error: str | None
+    statistics: dict[str, int]
+    mac: str | None
+
+
+@dataclass
+class OvsSnapshot:
+    bridges: dict[str, BridgeState]
+    interfaces: dict[str, InterfaceState]
+
+    def bridge_of(self, port: str) -> str | None:
+        return next((b.name for b in self.bridges.values() if port in b.ports), None)
+
+
+def _ovsdb(value):
+    """Decode an OVSDB JSON value (atoms, ["set", ...], ["map", ...], ["uuid", ...])."""
+    if isinstance(value, list) and len(value) == 2 and isinstance(value[0], str):
+        tag, body = value
+        if tag == "set":
+            return [_ovsdb(v) for v in body]
+        if tag == "map":
+            return {_ovsdb(k): _ovsdb(v) for k, v in body}
+        if tag in ("uuid", "named-uuid"):
+            return body
+    return value
+
+
+def _as_list(value) -> list:
+    return value if isinstance(value, list) else [value]
+
+
+def _single(value):
+    """OVSDB encodes an optional value as an empty set."""
+    return None if value == [] else value
+
+
+_QUERIES = [
+    ("Bridge", "_uuid,name,datapath_type,fail_mode,protocols,stp_enable,other_config,ports,controller"),
+    ("Port", "_uuid,name,interfaces"),
+    ("Interface", "_uuid,name,type,options,ofport,error,statistics,mac_in_use"),
+    ("Controller", "_uuid,target,is_connected"),
+]
+
+
+def _tables(text: str) -> list[list[dict]]:
+    decoder, pos, tables = json.JSONDecoder(), 0, []
+    text = text.strip()
+    while pos < len(text):
+        obj, pos = decoder.raw_decode(text, pos)
+        while pos < len(text) and text[pos].isspace():
+            pos += 1
+        tables.append([dict(zip(obj["headings"], map(_ovsdb, row))) for row in obj["data"]])
+    return tables
+
+
+def parse_snapshot(text: str) -> OvsSnapshot:
+    bridges_t, ports_t, ifaces_t, ctls_t = _tables(text)
+    ifaces_by_uuid = {}
+    interfaces = {}
+    for row in ifaces_t:
+        ofport = _single(row["ofport"])
+        state = InterfaceState(
+            name=row["name"], type=row["type"], options=row["options"] or {},
+            ofport=ofport if isinstance(ofport, int) and ofport >= 0 else None,
+            error=_single(row["error"]), statistics=row["statistics"] or {},
+            mac=_single(row["mac_in_use"]),
+        )
+        ifaces_by_uuid[row["_uuid"]] = state
+        interfaces[state.name] = state
+    port_names = {row["_uuid"]: row["name"] for row in ports_t}
+    controllers = {row["_uuid"]: row for row in ctls_t}
+    bridges = {}
+    for row in bridges_t:
+        ctl_rows = [controllers[u] for u in _as_list(row["controller"]) if u in controllers]
+        bridges[row["name"]] = BridgeState(
+            name=row["name"], datapath_type=row["datapath_type"], fail_mode=_single(row["fail_mode"]) or "",
+            protocols=_as_list(row["protocols"]), stp=bool(row["stp_enable"]),
+            other_config=row["other_config"] or {},
+            ports=sorted(port_names[u] for u in _as_list(row["ports"]) if u in port_names),
+            controllers=[c["target"] for c in ctl_rows],
+            connected={c["target"]: bool(c["is_connected"]) for c in ctl_rows},
+        )
+    return OvsSnapshot(bridges, interfaces)
+
+
+def pending(commands: Sequence[OvsCommand], snap: OvsSnapshot) -> list[OvsCommand]:
+    """The commands whose effect the host does not show yet."""
+    return [c for c in commands if not c.satisfied_by(snap)]
+
+
+class Ovs:
+    """The OVS of one host, reached over its transport."""
+
+    def __init__(self, transport: Transport):
+        self.transport = transport
+
+    def snapshot(self) -> OvsSnapshot:
+        argv = ["ovs-vsctl", "--timeout=10", "--format=json", "--data=json"]
+        for table, columns in _QUERIES:
+            argv += ["--", f"--columns={columns}", "list", table]
+        return parse_snapshot(self.transport.run(argv).stdout)
+
+    def apply(self, commands: Sequence[OvsCommand]) -> None:
+        if commands:
+            self.transport.run(render(commands))
+
+    def ensure(self, commands: Sequence[OvsCommand]) -> list[OvsCommand]:
+        """Apply what is missing; return the commands that changed something."""
+        todo = pending(commands, self.snapshot())
+        self.apply(todo)
+        return todo
+
+    def wait_connected(self, bridge: str, timeout: float) -> None:
+        try:
+            self.transport.run(
+                ["ovs-vsctl", f"--timeout={max(1, round(timeout))}", "wait-until", "Controller",
+                 bridge, "is_connected=true"],
+                timeout=timeout + 5,
+            )
+        except CommandError as exc:
+            raise ProvisionError(
+                self.transport.name, f"connect {bridge} to its controller",
+                f"{bridge} did not connect within {timeout:g}s ({exc.stderr or 'timed out'})",
+            ) from None
