@@ -1,0 +1,191 @@
+"""The command line: parse, call, print, exit code. Nothing else lives here."""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import sys
+from pathlib import Path
+
+import click
+
+from labctl import __version__
+from labctl.defaults import DEFAULT_INVENTORY
+from labctl.errors import EXIT_OK, EXIT_VERIFY_FAILED, LabctlError
+from labctl.inventory import load_inventory
+from labctl.progress import Reporter
+
+EPILOG = """Exit codes: 0 ok, 1 verification failed, 2 bad input (inventory, usage),
+3 provisioning or runtime failure.
+
+With no -i, the bundled two-host lab (inventories/blog-2host.yaml) runs simulated."""
+
+
+def _fail(exc: LabctlError) -> None:
+    message = str(exc)
+    first, _, rest = message.partition("\n")
+    click.echo(f"labctl: error: {first}", err=True)
+    if rest:
+        click.echo(rest, err=True)
+    sys.exit(exc.exit_code)
+
+
+def handles_errors(func):
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except LabctlError as exc:
+            _fail(exc)
+        except KeyboardInterrupt:
+            click.echo("labctl: interrupted; `labctl up` resumes the lab, `labctl down` removes it",
+                       err=True)
+            sys.exit(130)
+
+    return wrapper
+
+
+def inventory_option(func):
+    func = click.option("-q", "--quiet", is_flag=True, help="Print only results and errors.")(func)
+    func = click.option("-v", "--verbose", is_flag=True,
+                        help="Also print every command run on every host.")(func)
+    func = click.option("--sim", "simulate", is_flag=True,
+                        help="Run every host simulated (namespaces + userspace OVS).")(func)
+    return click.option("-i", "--inventory", type=click.Path(dir_okay=False, path_type=Path),
+                        help="Inventory file (default: the bundled 2-host lab, simulated).")(func)
+
+
+def _setup_output(ctx: click.Context, quiet: bool, verbose: bool) -> Reporter:
+    quiet = quiet or ctx.obj["quiet"]
+    if verbose or ctx.obj["verbose"]:
+        logging.basicConfig(level=logging.DEBUG, format="  $ %(message)s", stream=sys.stderr)
+    return Reporter(quiet=quiet)
+
+
+def _load(inventory: Path | None, simulate: bool):
+    if inventory is None:
+        return load_inventory(DEFAULT_INVENTORY, simulate=True)
+    return load_inventory(inventory, simulate=simulate)
+
+
+def _runner(ctx: click.Context, inventory: Path | None, simulate: bool, quiet: bool, verbose: bool):
+    from labctl.lab import LabRunner  # keeps `labctl --help` fast
+
+    report = _setup_output(ctx, quiet, verbose)
+    return LabRunner(_load(inventory, simulate), report)
+
+
+@click.group(epilog=EPILOG, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="labctl")
+@click.option("-q", "--quiet", is_flag=True, help="Print only results and errors.")
+@click.option("-v", "--verbose", is_flag=True, help="Also print every command run on every host.")
+@click.pass_context
+def cli(ctx: click.Context, quiet: bool, verbose: bool) -> None:
+    """Build Open vSwitch + OpenFlow labs from one inventory file."""
+    ctx.obj = {"quiet": quiet, "verbose": verbose}
+
+
+@cli.command()
+@inventory_option
+@click.option("--timeout", default=30.0, show_default=True, help="Seconds to wait for the controller.")
+@click.pass_context
+@handles_errors
+def up(ctx, inventory, simulate, quiet, verbose, timeout):
+    """Build the lab: bridges, tunnels, controller, VMs. Safe to run again."""
+    runner = _runner(ctx, inventory, simulate, quiet, verbose)
+    changes = runner.up(timeout=timeout)
+    took = runner.report.elapsed()
+    if changes:
+        click.echo(f"lab {runner.lab.name} is up ({changes} changes, {took:.1f}s)")
+    else:
+        click.echo(f"lab {runner.lab.name} is up: nothing to change ({took:.1f}s)")
+
+
+@cli.command()
+@inventory_option
+@click.option("--lab", "lab_name", help="Remove the lab of this name (no inventory needed).")
+@click.pass_context
+@handles_errors
+def down(ctx, inventory, simulate, quiet, verbose, lab_name):
+    """Remove everything the lab's `up` made, and nothing else."""
+    from labctl.lab import teardown
+    from labctl.state import LabState
+
+    name = lab_name or _load(inventory, simulate).name
+    report = _setup_output(ctx, quiet, verbose)
+    if teardown(LabState(name), report):
+        click.echo(f"lab {name} removed ({report.elapsed():.1f}s)")
+    else:
+        click.echo(f"lab {name} is not up: nothing to remove")
+
+
+@cli.command()
+@inventory_option
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_context
+@handles_errors
+def status(ctx, inventory, simulate, quiet, verbose, as_json):
+    """Hosts, bridges, ports, tunnels, controller, and whether each bridge is connected."""
+    runner = _runner(ctx, inventory, simulate, quiet, verbose)
+    data = runner.status()
+    if as_json:
+        click.echo(json.dumps(data, indent=2))
+    else:
+        click.echo(_status_text(data))
+
+
+def _status_text(data: dict) -> str:
+    if not data["hosts"] and not data["up"]:
+        return f"lab {data['lab']}: not up"
+    ctl = data["controller"]
+    lines = [f"lab {data['lab']}: {'up' if data['up'] else 'NOT fully up'}",
+             f"controller {ctl['kind']} {ctl['target']} apps={','.join(ctl['apps']) or '-'} "
+             f"{'running pid ' + str(ctl['pid']) if ctl['running'] else 'NOT RUNNING'}"]
+    for host in data["hosts"]:
+        if "error" in host:
+            lines.append(f"  {host['name']}: {host['error']}")
+            continue
+        conn = ", ".join(f"{c['target']} {'connected' if c['connected'] else 'NOT CONNECTED'}"
+                         for c in host["controllers"]) or "no controller"
+        lines.append(f"  {host['name']} ({host['flavor']}, underlay {host['underlay_ip']}): "
+                     f"{host['bridge']} {host['datapath_type']} {'/'.join(host['protocols'])} -> {conn}")
+        for port in host["ports"]:
+            what = (f"VM {port['vm']}" if "vm" in port else
+                    f"{port['type']} to {port['remote_ip']}" if "remote_ip" in port else port["type"])
+            error = f"  ERROR {port['error']}" if "error" in port else ""
+            lines.append(f"      {str(port['ofport'] if port['ofport'] is not None else '-'):>5}  "
+                         f"{port['name']:<12} {what}{error}")
+    return "\n".join(lines)
+
+
+@cli.command()
+@inventory_option
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("-c", "--count", default=3, show_default=True, help="Pings per pair.")
+@click.pass_context
+@handles_errors
+def verify(ctx, inventory, simulate, quiet, verbose, as_json, count):
+    """Ping every ordered pair of VMs, in parallel. Exit 1 if any pair loses packets."""
+    from labctl.verify import ping_all, render_table
+
+    runner = _runner(ctx, inventory, simulate, quiet, verbose)
+    if not runner.state.exists():
+        raise LabctlError(f"lab {runner.lab.name} is not up; run `labctl up` first")
+    drivers = runner.drivers
+    results = ping_all(runner.lab, lambda vm: drivers[vm.host].vm_transport(vm), count=count)
+    ok = all(r.ok for r in results)
+    if as_json:
+        click.echo(json.dumps({"lab": runner.lab.name, "ok": ok,
+                               "pairs": [r.to_json() for r in results]}, indent=2))
+    else:
+        click.echo(render_table(results))
+    sys.exit(EXIT_OK if ok else EXIT_VERIFY_FAILED)
+
+
+def main() -> None:
+    cli(prog_name="labctl")
+
+
+if __name__ == "__main__":
+    main()

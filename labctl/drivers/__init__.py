@@ -1,0 +1,26 @@
+"""Drivers, one per hypervisor kind, registered by the name the inventory uses."""
+
+from __future__ import annotations
+
+from labctl.drivers.base import Context, Driver
+from labctl.drivers.sim import SimDriver
+from labctl.errors import InputError
+from labctl.model import Host
+
+DRIVERS: dict[str, type[Driver]] = {
+    SimDriver.name: SimDriver,
+}
+
+
+def make_driver(ctx: Context, host: Host) -> Driver:
+    try:
+        cls = DRIVERS[host.driver]
+    except KeyError:
+        raise InputError(
+            f"host {host.name}: the {host.driver} driver is not available in this version of labctl; "
+            "run the lab simulated (simulate: true, or --sim)"
+        ) from None
+    return cls(ctx, host)
+
+
+__all__ = ["DRIVERS", "Context", "Driver", "make_driver"]

@@ -1,0 +1,62 @@
+"""The driver interface: what a hypervisor kind must tell and do.
+
+A driver knows how to reach its host, how to get the host ready for the
+shared OVS work, how VMs are made and what their OVS ports are called. All
+OVS configuration itself is shared code (plan.py + ovs.py).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import ClassVar
+
+from labctl.model import VM, Host, Lab
+from labctl.ovs import OvsCommand
+from labctl.progress import Reporter
+from labctl.state import LabState
+from labctl.transport.base import Transport
+
+
+@dataclass
+class Context:
+    lab: Lab
+    state: LabState
+    report: Reporter
+
+
+class Driver(ABC):
+    name: ClassVar[str]
+    datapath_type: ClassVar[str] = "system"
+    # True when labctl adds each VM's port to the bridge; False when the
+    # hypervisor plugs it in itself (libvirt's virtualport, Xen's vif script).
+    adds_vm_ports: ClassVar[bool] = False
+
+    def __init__(self, ctx: Context, host: Host):
+        self.ctx, self.host = ctx, host
+
+    @abstractmethod
+    def transport(self) -> Transport:
+        """How commands reach this host."""
+
+    @abstractmethod
+    def vm_port(self, vm: VM) -> str:
+        """The OVS port name the VM's NIC shows up as on the bridge."""
+
+    @abstractmethod
+    def vm_transport(self, vm: VM) -> Transport:
+        """How to run a command (ping) inside the VM."""
+
+    def prepare(self) -> None:  # noqa: B027 - optional step
+        """Get the host ready for OVS work (and create VMs whose ports labctl adds)."""
+
+    def ovs_commands(self) -> list[OvsCommand]:
+        """OVS configuration this driver needs besides the lab bridge (sim: br-phy)."""
+        return []
+
+    def finish(self) -> None:  # noqa: B027 - optional step
+        """Work after the OVS transaction (addresses on bridges, VMs the hypervisor plugs in)."""
+
+    def undo(self, record: dict) -> bool:
+        """Remove one thing this driver recorded in the journal; False if not its kind."""
+        return False

@@ -1,0 +1,161 @@
+"""The simulated host: a network namespace running its own ovsdb-server and
+ovs-vswitchd with the userspace datapath; VMs are namespaces with a veth into
+the lab bridge; an underlay segment (a Linux bridge in its own namespace)
+joins the hosts, and GRE runs as OVS's native userspace tunnelling.
+
+Userspace tunnelling needs the host's underlay address on an OVS bridge:
+`br-phy` holds the underlay port (eth0) and carries that address, so
+`ovs-appctl ovs/route/show` and `tnl/arp/show` see it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from labctl.drivers import simnet
+from labctl.drivers.base import Context, Driver
+from labctl.drivers.naming import vm_port_name
+from labctl.errors import ProvisionError
+from labctl.model import VM
+from labctl.ovs import AddBridge, AddPort, OvsCommand
+from labctl.processes import alive, identify, netns_inode, read_pidfile
+from labctl.transport.netns import NetnsTransport
+
+PHYS_BRIDGE = "br-phy"
+UNDERLAY_PORT = "eth0"
+VM_NIC = "eth0"
+OVS_SCHEMA = "/usr/share/openvswitch/vswitch.ovsschema"
+OVS_DAEMONS = ("ovsdb-server", "ovs-vswitchd")
+
+
+def underlay_netns(ctx: Context) -> str:
+    return simnet.netns_name(ctx.lab.name, "underlay")
+
+
+def ensure_underlay(ctx: Context, existing: set[str]) -> None:
+    """The shared segment: one Linux bridge in its own namespace."""
+    ns = underlay_netns(ctx)
+    if simnet.ensure_netns(ctx.state, ns, existing):
+        simnet.ip_batch(ns, [f"link add {simnet.UNDERLAY_BRIDGE} type bridge",
+                             f"link set {simnet.UNDERLAY_BRIDGE} up"], ns)
+        ctx.report.changed("underlay", f"segment {ctx.lab.underlay} ({ns})")
+
+
+def attach_to_underlay(ctx: Context, netns: str, port: str, address: str) -> bool:
+    """eth0 in `netns`, plugged into the underlay bridge as `port`."""
+    plen = ctx.lab.underlay.prefixlen
+    addr_lines = [f"addr add {address}/{plen} dev {UNDERLAY_PORT}"] if address else []
+    return simnet.ensure_veth(
+        netns, UNDERLAY_PORT, underlay_netns(ctx), port,
+        peer_lines=[f"link set {port} master {simnet.UNDERLAY_BRIDGE} up"],
+        lines=[*addr_lines, f"link set {UNDERLAY_PORT} up"],
+    )
+
+
+def ensure_controller_host(ctx: Context, existing: set[str]) -> NetnsTransport:
+    """The controller's own simulated host on the underlay."""
+    ns = simnet.netns_name(ctx.lab.name, "controller")
+    if simnet.ensure_netns(ctx.state, ns, existing):
+        ctx.report.changed("controller", f"namespace {ns}")
+    if attach_to_underlay(ctx, ns, "controller", str(ctx.lab.controller.address)):
+        ctx.report.changed("controller", f"underlay address {ctx.lab.controller.address}")
+    return NetnsTransport("controller", ns)
+
+
+def ovs_daemon_pids(rundir: str, netns: str) -> list:
+    """Our OVS daemons for one simulated host: pidfile PID, checked to be inside its namespace."""
+    try:
+        ns_inode = os.stat(f"/run/netns/{netns}").st_ino
+    except OSError:
+        ns_inode = None
+    found = []
+    for daemon in OVS_DAEMONS:
+        pid = read_pidfile(f"{rundir}/{daemon}.pid")
+        proc = identify(pid) if pid else None
+        if proc and (ns_inode is None or netns_inode(pid) == ns_inode):
+            found.append(proc)
+    return found
+
+
+class SimDriver(Driver):
+    name = "sim"
+    datapath_type = "netdev"
+    adds_vm_ports = True
+
+    def __init__(self, ctx: Context, host):
+        super().__init__(ctx, host)
+        self.netns = simnet.netns_name(ctx.lab.name, host.name)
+        self.rundir = str(ctx.state.dir / "hosts" / host.name)
+        self._transport = NetnsTransport(host.name, self.netns, self.rundir)
+        self.existing_netns: set[str] = set()
+
+    def transport(self) -> NetnsTransport:
+        return self._transport
+
+    def vm_port(self, vm: VM) -> str:
+        return vm_port_name(self.host.flavor, vm)
+
+    def vm_netns(self, vm: VM) -> str:
+        return simnet.netns_name(self.ctx.lab.name, vm.name)
+
+    def vm_transport(self, vm: VM) -> NetnsTransport:
+        return NetnsTransport(vm.name, self.vm_netns(vm))
+
+    # --- up ---
+    def prepare(self) -> None:
+        report, host = self.ctx.report, self.host.name
+        if simnet.ensure_netns(self.ctx.state, self.netns, self.existing_netns):
+            report.changed(host, f"namespace {self.netns}")
+        if attach_to_underlay(self.ctx, self.netns, host, ""):
+            report.changed(host, "underlay link")
+        for vm in self.host.vms:
+            self._ensure_vm(vm)
+        self._ensure_ovs_daemons()
+
+    def _ensure_vm(self, vm: VM) -> None:
+        ns, port = self.vm_netns(vm), self.vm_port(vm)
+        created = simnet.ensure_netns(self.ctx.state, ns, self.existing_netns)
+        wired = simnet.ensure_veth(
+            self.netns, port, ns, VM_NIC,
+            peer_lines=[f"link set {VM_NIC} address {vm.mac}", f"addr add {vm.ip} dev {VM_NIC}",
+                        f"link set {VM_NIC} up"],
+            lines=[f"link set {port} up"],
+        )
+        if created or wired:
+            self.ctx.report.changed(self.host.name, f"VM {vm.name} {vm.ip} on port {port}")
+
+    def _ensure_ovs_daemons(self) -> None:
+        if len([p for p in ovs_daemon_pids(self.rundir, self.netns) if alive(p)]) == len(OVS_DAEMONS):
+            return
+        self.ctx.state.record("ovs-daemons", host=self.host.name, rundir=self.rundir, netns=self.netns)
+        Path(self.rundir).mkdir(parents=True, exist_ok=True)
+        db = f"{self.rundir}/conf.db"
+        run = self._transport.run
+        if not Path(db).exists():
+            run(["ovsdb-tool", "create", db, OVS_SCHEMA])
+        common = ["--pidfile", "--detach", "--no-chdir", "--log-file", "-vconsole:off"]
+        run(["ovsdb-server", db, f"--remote=punix:{self.rundir}/db.sock", *common])
+        run(["ovs-vsctl", "--no-wait", "init"])
+        run(["ovs-vswitchd", *common])
+        if len(ovs_daemon_pids(self.rundir, self.netns)) != len(OVS_DAEMONS):
+            raise ProvisionError(self.host.name, "start Open vSwitch",
+                                 f"daemons did not stay up; see {self.rundir}/ovs-vswitchd.log")
+        self.ctx.report.changed(self.host.name, "ovsdb-server and ovs-vswitchd (userspace datapath)")
+
+    def ovs_commands(self) -> list[OvsCommand]:
+        return [
+            AddBridge(PHYS_BRIDGE, self.datapath_type),
+            AddPort(PHYS_BRIDGE, UNDERLAY_PORT),
+        ]
+
+    def finish(self) -> None:
+        """The underlay address goes on br-phy, where userspace tunnelling looks for it."""
+        address = f"{self.host.underlay_ip}/{self.ctx.lab.underlay.prefixlen}"
+        out = self._transport.run(["ip", "-j", "addr", "show", "dev", PHYS_BRIDGE]).stdout
+        if f'"local":"{self.host.underlay_ip}"' in out.replace(" ", ""):
+            return
+        simnet.ip_batch(self.netns, [f"addr replace {address} dev {PHYS_BRIDGE}",
+                                     f"link set {PHYS_BRIDGE} up"], self.host.name)
+        simnet.tx_off(self.netns, PHYS_BRIDGE)
+        self.ctx.report.changed(self.host.name, f"underlay address {address} on {PHYS_BRIDGE}")

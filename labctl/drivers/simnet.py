@@ -1,0 +1,84 @@
+"""Namespaces and veth links for simulated hosts, created only where recorded first.
+
+Everything lives inside namespaces labctl creates (named lc-<lab>-<name>); the
+machine's own network namespace is never touched. TX checksum offload is
+turned off on every veth end: with the userspace datapath, offloaded
+checksums are never filled in and TCP silently fails.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+from labctl.errors import CommandError, ProvisionError
+from labctl.state import LabState
+from labctl.transport.local import LocalTransport
+
+UNDERLAY_BRIDGE = "ul"
+_local = LocalTransport("local")
+
+
+def netns_name(lab: str, name: str) -> str:
+    return f"lc-{lab}-{name}"
+
+
+def existing_netns() -> set[str]:
+    out = _local.run(["ip", "-j", "netns", "list"]).stdout.strip()
+    return {entry["name"] for entry in json.loads(out or "[]")}
+
+
+def ip_batch(netns: str, lines: list[str], where: str) -> None:
+    """Several `ip` commands in one process inside one namespace."""
+    _local.run(["ip", "-n", netns, "-batch", "-"], input="\n".join(lines) + "\n")
+
+
+def links(netns: str) -> set[str]:
+    out = _local.run(["ip", "-n", netns, "-j", "link", "show"]).stdout
+    return {link["ifname"] for link in json.loads(out or "[]")}
+
+
+def tx_off(netns: str, *devices: str) -> None:
+    for dev in devices:
+        _local.run(["ip", "netns", "exec", netns, "ethtool", "-K", dev, "tx", "off"])
+
+
+def ensure_netns(state: LabState, name: str, existing: set[str]) -> bool:
+    """Create a namespace labctl owns; refuse one that exists but is not ours."""
+    if name in existing:
+        if not state.has("netns", name=name):
+            raise ProvisionError(
+                name, "create namespace",
+                f"network namespace {name} already exists and this lab's state does not list it; "
+                "it is not labctl's to use (remove it, or give the lab another name)",
+            )
+        return False
+    state.record("netns", name=name)
+    _local.run(["ip", "netns", "add", name])
+    ip_batch(name, ["link set lo up"], name)
+    existing.add(name)
+    return True
+
+
+def ensure_veth(netns: str, name: str, peer_netns: str, peer: str, peer_lines: list[str],
+                lines: list[str]) -> bool:
+    """A veth from `netns`/`name` to `peer_netns`/`peer`, configured by the given ip lines."""
+    if name in links(netns):
+        return False
+    ip_batch(netns, [f"link add {name} type veth peer name {peer} netns {peer_netns}"], netns)
+    ip_batch(peer_netns, peer_lines, peer_netns)
+    ip_batch(netns, lines, netns)
+    tx_off(netns, name)
+    tx_off(peer_netns, peer)
+    return True
+
+
+def delete_netns(names: list[str]) -> None:
+    present = existing_netns()
+    todo = [n for n in names if n in present]
+    if todo:
+        subprocess.run(["ip", "-batch", "-"], input="".join(f"netns del {n}\n" for n in todo),
+                       text=True, capture_output=True, check=False)
+    left = [n for n in todo if n in existing_netns()]
+    if left:
+        raise CommandError("local", ["ip", "netns", "del", *left], 1, "namespaces still present")

@@ -1,0 +1,196 @@
+"""Bring a lab up, tear it down, report its status.
+
+up:   underlay and controller host -> controller started -> per host, in
+      parallel: namespaces/links/VMs, OVS daemons, one OVS transaction ->
+      wait for the controller to listen -> point every bridge at it -> wait
+      until every bridge is connected. Each step is checked first, so a second
+      `up` changes nothing and a failed or interrupted one resumes.
+down: undo what the journal lists, and only that.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+
+from labctl import processes
+from labctl.controllers import make_controller
+from labctl.drivers import Context, make_driver, simnet
+from labctl.drivers.sim import SimDriver, ensure_controller_host, ensure_underlay
+from labctl.model import Host, Lab
+from labctl.ovs import Ovs
+from labctl.parallel import per_host, raise_failures
+from labctl.plan import HostPlan, plan_host
+from labctl.processes import ProcessId
+from labctl.progress import Reporter
+from labctl.state import LabState
+from labctl.transport.base import Transport
+
+CONTROLLER = "controller"
+
+
+class LabRunner:
+    def __init__(self, lab: Lab, report: Reporter | None = None, state: LabState | None = None):
+        self.lab = lab
+        self.report = report or Reporter(quiet=True)
+        self.state = state or LabState(lab.name)
+        self.ctx = Context(lab, self.state, self.report)
+        self.drivers = {h.name: make_driver(self.ctx, h) for h in lab.hosts}
+        self.controller = make_controller(lab, self.state.dir / CONTROLLER / "controller.log")
+
+    # --- plan ---
+    def host_plan(self, host: Host) -> HostPlan:
+        driver = self.drivers[host.name]
+        vm_ports = [driver.vm_port(vm) for vm in host.vms] if driver.adds_vm_ports else []
+        return plan_host(self.lab, host, datapath_type=driver.datapath_type, vm_ports=vm_ports,
+                         extra=driver.ovs_commands())
+
+    # --- up ---
+    def up(self, timeout: float = 30.0) -> int:
+        """Build what is missing; return how many changes were made."""
+        with self.state.lock("up"):
+            self.state.write_info(self._info())
+            existing = simnet.existing_netns()
+            ensure_underlay(self.ctx, existing)
+            for driver in self.drivers.values():
+                if isinstance(driver, SimDriver):
+                    driver.existing_netns = existing
+            ctl_transport = ensure_controller_host(self.ctx, existing)
+            ctl_proc = self._ensure_controller(ctl_transport)
+
+            outcomes = per_host(self._build_host, self.lab.hosts, lambda h: h.name)
+            raise_failures(outcomes, "build")
+            self.controller.wait_listening(ctl_transport, ctl_proc, timeout)
+            outcomes = per_host(self._point_at_controller, self.lab.hosts, lambda h: h.name)
+            raise_failures(outcomes, "set the controller")
+            # The controller's side is exact and immediate; OVSDB's is_connected
+            # is refreshed only every few seconds.
+            expected = {str(h.underlay_ip): h.name for h in self.lab.hosts}
+            self.controller.wait_connected(ctl_transport, ctl_proc, expected, timeout)
+            self.report.info(CONTROLLER, f"every {self.lab.bridge} is connected "
+                                         f"({len(expected)} switches)")
+            return self.report.changes
+
+    def _info(self) -> dict:
+        info = self.state.read_info()
+        return {
+            "lab": self.lab.name,
+            "inventory": os.path.abspath(self.lab.source),
+            "created": info.get("created") or dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            "simulated": self.lab.simulated,
+        }
+
+    def controller_process(self) -> ProcessId | None:
+        for record in reversed(self.state.records("process")):
+            if record.get("role") == CONTROLLER:
+                proc = ProcessId(record["pid"], record["start"])
+                return proc if processes.alive(proc) else None
+        return None
+
+    def _ensure_controller(self, transport: Transport) -> ProcessId | None:
+        running = self.controller_process()
+        if running is not None:
+            return running
+        pid = transport.spawn(self.controller.argv(), log_path=str(self.controller.log_path),
+                              env=self.controller.env())
+        proc = processes.identify(pid)
+        if proc is None:  # it died at once; wait_listening reports the log
+            proc = ProcessId(pid, -1)
+        self.state.record("process", role=CONTROLLER, pid=proc.pid, start=proc.start,
+                          argv=self.controller.argv())
+        self.report.changed(CONTROLLER, f"{self.controller.kind} started (pid {pid}), "
+                                        f"listening on {self.lab.controller.target}")
+        return proc
+
+    def _build_host(self, host: Host) -> None:
+        driver = self.drivers[host.name]
+        driver.prepare()
+        for command in Ovs(driver.transport()).ensure(self.host_plan(host).commands):
+            self.report.changed(host.name, command.describe())
+        driver.finish()
+
+    def _point_at_controller(self, host: Host) -> None:
+        ovs = Ovs(self.drivers[host.name].transport())
+        for command in ovs.ensure([self.host_plan(host).controller]):
+            self.report.changed(host.name, command.describe())
+
+    # --- down ---
+    def down(self) -> bool:
+        """Remove everything the journal lists; False when there was nothing."""
+        return teardown(self.state, self.report)
+
+    # --- status ---
+    def status(self) -> dict:
+        """What is there now, per host, with the controller's state."""
+        if not self.state.exists():
+            return {"lab": self.lab.name, "up": False, "hosts": [], "controller": None}
+        present = simnet.existing_netns()
+        outcomes = per_host(lambda h: self._host_status(h, present), self.lab.hosts, lambda h: h.name)
+        hosts = [o.value if o.error is None else {"name": o.name, "error": str(o.error)} for o in outcomes]
+        proc = self.controller_process()
+        controller = {
+            "kind": self.lab.controller.kind, "target": self.lab.controller.target,
+            "apps": list(self.lab.controller.apps), "running": proc is not None,
+            "pid": proc.pid if proc else None, "log": str(self.controller.log_path),
+        }
+        connected = all(h.get("connected") for h in hosts)
+        return {"lab": self.lab.name, "up": connected and proc is not None, "hosts": hosts,
+                "controller": controller}
+
+    def _host_status(self, host: Host, present: set[str]) -> dict:
+        driver = self.drivers[host.name]
+        base = {"name": host.name, "driver": host.driver, "flavor": host.flavor,
+                "underlay_ip": str(host.underlay_ip)}
+        if isinstance(driver, SimDriver) and driver.netns not in present:
+            return {**base, "error": f"namespace {driver.netns} is missing", "connected": False}
+        snap = Ovs(driver.transport()).snapshot()
+        bridge = snap.bridges.get(self.lab.bridge)
+        if bridge is None:
+            return {**base, "error": f"bridge {self.lab.bridge} is missing", "connected": False}
+        vm_by_port = {driver.vm_port(vm): vm for vm in host.vms}
+        ports = []
+        for name in bridge.ports:
+            iface = snap.interfaces.get(name)
+            entry = {"name": name, "ofport": iface.ofport if iface else None,
+                     "type": (iface.type if iface else "") or "system"}
+            if name in vm_by_port:
+                entry["vm"] = vm_by_port[name].name
+            if iface and iface.options.get("remote_ip"):
+                entry["remote_ip"] = iface.options["remote_ip"]
+            if iface and iface.error:
+                entry["error"] = iface.error
+            ports.append(entry)
+        return {
+            **base, "bridge": bridge.name, "datapath_type": bridge.datapath_type,
+            "protocols": bridge.protocols, "fail_mode": bridge.fail_mode, "ports": ports,
+            "controllers": [{"target": t, "connected": c} for t, c in bridge.connected.items()],
+            "connected": bool(bridge.connected) and all(bridge.connected.values()),
+        }
+
+
+def teardown(state: LabState, report: Reporter) -> bool:
+    """Undo a lab from its journal alone (no inventory needed)."""
+    with state.lock("down"):
+        records = state.records()
+        if not records:
+            state.remove()
+            return False
+        namespaces = [r["name"] for r in records if r["kind"] == "netns"]
+        inodes = set()
+        for name in namespaces:
+            try:
+                inodes.add(os.stat(f"/run/netns/{name}").st_ino)
+            except OSError:
+                pass
+        procs = processes.in_netns(inodes) if inodes else []
+        procs += [ProcessId(r["pid"], r["start"]) for r in records if r["kind"] == "process"]
+        live = [p for p in set(procs) if processes.alive(p)]
+        if live:
+            processes.stop(live)
+            report.changed(state.lab_name, f"stopped {len(live)} processes")
+        if namespaces:
+            simnet.delete_netns(namespaces)
+            report.changed(state.lab_name, f"removed {len(namespaces)} namespaces and their links")
+        state.remove()
+        report.changed(state.lab_name, f"removed state {state.dir}")
+        return True

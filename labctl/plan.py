@@ -1,0 +1,62 @@
+"""Desired state, computed from the Lab model alone: tunnels and each host's OVS commands.
+
+Pure functions, no I/O: `labctl plan` prints them and the unit tests compare them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from itertools import combinations
+
+from labctl.model import Host, Lab
+from labctl.ovs import AddBridge, AddPort, OvsCommand, SetController
+
+DEFAULT_FAIL_MODE = "secure"  # the bridge forwards nothing the controller did not allow
+
+
+@dataclass(frozen=True)
+class Tunnel:
+    a: str
+    b: str
+
+
+@dataclass(frozen=True)
+class HostPlan:
+    host: Host
+    commands: tuple[OvsCommand, ...]  # bridges and ports, before the controller is up
+    controller: SetController  # pointed at the controller once it listens
+
+
+def tunnels(lab: Lab) -> list[Tunnel]:
+    """star: every host to the hub (loop-free); mesh: every pair (loops; STP on the bridge)."""
+    names = [h.name for h in lab.hosts]
+    if lab.topology == "mesh":
+        return [Tunnel(a, b) for a, b in combinations(names, 2)]
+    return [Tunnel(lab.hub, n) for n in names if n != lab.hub]
+
+
+def tunnel_port(lab: Lab, peer: str) -> str:
+    """The tunnel port toward `peer`: gre-host2, vxlan-host3."""
+    return f"{lab.tunnel_type}-{peer}"[:15]
+
+
+def datapath_id(host: Host) -> str:
+    """A readable, stable datapath ID per host: host1 -> 0000000000000001."""
+    return f"{host.index + 1:016x}"
+
+
+def plan_host(lab: Lab, host: Host, *, datapath_type: str, vm_ports: list[str],
+              extra: list[OvsCommand] | None = None) -> HostPlan:
+    peers = {t.b if t.a == host.name else t.a: None for t in tunnels(lab) if host.name in (t.a, t.b)}
+    commands: list[OvsCommand] = list(extra or [])
+    commands.append(AddBridge(
+        lab.bridge, datapath_type, fail_mode=DEFAULT_FAIL_MODE, protocols=lab.protocols,
+        stp=lab.topology == "mesh",
+        other_config=(("datapath-id", datapath_id(host)), ("disable-in-band", "true")),
+    ))
+    for peer in peers:
+        remote = lab.host(peer).underlay_ip
+        commands.append(AddPort(lab.bridge, tunnel_port(lab, peer), lab.tunnel_type,
+                                (("remote_ip", str(remote)),)))
+    commands += [AddPort(lab.bridge, port) for port in vm_ports]
+    return HostPlan(host, tuple(commands), SetController(lab.bridge, (lab.controller.target,)))

@@ -1,0 +1,114 @@
+"""What labctl made, written down *before* it is made.
+
+Each lab has a directory under the state root (default /run/labctl, or
+$LABCTL_STATE_DIR) holding a journal: one JSON object per line, appended and
+flushed before the resource it names is created. `down` undoes what the
+journal lists -- and only that -- so it works after a failed or killed `up`.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import shutil
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from labctl.errors import LockedError
+
+DEFAULT_ROOT = "/run/labctl"
+
+
+def state_root() -> Path:
+    return Path(os.environ.get("LABCTL_STATE_DIR", DEFAULT_ROOT))
+
+
+class LabState:
+    def __init__(self, lab_name: str, root: Path | None = None):
+        self.lab_name = lab_name
+        self.dir = (root or state_root()) / lab_name
+        self.journal_path = self.dir / "journal.jsonl"
+        self.info_path = self.dir / "lab.json"
+        self._write_lock = threading.Lock()
+
+    # --- the journal ---
+    def exists(self) -> bool:
+        return self.journal_path.exists()
+
+    def record(self, kind: str, **fields) -> None:
+        line = json.dumps({"kind": kind, **fields}, sort_keys=True) + "\n"
+        with self._write_lock:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            with open(self.journal_path, "a", encoding="utf-8") as fh:
+                fh.write(line)
+                fh.flush()
+                os.fsync(fh.fileno())
+
+    def records(self, kind: str | None = None) -> list[dict]:
+        try:
+            lines = self.journal_path.read_text(encoding="utf-8").splitlines()
+        except FileNotFoundError:
+            return []
+        out = []
+        for line in lines:
+            try:
+                entry = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # a line cut short by a crash names nothing that was made
+            if kind is None or entry.get("kind") == kind:
+                out.append(entry)
+        return out
+
+    def has(self, kind: str, **fields) -> bool:
+        return any(all(r.get(k) == v for k, v in fields.items()) for r in self.records(kind))
+
+    # --- facts about the lab (what up decided) ---
+    def write_info(self, info: dict) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        tmp = self.info_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(info, indent=2, sort_keys=True), encoding="utf-8")
+        tmp.replace(self.info_path)
+
+    def read_info(self) -> dict:
+        try:
+            return json.loads(self.info_path.read_text(encoding="utf-8"))
+        except (FileNotFoundError, json.JSONDecodeError):
+            return {}
+
+    def remove(self) -> None:
+        """Forget the lab: its directory holds only files labctl wrote."""
+        shutil.rmtree(self.dir, ignore_errors=True)
+        try:
+            self.dir.parent.rmdir()  # the root too, when no other lab is left
+        except OSError:
+            pass
+
+    # --- one labctl at a time per lab ---
+    @contextmanager
+    def lock(self, action: str) -> Iterator[None]:
+        self.dir.parent.mkdir(parents=True, exist_ok=True)
+        lock_path = self.dir.parent / f".{self.lab_name}.lock"
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "another labctl"
+                raise LockedError(
+                    f"lab {self.lab_name!r} is busy: {holder} is running; try again when it has finished"
+                ) from None
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"labctl {action} (pid {os.getpid()})".encode(), 0)
+            yield
+        finally:
+            os.close(fd)
+            # The lock file goes when nothing is left of the lab.
+            if not self.dir.exists():
+                try:
+                    lock_path.unlink()
+                    self.dir.parent.rmdir()
+                except OSError:
+                    pass
