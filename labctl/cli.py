@@ -39,8 +39,7 @@ def handles_errors(func):
         except LabctlError as exc:
             _fail(exc)
         except KeyboardInterrupt:
-            click.echo("labctl: interrupted; `labctl up` resumes the lab, `labctl down` removes it",
-                       err=True)
+            click.echo("labctl: interrupted; `labctl up` resumes the lab, `labctl down` removes it", err=True)
             sys.exit(130)
 
     return wrapper
@@ -48,12 +47,18 @@ def handles_errors(func):
 
 def inventory_option(func):
     func = click.option("-q", "--quiet", is_flag=True, help="Print only results and errors.")(func)
-    func = click.option("-v", "--verbose", is_flag=True,
-                        help="Also print every command run on every host.")(func)
-    func = click.option("--sim", "simulate", is_flag=True,
-                        help="Run every host simulated (namespaces + userspace OVS).")(func)
-    return click.option("-i", "--inventory", type=click.Path(dir_okay=False, path_type=Path),
-                        help="Inventory file (default: the bundled 2-host lab, simulated).")(func)
+    func = click.option("-v", "--verbose", is_flag=True, help="Also print every command run on every host.")(
+        func
+    )
+    func = click.option(
+        "--sim", "simulate", is_flag=True, help="Run every host simulated (namespaces + userspace OVS)."
+    )(func)
+    return click.option(
+        "-i",
+        "--inventory",
+        type=click.Path(dir_okay=False, path_type=Path),
+        help="Inventory file (default: the bundled 2-host lab, simulated).",
+    )(func)
 
 
 def _setup_output(ctx: click.Context, quiet: bool, verbose: bool) -> Reporter:
@@ -139,23 +144,39 @@ def _status_text(data: dict) -> str:
     if not data["hosts"] and not data["up"]:
         return f"lab {data['lab']}: not up"
     ctl = data["controller"]
-    lines = [f"lab {data['lab']}: {'up' if data['up'] else 'NOT fully up'}",
-             f"controller {ctl['kind']} {ctl['target']} apps={','.join(ctl['apps']) or '-'} "
-             f"{'running pid ' + str(ctl['pid']) if ctl['running'] else 'NOT RUNNING'}"]
+    lines = [
+        f"lab {data['lab']}: {'up' if data['up'] else 'NOT fully up'}",
+        f"controller {ctl['kind']} {ctl['target']} apps={','.join(ctl['apps']) or '-'} "
+        f"{'running pid ' + str(ctl['pid']) if ctl['running'] else 'NOT RUNNING'}",
+    ]
     for host in data["hosts"]:
         if "error" in host:
             lines.append(f"  {host['name']}: {host['error']}")
             continue
-        conn = ", ".join(f"{c['target']} {'connected' if c['connected'] else 'NOT CONNECTED'}"
-                         for c in host["controllers"]) or "no controller"
-        lines.append(f"  {host['name']} ({host['flavor']}, underlay {host['underlay_ip']}): "
-                     f"{host['bridge']} {host['datapath_type']} {'/'.join(host['protocols'])} -> {conn}")
+        conn = (
+            ", ".join(
+                f"{c['target']} {'connected' if c['connected'] else 'NOT CONNECTED'}"
+                for c in host["controllers"]
+            )
+            or "no controller"
+        )
+        lines.append(
+            f"  {host['name']} ({host['flavor']}, underlay {host['underlay_ip']}): "
+            f"{host['bridge']} {host['datapath_type']} {'/'.join(host['protocols'])} -> {conn}"
+        )
         for port in host["ports"]:
-            what = (f"VM {port['vm']}" if "vm" in port else
-                    f"{port['type']} to {port['remote_ip']}" if "remote_ip" in port else port["type"])
+            what = (
+                f"VM {port['vm']}"
+                if "vm" in port
+                else f"{port['type']} to {port['remote_ip']}"
+                if "remote_ip" in port
+                else port["type"]
+            )
             error = f"  ERROR {port['error']}" if "error" in port else ""
-            lines.append(f"      {str(port['ofport'] if port['ofport'] is not None else '-'):>5}  "
-                         f"{port['name']:<12} {what}{error}")
+            lines.append(
+                f"      {str(port['ofport'] if port['ofport'] is not None else '-'):>5}  "
+                f"{port['name']:<12} {what}{error}"
+            )
     return "\n".join(lines)
 
 
@@ -176,8 +197,9 @@ def verify(ctx, inventory, simulate, quiet, verbose, as_json, count):
     results = ping_all(runner.lab, lambda vm: drivers[vm.host].vm_transport(vm), count=count)
     ok = all(r.ok for r in results)
     if as_json:
-        click.echo(json.dumps({"lab": runner.lab.name, "ok": ok,
-                               "pairs": [r.to_json() for r in results]}, indent=2))
+        click.echo(
+            json.dumps({"lab": runner.lab.name, "ok": ok, "pairs": [r.to_json() for r in results]}, indent=2)
+        )
     else:
         click.echo(render_table(results))
     sys.exit(EXIT_OK if ok else EXIT_VERIFY_FAILED)

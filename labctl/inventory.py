@@ -223,13 +223,21 @@ def _semantic_problems(spec: InventorySpec) -> list[tuple[tuple, str]]:
                 vm_subnet = (vm.ip.network, loc)
             elif vm.ip.network != vm_subnet[0]:
                 problems.append(
-                    (loc, f"all VMs share one L2 segment: {vm.ip} is not in {vm_subnet[0]} "
-                          f"(set at {_dotted(vm_subnet[1])})")
+                    (
+                        loc,
+                        f"all VMs share one L2 segment: {vm.ip} is not in {vm_subnet[0]} "
+                        f"(set at {_dotted(vm_subnet[1])})",
+                    )
                 )
 
     subnet = spec.underlay.subnet
     if subnet.num_addresses - 2 < len(hosts) + 1:
-        problems.append((("underlay", "subnet"), f"{subnet} has too few addresses for {len(hosts)} hosts and a controller"))
+        problems.append(
+            (
+                ("underlay", "subnet"),
+                f"{subnet} has too few addresses for {len(hosts)} hosts and a controller",
+            )
+        )
     seen_underlay: dict[Any, str] = {}
     for host_name, host in hosts.items():
         if host.underlay_ip is None:
@@ -251,8 +259,10 @@ def _semantic_problems(spec: InventorySpec) -> list[tuple[tuple, str]]:
     for host_name, host in hosts.items():
         if host.driver != "sim" and not spec.simulate and not host.address:
             problems.append(
-                (("hosts", host_name, "address"),
-                 f"a {host.driver} host needs an address (or run the lab simulated: simulate: true / --sim)")
+                (
+                    ("hosts", host_name, "address"),
+                    f"a {host.driver} host needs an address (or run the lab simulated: simulate: true / --sim)",
+                )
             )
     return problems
 

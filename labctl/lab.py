@@ -42,8 +42,9 @@ class LabRunner:
     def host_plan(self, host: Host) -> HostPlan:
         driver = self.drivers[host.name]
         vm_ports = [driver.vm_port(vm) for vm in host.vms] if driver.adds_vm_ports else []
-        return plan_host(self.lab, host, datapath_type=driver.datapath_type, vm_ports=vm_ports,
-                         extra=driver.ovs_commands())
+        return plan_host(
+            self.lab, host, datapath_type=driver.datapath_type, vm_ports=vm_ports, extra=driver.ovs_commands()
+        )
 
     # --- up ---
     def up(self, timeout: float = 30.0) -> int:
@@ -67,8 +68,7 @@ class LabRunner:
             # is refreshed only every few seconds.
             expected = {str(h.underlay_ip): h.name for h in self.lab.hosts}
             self.controller.wait_connected(ctl_transport, ctl_proc, expected, timeout)
-            self.report.info(CONTROLLER, f"every {self.lab.bridge} is connected "
-                                         f"({len(expected)} switches)")
+            self.report.info(CONTROLLER, f"every {self.lab.bridge} is connected ({len(expected)} switches)")
             return self.report.changes
 
     def _info(self) -> dict:
@@ -91,15 +91,19 @@ class LabRunner:
         running = self.controller_process()
         if running is not None:
             return running
-        pid = transport.spawn(self.controller.argv(), log_path=str(self.controller.log_path),
-                              env=self.controller.env())
+        pid = transport.spawn(
+            self.controller.argv(), log_path=str(self.controller.log_path), env=self.controller.env()
+        )
         proc = processes.identify(pid)
         if proc is None:  # it died at once; wait_listening reports the log
             proc = ProcessId(pid, -1)
-        self.state.record("process", role=CONTROLLER, pid=proc.pid, start=proc.start,
-                          argv=self.controller.argv())
-        self.report.changed(CONTROLLER, f"{self.controller.kind} started (pid {pid}), "
-                                        f"listening on {self.lab.controller.target}")
+        self.state.record(
+            "process", role=CONTROLLER, pid=proc.pid, start=proc.start, argv=self.controller.argv()
+        )
+        self.report.changed(
+            CONTROLLER,
+            f"{self.controller.kind} started (pid {pid}), listening on {self.lab.controller.target}",
+        )
         return proc
 
     def _build_host(self, host: Host) -> None:
@@ -129,18 +133,29 @@ class LabRunner:
         hosts = [o.value if o.error is None else {"name": o.name, "error": str(o.error)} for o in outcomes]
         proc = self.controller_process()
         controller = {
-            "kind": self.lab.controller.kind, "target": self.lab.controller.target,
-            "apps": list(self.lab.controller.apps), "running": proc is not None,
-            "pid": proc.pid if proc else None, "log": str(self.controller.log_path),
+            "kind": self.lab.controller.kind,
+            "target": self.lab.controller.target,
+            "apps": list(self.lab.controller.apps),
+            "running": proc is not None,
+            "pid": proc.pid if proc else None,
+            "log": str(self.controller.log_path),
         }
         connected = all(h.get("connected") for h in hosts)
-        return {"lab": self.lab.name, "up": connected and proc is not None, "hosts": hosts,
-                "controller": controller}
+        return {
+            "lab": self.lab.name,
+            "up": connected and proc is not None,
+            "hosts": hosts,
+            "controller": controller,
+        }
 
     def _host_status(self, host: Host, present: set[str]) -> dict:
         driver = self.drivers[host.name]
-        base = {"name": host.name, "driver": host.driver, "flavor": host.flavor,
-                "underlay_ip": str(host.underlay_ip)}
+        base = {
+            "name": host.name,
+            "driver": host.driver,
+            "flavor": host.flavor,
+            "underlay_ip": str(host.underlay_ip),
+        }
         if isinstance(driver, SimDriver) and driver.netns not in present:
             return {**base, "error": f"namespace {driver.netns} is missing", "connected": False}
         snap = Ovs(driver.transport()).snapshot()
@@ -151,8 +166,11 @@ class LabRunner:
         ports = []
         for name in bridge.ports:
             iface = snap.interfaces.get(name)
-            entry = {"name": name, "ofport": iface.ofport if iface else None,
-                     "type": (iface.type if iface else "") or "system"}
+            entry = {
+                "name": name,
+                "ofport": iface.ofport if iface else None,
+                "type": (iface.type if iface else "") or "system",
+            }
             if name in vm_by_port:
                 entry["vm"] = vm_by_port[name].name
             if iface and iface.options.get("remote_ip"):
@@ -161,8 +179,12 @@ class LabRunner:
                 entry["error"] = iface.error
             ports.append(entry)
         return {
-            **base, "bridge": bridge.name, "datapath_type": bridge.datapath_type,
-            "protocols": bridge.protocols, "fail_mode": bridge.fail_mode, "ports": ports,
+            **base,
+            "bridge": bridge.name,
+            "datapath_type": bridge.datapath_type,
+            "protocols": bridge.protocols,
+            "fail_mode": bridge.fail_mode,
+            "ports": ports,
             "controllers": [{"target": t, "connected": c} for t, c in bridge.connected.items()],
             "connected": bool(bridge.connected) and all(bridge.connected.values()),
         }

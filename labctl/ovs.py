@@ -104,8 +104,14 @@ class SetController:
             return ["del-controller", self.bridge]
         # Short backoff: a bridge that lost its controller finds it again within a second.
         out = ["set-controller", self.bridge, *self.targets]
-        out += ["--", "set", "controller", self.bridge, f"max_backoff={self.max_backoff_ms}",
-                f"inactivity_probe={self.inactivity_probe_ms}"]
+        out += [
+            "--",
+            "set",
+            "controller",
+            self.bridge,
+            f"max_backoff={self.max_backoff_ms}",
+            f"inactivity_probe={self.inactivity_probe_ms}",
+        ]
         return out
 
     def satisfied_by(self, snap: OvsSnapshot) -> bool:
@@ -225,9 +231,12 @@ def parse_snapshot(text: str) -> OvsSnapshot:
     for row in ifaces_t:
         ofport = _single(row["ofport"])
         state = InterfaceState(
-            name=row["name"], type=row["type"], options=row["options"] or {},
+            name=row["name"],
+            type=row["type"],
+            options=row["options"] or {},
             ofport=ofport if isinstance(ofport, int) and ofport >= 0 else None,
-            error=_single(row["error"]), statistics=row["statistics"] or {},
+            error=_single(row["error"]),
+            statistics=row["statistics"] or {},
             mac=_single(row["mac_in_use"]),
         )
         ifaces_by_uuid[row["_uuid"]] = state
@@ -238,8 +247,11 @@ def parse_snapshot(text: str) -> OvsSnapshot:
     for row in bridges_t:
         ctl_rows = [controllers[u] for u in _as_list(row["controller"]) if u in controllers]
         bridges[row["name"]] = BridgeState(
-            name=row["name"], datapath_type=row["datapath_type"], fail_mode=_single(row["fail_mode"]) or "",
-            protocols=_as_list(row["protocols"]), stp=bool(row["stp_enable"]),
+            name=row["name"],
+            datapath_type=row["datapath_type"],
+            fail_mode=_single(row["fail_mode"]) or "",
+            protocols=_as_list(row["protocols"]),
+            stp=bool(row["stp_enable"]),
             other_config=row["other_config"] or {},
             ports=sorted(port_names[u] for u in _as_list(row["ports"]) if u in port_names),
             controllers=[c["target"] for c in ctl_rows],
@@ -278,12 +290,19 @@ class Ovs:
     def wait_connected(self, bridge: str, timeout: float) -> None:
         try:
             self.transport.run(
-                ["ovs-vsctl", f"--timeout={max(1, round(timeout))}", "wait-until", "Controller",
-                 bridge, "is_connected=true"],
+                [
+                    "ovs-vsctl",
+                    f"--timeout={max(1, round(timeout))}",
+                    "wait-until",
+                    "Controller",
+                    bridge,
+                    "is_connected=true",
+                ],
                 timeout=timeout + 5,
             )
         except CommandError as exc:
             raise ProvisionError(
-                self.transport.name, f"connect {bridge} to its controller",
+                self.transport.name,
+                f"connect {bridge} to its controller",
                 f"{bridge} did not connect within {timeout:g}s ({exc.stderr or 'timed out'})",
             ) from None

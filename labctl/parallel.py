@@ -46,6 +46,10 @@ def raise_failures(outcomes: list[Outcome], step: str) -> None:
         return
     if len(failed) == 1 and isinstance(failed[0].error, LabctlError):
         raise failed[0].error
-    lines = [f"{o.name}: {o.error}" if isinstance(o.error, LabctlError)
-             else f"{o.name}: {type(o.error).__name__}: {o.error}" for o in failed]
+    lines = [
+        f"{o.name}: {o.error}"
+        if isinstance(o.error, LabctlError)
+        else f"{o.name}: {type(o.error).__name__}: {o.error}"
+        for o in failed
+    ]
     raise ProvisionError(", ".join(o.name for o in failed), step, "\n  " + "\n  ".join(lines))

@@ -45,18 +45,25 @@ def datapath_id(host: Host) -> str:
     return f"{host.index + 1:016x}"
 
 
-def plan_host(lab: Lab, host: Host, *, datapath_type: str, vm_ports: list[str],
-              extra: list[OvsCommand] | None = None) -> HostPlan:
+def plan_host(
+    lab: Lab, host: Host, *, datapath_type: str, vm_ports: list[str], extra: list[OvsCommand] | None = None
+) -> HostPlan:
     peers = {t.b if t.a == host.name else t.a: None for t in tunnels(lab) if host.name in (t.a, t.b)}
     commands: list[OvsCommand] = list(extra or [])
-    commands.append(AddBridge(
-        lab.bridge, datapath_type, fail_mode=DEFAULT_FAIL_MODE, protocols=lab.protocols,
-        stp=lab.topology == "mesh",
-        other_config=(("datapath-id", datapath_id(host)), ("disable-in-band", "true")),
-    ))
+    commands.append(
+        AddBridge(
+            lab.bridge,
+            datapath_type,
+            fail_mode=DEFAULT_FAIL_MODE,
+            protocols=lab.protocols,
+            stp=lab.topology == "mesh",
+            other_config=(("datapath-id", datapath_id(host)), ("disable-in-band", "true")),
+        )
+    )
     for peer in peers:
         remote = lab.host(peer).underlay_ip
-        commands.append(AddPort(lab.bridge, tunnel_port(lab, peer), lab.tunnel_type,
-                                (("remote_ip", str(remote)),)))
+        commands.append(
+            AddPort(lab.bridge, tunnel_port(lab, peer), lab.tunnel_type, (("remote_ip", str(remote)),))
+        )
     commands += [AddPort(lab.bridge, port) for port in vm_ports]
     return HostPlan(host, tuple(commands), SetController(lab.bridge, (lab.controller.target,)))

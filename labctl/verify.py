@@ -47,8 +47,9 @@ def parse_ping(src: str, dst: str, dst_ip: str, output: str, count: int) -> Ping
     return PingResult(src, dst, dst_ip, int(summary.group(1)), int(summary.group(2)), *rtts)
 
 
-def ping_all(lab: Lab, vm_transport, count: int = 3, interval: float = 0.2,
-             wait: float = 1.0) -> list[PingResult]:
+def ping_all(
+    lab: Lab, vm_transport, count: int = 3, interval: float = 0.2, wait: float = 1.0
+) -> list[PingResult]:
     """`vm_transport(vm)` gives the transport that runs a command inside a VM."""
     pairs = list(permutations(lab.vms, 2))
 
@@ -62,9 +63,12 @@ def ping_all(lab: Lab, vm_transport, count: int = 3, interval: float = 0.2,
         return parse_ping(src.name, dst.name, str(dst.ip.ip), result.stdout + result.stderr, count)
 
     outcomes = per_host(ping, pairs, lambda p: f"{p[0].name}->{p[1].name}", workers=64)
-    return [o.value if o.error is None else
-            PingResult(*o.name.split("->"), "", count, 0, None, None, None, str(o.error))
-            for o in outcomes]
+    return [
+        o.value
+        if o.error is None
+        else PingResult(*o.name.split("->"), "", count, 0, None, None, None, str(o.error))
+        for o in outcomes
+    ]
 
 
 def render_table(results: list[PingResult]) -> str:
@@ -74,8 +78,9 @@ def render_table(results: list[PingResult]) -> str:
         rtt = "-" if r.rtt_avg_ms is None else f"{r.rtt_min_ms:.2f}/{r.rtt_avg_ms:.2f}/{r.rtt_max_ms:.2f}"
         if r.error:
             rtt = f"error: {r.error}"
-        rows.append((f"{r.src} -> {r.dst} ({r.dst_ip})", str(r.sent), str(r.received),
-                     f"{r.loss_pct:g}%", rtt))
+        rows.append(
+            (f"{r.src} -> {r.dst} ({r.dst_ip})", str(r.sent), str(r.received), f"{r.loss_pct:g}%", rtt)
+        )
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in [header, *rows]]
     ok = sum(r.ok for r in results)

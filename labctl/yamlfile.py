@@ -46,7 +46,7 @@ class _StrictLoader(yaml.SafeLoader):
             try:
                 hash(key)
             except TypeError:
-                raise YamlProblem(key_node.start_mark.line + 1, "a mapping key must be plain text")
+                raise YamlProblem(key_node.start_mark.line + 1, "a mapping key must be plain text") from None
             if key in seen:
                 raise YamlProblem(
                     key_node.start_mark.line + 1,

@@ -48,13 +48,17 @@ class ControllerKind(ABC):
         deadline = time.monotonic() + timeout
         while True:
             if proc is not None and not alive(proc):
-                raise ProvisionError("controller", f"start {self.kind}",
-                                     f"it exited; last lines of {self.log_path}:\n{log_tail(self.log_path)}")
+                raise ProvisionError(
+                    "controller",
+                    f"start {self.kind}",
+                    f"it exited; last lines of {self.log_path}:\n{log_tail(self.log_path)}",
+                )
             if self.listening(transport):
                 return
             if time.monotonic() > deadline:
                 raise ProvisionError(
-                    "controller", f"start {self.kind}",
+                    "controller",
+                    f"start {self.kind}",
                     f"not listening on port {self.spec.port} after {timeout:g}s; "
                     f"last lines of {self.log_path}:\n{log_tail(self.log_path)}",
                 )
@@ -69,8 +73,9 @@ class ControllerKind(ABC):
 
     def connected_peers(self, transport: Transport) -> set[str]:
         """Addresses with an established connection to the controller's port."""
-        out = transport.run(["ss", "-Htn", "state", "established", f"( sport = :{self.spec.port} )"],
-                            timeout=5).stdout
+        out = transport.run(
+            ["ss", "-Htn", "state", "established", f"( sport = :{self.spec.port} )"], timeout=5
+        ).stdout
         peers = set()
         for line in out.splitlines():
             fields = line.split()
@@ -78,8 +83,9 @@ class ControllerKind(ABC):
                 peers.add(fields[-1].rsplit(":", 1)[0].strip("[]"))
         return peers
 
-    def wait_connected(self, transport: Transport, proc: ProcessId | None,
-                       expected: dict[str, str], timeout: float) -> None:
+    def wait_connected(
+        self, transport: Transport, proc: ProcessId | None, expected: dict[str, str], timeout: float
+    ) -> None:
         """Wait until every bridge (by underlay address -> host name) holds a session."""
         deadline = time.monotonic() + timeout
         while True:
@@ -87,12 +93,16 @@ class ControllerKind(ABC):
             if not missing:
                 return
             if proc is not None and not alive(proc):
-                raise ProvisionError("controller", f"run {self.kind}",
-                                     f"it exited; last lines of {self.log_path}:\n{log_tail(self.log_path)}")
+                raise ProvisionError(
+                    "controller",
+                    f"run {self.kind}",
+                    f"it exited; last lines of {self.log_path}:\n{log_tail(self.log_path)}",
+                )
             if time.monotonic() > deadline:
                 names = ", ".join(sorted(f"{expected[a]} ({a})" for a in missing))
                 raise ProvisionError(
-                    "controller", "connect bridges",
+                    "controller",
+                    "connect bridges",
                     f"{self.lab.bridge} on {names} did not connect to {self.spec.target} within "
                     f"{timeout:g}s; last lines of {self.log_path}:\n{log_tail(self.log_path)}",
                 )

@@ -12,8 +12,12 @@ class OsKenController(ControllerKind):
 
     def argv(self) -> list[str]:
         return [
-            sys.executable, "-m", "labctl.controllers.osken_runner",
-            "--ofp-listen-host", str(self.spec.address),
-            "--ofp-tcp-listen-port", str(self.spec.port),
+            sys.executable,
+            "-m",
+            "labctl.controllers.osken_runner",
+            "--ofp-listen-host",
+            str(self.spec.address),
+            "--ofp-tcp-listen-port",
+            str(self.spec.port),
             *self.spec.apps,
         ]

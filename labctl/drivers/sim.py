@@ -37,8 +37,11 @@ def ensure_underlay(ctx: Context, existing: set[str]) -> None:
     """The shared segment: one Linux bridge in its own namespace."""
     ns = underlay_netns(ctx)
     if simnet.ensure_netns(ctx.state, ns, existing):
-        simnet.ip_batch(ns, [f"link add {simnet.UNDERLAY_BRIDGE} type bridge",
-                             f"link set {simnet.UNDERLAY_BRIDGE} up"], ns)
+        simnet.ip_batch(
+            ns,
+            [f"link add {simnet.UNDERLAY_BRIDGE} type bridge", f"link set {simnet.UNDERLAY_BRIDGE} up"],
+            ns,
+        )
         ctx.report.changed("underlay", f"segment {ctx.lab.underlay} ({ns})")
 
 
@@ -47,7 +50,10 @@ def attach_to_underlay(ctx: Context, netns: str, port: str, address: str) -> boo
     plen = ctx.lab.underlay.prefixlen
     addr_lines = [f"addr add {address}/{plen} dev {UNDERLAY_PORT}"] if address else []
     return simnet.ensure_veth(
-        netns, UNDERLAY_PORT, underlay_netns(ctx), port,
+        netns,
+        UNDERLAY_PORT,
+        underlay_netns(ctx),
+        port,
         peer_lines=[f"link set {port} master {simnet.UNDERLAY_BRIDGE} up"],
         lines=[*addr_lines, f"link set {UNDERLAY_PORT} up"],
     )
@@ -117,9 +123,15 @@ class SimDriver(Driver):
         ns, port = self.vm_netns(vm), self.vm_port(vm)
         created = simnet.ensure_netns(self.ctx.state, ns, self.existing_netns)
         wired = simnet.ensure_veth(
-            self.netns, port, ns, VM_NIC,
-            peer_lines=[f"link set {VM_NIC} address {vm.mac}", f"addr add {vm.ip} dev {VM_NIC}",
-                        f"link set {VM_NIC} up"],
+            self.netns,
+            port,
+            ns,
+            VM_NIC,
+            peer_lines=[
+                f"link set {VM_NIC} address {vm.mac}",
+                f"addr add {vm.ip} dev {VM_NIC}",
+                f"link set {VM_NIC} up",
+            ],
             lines=[f"link set {port} up"],
         )
         if created or wired:
@@ -139,8 +151,11 @@ class SimDriver(Driver):
         run(["ovs-vsctl", "--no-wait", "init"])
         run(["ovs-vswitchd", *common])
         if len(ovs_daemon_pids(self.rundir, self.netns)) != len(OVS_DAEMONS):
-            raise ProvisionError(self.host.name, "start Open vSwitch",
-                                 f"daemons did not stay up; see {self.rundir}/ovs-vswitchd.log")
+            raise ProvisionError(
+                self.host.name,
+                "start Open vSwitch",
+                f"daemons did not stay up; see {self.rundir}/ovs-vswitchd.log",
+            )
         self.ctx.report.changed(self.host.name, "ovsdb-server and ovs-vswitchd (userspace datapath)")
 
     def ovs_commands(self) -> list[OvsCommand]:
@@ -155,7 +170,10 @@ class SimDriver(Driver):
         out = self._transport.run(["ip", "-j", "addr", "show", "dev", PHYS_BRIDGE]).stdout
         if f'"local":"{self.host.underlay_ip}"' in out.replace(" ", ""):
             return
-        simnet.ip_batch(self.netns, [f"addr replace {address} dev {PHYS_BRIDGE}",
-                                     f"link set {PHYS_BRIDGE} up"], self.host.name)
+        simnet.ip_batch(
+            self.netns,
+            [f"addr replace {address} dev {PHYS_BRIDGE}", f"link set {PHYS_BRIDGE} up"],
+            self.host.name,
+        )
         simnet.tx_off(self.netns, PHYS_BRIDGE)
         self.ctx.report.changed(self.host.name, f"underlay address {address} on {PHYS_BRIDGE}")

@@ -48,7 +48,8 @@ def ensure_netns(state: LabState, name: str, existing: set[str]) -> bool:
     if name in existing:
         if not state.has("netns", name=name):
             raise ProvisionError(
-                name, "create namespace",
+                name,
+                "create namespace",
                 f"network namespace {name} already exists and this lab's state does not list it; "
                 "it is not labctl's to use (remove it, or give the lab another name)",
             )
@@ -60,8 +61,9 @@ def ensure_netns(state: LabState, name: str, existing: set[str]) -> bool:
     return True
 
 
-def ensure_veth(netns: str, name: str, peer_netns: str, peer: str, peer_lines: list[str],
-                lines: list[str]) -> bool:
+def ensure_veth(
+    netns: str, name: str, peer_netns: str, peer: str, peer_lines: list[str], lines: list[str]
+) -> bool:
     """A veth from `netns`/`name` to `peer_netns`/`peer`, configured by the given ip lines."""
     if name in links(netns):
         return False
@@ -77,8 +79,13 @@ def delete_netns(names: list[str]) -> None:
     present = existing_netns()
     todo = [n for n in names if n in present]
     if todo:
-        subprocess.run(["ip", "-batch", "-"], input="".join(f"netns del {n}\n" for n in todo),
-                       text=True, capture_output=True, check=False)
+        subprocess.run(
+            ["ip", "-batch", "-"],
+            input="".join(f"netns del {n}\n" for n in todo),
+            text=True,
+            capture_output=True,
+            check=False,
+        )
     left = [n for n in todo if n in existing_netns()]
     if left:
         raise CommandError("local", ["ip", "netns", "del", *left], 1, "namespaces still present")

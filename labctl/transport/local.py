@@ -23,8 +23,13 @@ class LocalTransport(Transport):
     def _run(self, argv: tuple[str, ...], *, input: str | None, timeout: float) -> Completed:
         try:
             proc = subprocess.run(
-                self.wrap(argv), input=input, capture_output=True, text=True,
-                timeout=timeout, env=self.env, stdin=None if input is not None else subprocess.DEVNULL,
+                self.wrap(argv),
+                input=input,
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                env=self.env,
+                stdin=None if input is not None else subprocess.DEVNULL,
             )
         except FileNotFoundError as exc:
             raise CommandError(self.name, argv, 127, f"command not found: {exc.filename}") from None
@@ -37,8 +42,12 @@ class LocalTransport(Transport):
         with open(log_path, "ab") as out:
             try:
                 proc = subprocess.Popen(
-                    self.wrap([str(a) for a in argv]), stdin=subprocess.DEVNULL, stdout=out,
-                    stderr=subprocess.STDOUT, env={**self.env, **(env or {})}, start_new_session=True,
+                    self.wrap([str(a) for a in argv]),
+                    stdin=subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    env={**self.env, **(env or {})},
+                    start_new_session=True,
                 )
             except FileNotFoundError as exc:
                 raise CommandError(self.name, list(argv), 127, f"command not found: {exc.filename}") from None

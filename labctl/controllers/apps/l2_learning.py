@@ -37,8 +37,13 @@ def _ip(text: str) -> int:
 def exact_match_v10(parser, pkt: packet.Packet, in_port: int):
     """The OpenFlow 1.0 12-tuple of a frame, like POX's ofp_match.from_packet."""
     eth = pkt.get_protocol(ethernet.ethernet)
-    fields = {"in_port": in_port, "dl_src": eth.src, "dl_dst": eth.dst,
-              "dl_vlan": 0xFFFF, "dl_type": eth.ethertype}
+    fields = {
+        "in_port": in_port,
+        "dl_src": eth.src,
+        "dl_dst": eth.dst,
+        "dl_vlan": 0xFFFF,
+        "dl_type": eth.ethertype,
+    }
     tag = pkt.get_protocol(vlan.vlan)
     if tag is not None:
         fields.update(dl_vlan=tag.vid, dl_vlan_pcp=tag.pcp, dl_type=tag.ethertype)
@@ -74,8 +79,13 @@ def exact_match_v13(parser, pkt: packet.Packet, in_port: int):
         if icmp_ is not None:
             fields.update(icmpv4_type=icmp_.type, icmpv4_code=icmp_.code)
     elif arp_ is not None:
-        fields.update(arp_op=arp_.opcode, arp_spa=arp_.src_ip, arp_tpa=arp_.dst_ip,
-                      arp_sha=arp_.src_mac, arp_tha=arp_.dst_mac)
+        fields.update(
+            arp_op=arp_.opcode,
+            arp_spa=arp_.src_ip,
+            arp_tpa=arp_.dst_ip,
+            arp_sha=arp_.src_mac,
+            arp_tha=arp_.dst_mac,
+        )
     return parser.OFPMatch(**fields)
 
 
@@ -132,17 +142,37 @@ class L2Learning(app_manager.OSKenApp):
         buffer_id = ofp.OFP_NO_BUFFER if buffer_id is None else buffer_id
         if ofp.OFP_VERSION >= ofproto_v1_3.OFP_VERSION:
             inst = [parser.OFPInstructionActions(ofp.OFPIT_APPLY_ACTIONS, actions)] if actions else []
-            mod = parser.OFPFlowMod(datapath=dp, match=match, idle_timeout=idle, hard_timeout=hard,
-                                    priority=priority, buffer_id=buffer_id, instructions=inst)
+            mod = parser.OFPFlowMod(
+                datapath=dp,
+                match=match,
+                idle_timeout=idle,
+                hard_timeout=hard,
+                priority=priority,
+                buffer_id=buffer_id,
+                instructions=inst,
+            )
         else:
-            mod = parser.OFPFlowMod(datapath=dp, match=match, cookie=0, command=ofp.OFPFC_ADD,
-                                    idle_timeout=idle, hard_timeout=hard, priority=priority,
-                                    buffer_id=buffer_id, actions=actions)
+            mod = parser.OFPFlowMod(
+                datapath=dp,
+                match=match,
+                cookie=0,
+                command=ofp.OFPFC_ADD,
+                idle_timeout=idle,
+                hard_timeout=hard,
+                priority=priority,
+                buffer_id=buffer_id,
+                actions=actions,
+            )
         dp.send_msg(mod)
 
     def _packet_out(self, dp, msg, in_port, out_port):
         ofp, parser = dp.ofproto, dp.ofproto_parser
         data = msg.data if msg.buffer_id == ofp.OFP_NO_BUFFER else None
-        out = parser.OFPPacketOut(datapath=dp, buffer_id=msg.buffer_id, in_port=in_port,
-                                  actions=[parser.OFPActionOutput(out_port)], data=data)
+        out = parser.OFPPacketOut(
+            datapath=dp,
+            buffer_id=msg.buffer_id,
+            in_port=in_port,
+            actions=[parser.OFPActionOutput(out_port)],
+            data=data,
+        )
         dp.send_msg(out)
