@@ -194,7 +194,7 @@ def _problem(source: str, loaded: LoadedYaml, loc: tuple, text: str) -> str:
 # --- semantic checks (things a schema cannot say) ----------------------------
 
 
-def _semantic_problems(spec: InventorySpec) -> list[tuple[tuple, str]]:
+def _semantic_problems(spec: InventorySpec, simulate: bool) -> list[tuple[tuple, str]]:
     problems: list[tuple[tuple, str]] = []
     hosts = spec.hosts
     reserved = {"underlay", "controller"}
@@ -257,7 +257,7 @@ def _semantic_problems(spec: InventorySpec) -> list[tuple[tuple, str]]:
     if ctl.apps is not None and ctl.kind in ("ovs-testcontroller", "remote"):
         problems.append((("controller", "apps"), f"a {ctl.kind} controller takes no apps"))
     for host_name, host in hosts.items():
-        if host.driver != "sim" and not spec.simulate and not host.address:
+        if host.driver != "sim" and not simulate and not host.address:
             problems.append(
                 (
                     ("hosts", host_name, "address"),
@@ -286,10 +286,11 @@ def parse_inventory(text: str, source: str = "<inventory>", *, simulate: bool = 
         raise InventoryError(
             [_problem(source, loaded, tuple(e["loc"]), _describe(e)) for e in exc.errors()]
         ) from None
-    problems = _semantic_problems(spec)
+    simulate = simulate or spec.simulate
+    problems = _semantic_problems(spec, simulate)
     if problems:
         raise InventoryError([_problem(source, loaded, loc, text) for loc, text in problems])
-    return resolve(spec, source=source, simulate=simulate or spec.simulate)
+    return resolve(spec, source=source, simulate=simulate)
 
 
 def load_inventory(path: str | Path, *, simulate: bool = False):

@@ -16,7 +16,7 @@ import os
 from labctl import processes
 from labctl.controllers import make_controller
 from labctl.drivers import Context, make_driver, simnet
-from labctl.drivers.sim import SimDriver, ensure_controller_host, ensure_underlay
+from labctl.drivers.sim import SimDriver, controller_transport, ensure_controller_host, ensure_underlay
 from labctl.model import Host, Lab
 from labctl.ovs import Ovs
 from labctl.parallel import per_host, raise_failures
@@ -129,9 +129,14 @@ class LabRunner:
         if not self.state.exists():
             return {"lab": self.lab.name, "up": False, "hosts": [], "controller": None}
         present = simnet.existing_netns()
-        outcomes = per_host(lambda h: self._host_status(h, present), self.lab.hosts, lambda h: h.name)
-        hosts = [o.value if o.error is None else {"name": o.name, "error": str(o.error)} for o in outcomes]
         proc = self.controller_process()
+        sessions = None  # the controller's side of each OpenFlow session, when we run it
+        if proc is not None and controller_transport(self.ctx).netns in present:
+            sessions = self.controller.connected_peers(controller_transport(self.ctx))
+        outcomes = per_host(
+            lambda h: self._host_status(h, present, sessions), self.lab.hosts, lambda h: h.name
+        )
+        hosts = [o.value if o.error is None else {"name": o.name, "error": str(o.error)} for o in outcomes]
         controller = {
             "kind": self.lab.controller.kind,
             "target": self.lab.controller.target,
@@ -148,7 +153,7 @@ class LabRunner:
             "controller": controller,
         }
 
-    def _host_status(self, host: Host, present: set[str]) -> dict:
+    def _host_status(self, host: Host, present: set[str], sessions: set[str] | None) -> dict:
         driver = self.drivers[host.name]
         base = {
             "name": host.name,
@@ -185,8 +190,12 @@ class LabRunner:
             "protocols": bridge.protocols,
             "fail_mode": bridge.fail_mode,
             "ports": ports,
-            "controllers": [{"target": t, "connected": c} for t, c in bridge.connected.items()],
-            "connected": bool(bridge.connected) and all(bridge.connected.values()),
+            "controllers": [
+                {"target": t, "connected": c if sessions is None else str(host.underlay_ip) in sessions}
+                for t, c in bridge.connected.items()
+            ],
+            "connected": bool(bridge.connected)
+            and (all(bridge.connected.values()) if sessions is None else str(host.underlay_ip) in sessions),
         }
 
 

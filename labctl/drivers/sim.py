@@ -59,6 +59,10 @@ def attach_to_underlay(ctx: Context, netns: str, port: str, address: str) -> boo
     )
 
 
+def controller_transport(ctx: Context) -> NetnsTransport:
+    return NetnsTransport("controller", simnet.netns_name(ctx.lab.name, "controller"))
+
+
 def ensure_controller_host(ctx: Context, existing: set[str]) -> NetnsTransport:
     """The controller's own simulated host on the underlay."""
     ns = simnet.netns_name(ctx.lab.name, "controller")
@@ -66,7 +70,7 @@ def ensure_controller_host(ctx: Context, existing: set[str]) -> NetnsTransport:
         ctx.report.changed("controller", f"namespace {ns}")
     if attach_to_underlay(ctx, ns, "controller", str(ctx.lab.controller.address)):
         ctx.report.changed("controller", f"underlay address {ctx.lab.controller.address}")
-    return NetnsTransport("controller", ns)
+    return controller_transport(ctx)
 
 
 def ovs_daemon_pids(rundir: str, netns: str) -> list:

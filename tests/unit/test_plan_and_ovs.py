@@ -1,0 +1,107 @@
+"""Planning is pure: the same inventory always gives the same OVS commands and argv."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from labctl.inventory import parse_inventory
+from labctl.ovs import AddBridge, AddPort, SetController, parse_snapshot, pending, render
+from labctl.plan import plan_host, tunnel_port, tunnels
+
+DATA = Path(__file__).parent / "data"
+
+
+def lab_of(n: int, topology: str = "star"):
+    hosts = "".join(f"  host{i}:\n    vms:\n      vm{i}: {{ip: 172.16.0.{i}/24}}\n" for i in range(1, n + 1))
+    return parse_inventory(f"name: demo\ntopology: {topology}\nhosts:\n{hosts}")
+
+
+def test_star_joins_every_host_to_the_hub_only():
+    assert [(t.a, t.b) for t in tunnels(lab_of(4))] == [
+        ("host1", "host2"),
+        ("host1", "host3"),
+        ("host1", "host4"),
+    ]
+
+
+def test_mesh_joins_every_pair_and_turns_on_stp():
+    lab = lab_of(4, "mesh")
+    assert len(tunnels(lab)) == 6
+    plan = plan_host(lab, lab.hosts[0], datapath_type="netdev", vm_ports=["vm1"])
+    bridge = next(c for c in plan.commands if isinstance(c, AddBridge))
+    assert bridge.stp is True
+
+
+def test_host_plan_has_bridge_tunnels_vm_ports_and_controller():
+    lab = lab_of(2)
+    plan = plan_host(lab, lab.hosts[0], datapath_type="netdev", vm_ports=["vm1"])
+    assert plan.commands == (
+        AddBridge(
+            "br0",
+            "netdev",
+            fail_mode="secure",
+            protocols="OpenFlow10",
+            other_config=(("datapath-id", "0000000000000001"), ("disable-in-band", "true")),
+        ),
+        AddPort("br0", "gre-host2", "gre", (("remote_ip", "10.250.0.2"),)),
+        AddPort("br0", "vm1"),
+    )
+    assert plan.controller == SetController("br0", ("tcp:10.250.0.254:6633",))
+    assert tunnel_port(lab, "host2") == "gre-host2"
+
+
+def test_render_is_one_ovs_vsctl_transaction_with_may_exist():
+    argv = render(
+        [
+            AddBridge("br0", "netdev", fail_mode="secure"),
+            AddPort("br0", "gre-h2", "gre", (("remote_ip", "10.0.0.2"),)),
+        ]
+    )
+    assert argv[0] == "ovs-vsctl" and argv.count("ovs-vsctl") == 1
+    assert argv[2:] == [
+        "--",
+        "--may-exist",
+        "add-br",
+        "br0",
+        "--",
+        "set",
+        "bridge",
+        "br0",
+        "datapath_type=netdev",
+        "stp_enable=false",
+        "fail_mode=secure",
+        "--",
+        "--may-exist",
+        "add-port",
+        "br0",
+        "gre-h2",
+        "--",
+        "set",
+        "interface",
+        "gre-h2",
+        "type=gre",
+        "options:remote_ip=10.0.0.2",
+    ]
+
+
+def test_snapshot_of_a_real_host_parses_and_nothing_is_pending():
+    snap = parse_snapshot((DATA / "ovs_snapshot_host1.json").read_text())
+    assert set(snap.bridges) == {"br0", "br-phy"}
+    br0 = snap.bridges["br0"]
+    assert br0.ports == ["br0", "gre-host2", "vm1"]
+    # captured right after `up`: OVSDB refreshes is_connected only every few seconds
+    assert br0.connected == {"tcp:10.250.0.254:6633": False}
+    assert snap.interfaces["gre-host2"].options == {"remote_ip": "10.250.0.2"}
+    assert snap.interfaces["vm1"].ofport == 1
+    lab = lab_of(2)
+    plan = plan_host(lab, lab.hosts[0], datapath_type="netdev", vm_ports=["vm1"])
+    assert pending([*plan.commands, plan.controller], snap) == []
+
+
+def test_drift_shows_as_pending_commands():
+    snap = parse_snapshot((DATA / "ovs_snapshot_host1.json").read_text())
+    wanted = [
+        AddPort("br0", "gre-host3", "gre", (("remote_ip", "10.250.0.3"),)),
+        SetController("br0", ("tcp:10.250.0.253:6633",)),
+    ]
+    assert pending(wanted, snap) == wanted
