@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 
 from labctl import __version__
+from labctl.commands import register_all
 from labctl.defaults import DEFAULT_INVENTORY
 from labctl.errors import EXIT_OK, EXIT_VERIFY_FAILED, LabctlError
 from labctl.inventory import load_inventory
@@ -207,6 +208,9 @@ def verify(ctx, inventory, simulate, quiet, verbose, as_json, count):
 
 def main() -> None:
     cli(prog_name="labctl")
+
+
+register_all(cli)
 
 
 if __name__ == "__main__":

@@ -261,7 +261,8 @@ def _semantic_problems(spec: InventorySpec, simulate: bool) -> list[tuple[tuple,
             problems.append(
                 (
                     ("hosts", host_name, "address"),
-                    f"a {host.driver} host needs an address (or run the lab simulated: simulate: true / --sim)",
+                    f"a {host.driver} host needs an address "
+                    "(or run the lab simulated: simulate: true / --sim)",
                 )
             )
     return problems

@@ -15,10 +15,10 @@ import os
 
 from labctl import processes
 from labctl.controllers import make_controller
-from labctl.drivers import Context, make_driver, simnet
+from labctl.drivers import DRIVERS, Context, make_driver, simnet
 from labctl.drivers.sim import SimDriver, controller_transport, ensure_controller_host, ensure_underlay
 from labctl.model import Host, Lab
-from labctl.ovs import Ovs
+from labctl.ovs import AddBridge, Ovs, pending
 from labctl.parallel import per_host, raise_failures
 from labctl.plan import HostPlan, plan_host
 from labctl.processes import ProcessId
@@ -109,7 +109,17 @@ class LabRunner:
     def _build_host(self, host: Host) -> None:
         driver = self.drivers[host.name]
         driver.prepare()
-        for command in Ovs(driver.transport()).ensure(self.host_plan(host).commands):
+        ovs = Ovs(driver.transport())
+        commands = self.host_plan(host).commands
+        todo = pending(commands, ovs.snapshot())
+        if not isinstance(driver, SimDriver):
+            # A real host keeps its OVS after down: note each bridge we add, before adding it.
+            have = ovs.snapshot().bridges
+            for command in todo:
+                if isinstance(command, AddBridge) and command.name not in have:
+                    driver.record("ovs-bridge", bridge=command.name, address=host.address)
+        ovs.apply(todo)
+        for command in todo:
             self.report.changed(host.name, command.describe())
         driver.finish()
 
@@ -206,6 +216,10 @@ def teardown(state: LabState, report: Reporter) -> bool:
         if not records:
             state.remove()
             return False
+        # Things drivers made on real hosts (VMs, bridges), newest first.
+        for record in reversed([r for r in records if "driver" in r]):
+            DRIVERS[record["driver"]].undo(record, state)
+            report.changed(record.get("host", state.lab_name), f"removed {record['kind']}")
         namespaces = [r["name"] for r in records if r["kind"] == "netns"]
         inodes = set()
         for name in namespaces:

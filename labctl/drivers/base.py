@@ -57,6 +57,17 @@ class Driver(ABC):
     def finish(self) -> None:  # noqa: B027 - optional step
         """Work after the OVS transaction (addresses on bridges, VMs the hypervisor plugs in)."""
 
-    def undo(self, record: dict) -> bool:
-        """Remove one thing this driver recorded in the journal; False if not its kind."""
-        return False
+    def record(self, kind: str, **fields) -> None:
+        """Journal something this driver is about to create on its host, *before* creating it.
+
+        The record carries the driver's name and the host, so `down` can hand it
+        back to `undo` without the inventory."""
+        self.ctx.state.record(kind, driver=self.name, host=self.host.name, **fields)
+
+    @classmethod
+    def undo(cls, record: dict, state: LabState) -> None:
+        """Remove one thing this driver recorded (a VM, a bridge on a real host).
+
+        Called by `down` with the journal record alone; must tolerate the thing
+        being gone already. The simulated driver records nothing of its own."""
+        return None
