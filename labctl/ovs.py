@@ -98,6 +98,7 @@ class SetController:
     targets: tuple[str, ...]
     max_backoff_ms: int = 1000
     inactivity_probe_ms: int = 5000
+    queue_size: int = 512  # packet-ins OVS holds for a busy controller (default 100, max 512)
 
     def argv(self) -> list[str]:
         if not self.targets:
@@ -111,6 +112,7 @@ class SetController:
             self.bridge,
             f"max_backoff={self.max_backoff_ms}",
             f"inactivity_probe={self.inactivity_probe_ms}",
+            f"controller_queue_size={self.queue_size}",
         ]
         return out
 

@@ -20,11 +20,12 @@ def test_up_then_verify_pings_all_pairs_with_no_loss(two_host_lab):
     assert set(pairs) == {("vm1", "vm2"), ("vm2", "vm1")}
     for pair in pairs.values():
         assert pair["sent"] == 3 and pair["received"] == 3 and pair["loss_pct"] == 0
+        assert pair["first_rtt_ms"] > 0  # the packet that made the controller set the path up
 
 
 def test_verify_prints_a_ping_table(two_host_lab):
     out = two_host_lab.run("verify").stdout
-    assert re.search(r"vm1 -> vm2 \(172\.16\.0\.2\)\s+3\s+3\s+0%", out)
+    assert re.search(r"vm1 -> vm2 \(172\.16\.0\.2\)\s+[\d.]+\s+3\s+3\s+0%", out)
     assert "2/2 pairs reachable with 0% loss" in out
 
 

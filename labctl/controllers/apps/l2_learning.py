@@ -26,8 +26,8 @@ HARD_TIMEOUT = 30
 PRIORITY = 0x8000  # OFP_DEFAULT_PRIORITY, as POX uses
 
 
-def _is_multicast(mac: str) -> bool:
-    return bool(int(mac.split(":")[0], 16) & 1)
+def _mac_text(raw: bytes) -> str:
+    return raw.hex(":")
 
 
 def _ip(text: str) -> int:
@@ -114,24 +114,28 @@ class L2Learning(app_manager.OSKenApp):
         ofp, parser = dp.ofproto, dp.ofproto_parser
         v13 = ofp.OFP_VERSION >= ofproto_v1_3.OFP_VERSION
         in_port = msg.match["in_port"] if v13 else msg.in_port
-        pkt = packet.Packet(msg.data)
-        eth = pkt.get_protocol(ethernet.ethernet)
-        if eth is None or eth.ethertype == ether_types.ETH_TYPE_LLDP:
+        frame = msg.data
+        if len(frame) < 14:
+            return
+        # Learning and flooding need only the Ethernet header: most packet-ins in a
+        # larger lab are flooded broadcasts, so the full parse waits for a flow.
+        dst, src = _mac_text(frame[0:6]), _mac_text(frame[6:12])
+        if int.from_bytes(frame[12:14], "big") == ether_types.ETH_TYPE_LLDP:
             return
         table = self.mac_to_port.setdefault(dp.id, {})
-        table[eth.src] = in_port
+        table[src] = in_port
 
-        if _is_multicast(eth.dst) or eth.dst not in table:
+        if frame[0] & 1 or dst not in table:
             self._packet_out(dp, msg, in_port, ofp.OFPP_FLOOD)
             return
-        out_port = table[eth.dst]
+        out_port = table[dst]
+        pkt = packet.Packet(frame)
+        match = exact_match_v13(parser, pkt, in_port) if v13 else exact_match_v10(parser, pkt, in_port)
         if out_port == in_port:
-            self.logger.warning("same port for %s -> %s on %s; dropping", eth.src, eth.dst, in_port)
-            match = exact_match_v13(parser, pkt, in_port) if v13 else exact_match_v10(parser, pkt, in_port)
+            self.logger.warning("same port for %s -> %s on %s; dropping", src, dst, in_port)
             self._flow_mod(dp, match, [], idle=IDLE_TIMEOUT, hard=IDLE_TIMEOUT, buffer_id=msg.buffer_id)
             return
-        self.logger.info("installing flow for %s.%d -> %s.%d", eth.src, in_port, eth.dst, out_port)
-        match = exact_match_v13(parser, pkt, in_port) if v13 else exact_match_v10(parser, pkt, in_port)
+        self.logger.info("installing flow for %s.%d -> %s.%d", src, in_port, dst, out_port)
         actions = [parser.OFPActionOutput(out_port)]
         self._flow_mod(dp, match, actions, idle=IDLE_TIMEOUT, hard=HARD_TIMEOUT, buffer_id=msg.buffer_id)
         if msg.buffer_id == ofp.OFP_NO_BUFFER:

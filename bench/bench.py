@@ -1,0 +1,129 @@
+#!/usr/bin/env python3
+"""Time `labctl up`, `verify` and `down` for simulated labs of N hosts, against a floor.
+
+The floor is measured in the same run: only what any simulated lab must do at
+least -- create N host namespaces and start each host's ovsdb-server and
+ovs-vswitchd -- then remove them again. Ratios (labctl / floor) make the numbers
+comparable across machines. Memory per host is the resident size of the OVS
+daemons and VM namespaces' share, read from /proc while the lab is up.
+
+    sudo .venv/bin/python bench/bench.py            # 2 8 16 32 hosts
+    sudo .venv/bin/python bench/bench.py 2 8        # just these sizes
+
+Runs as root; uses its own state dir and lab names, and removes everything.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+OVS_SCHEMA = "/usr/share/openvswitch/vswitch.ovsschema"
+
+
+def inventory(name: str, hosts: int) -> str:
+    lines = [f"name: {name}", "topology: star", "hosts:"]
+    for i in range(1, hosts + 1):
+        lines += [f"  host{i}:", "    vms:", f"      vm{i}: {{ip: 172.16.0.{i}/24}}"]
+    return "\n".join(lines) + "\n"
+
+
+def labctl(env: dict, *args: str) -> tuple[float, subprocess.CompletedProcess]:
+    start = time.monotonic()
+    proc = subprocess.run([sys.executable, "-m", "labctl", *args], env=env, capture_output=True, text=True)
+    took = time.monotonic() - start
+    if proc.returncode != 0:
+        raise SystemExit(f"labctl {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr}{proc.stdout}")
+    return took, proc
+
+
+def rss_kib(pids: list[int]) -> int:
+    total = 0
+    for pid in pids:
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+        except OSError:
+            pass
+    return total
+
+
+def ovs_pids(state: Path, name: str) -> list[int]:
+    pids = []
+    for pidfile in (state / name / "hosts").glob("*/*.pid"):
+        try:
+            pids.append(int(pidfile.read_text().split()[0]))
+        except (OSError, ValueError):
+            pass
+    return pids
+
+
+def floor(hosts: int, workdir: Path) -> float:
+    """Namespaces + OVS daemons for N hosts, started in parallel the same way, then removed."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    tag = f"lcfloor{os.getpid()}"
+
+    def start(i: int) -> None:
+        ns, run = f"{tag}-{i}", workdir / f"floor{i}"
+        run.mkdir(parents=True)
+        env = {**os.environ, "OVS_RUNDIR": str(run), "OVS_DBDIR": str(run), "OVS_LOGDIR": str(run)}
+        sh = lambda *a: subprocess.run(a, env=env, check=True, capture_output=True)  # noqa: E731
+        sh("ip", "netns", "add", ns)
+        sh("ovsdb-tool", "create", str(run / "conf.db"), OVS_SCHEMA)
+        common = ["--pidfile", "--detach", "--no-chdir", "--log-file", "-vconsole:off"]
+        sh("ip", "netns", "exec", ns, "ovsdb-server", str(run / "conf.db"), f"--remote=punix:{run}/db.sock",
+           *common)
+        sh("ip", "netns", "exec", ns, "ovs-vsctl", "--no-wait", "init")
+        sh("ip", "netns", "exec", ns, "ovs-vswitchd", *common)
+
+    begin = time.monotonic()
+    with ThreadPoolExecutor(max_workers=32) as pool:
+        list(pool.map(start, range(hosts)))
+    took = time.monotonic() - begin
+    # tear down by PID (from our own pidfiles), then the namespaces
+    pids = [int((workdir / f"floor{i}" / f"{d}.pid").read_text()) for i in range(hosts)
+            for d in ("ovs-vswitchd", "ovsdb-server")]
+    for pid in pids:
+        os.kill(pid, 15)
+    deadline = time.monotonic() + 10
+    while any(Path(f"/proc/{p}").exists() for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    subprocess.run(["ip", "-batch", "-"], input="".join(f"netns del {tag}-{i}\n" for i in range(hosts)),
+                   text=True, check=True)
+    return took
+
+
+def main() -> None:
+    sizes = [int(a) for a in sys.argv[1:]] or [2, 8, 16, 32]
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="labctl-bench-") as tmp:
+        tmpdir = Path(tmp)
+        env = {**os.environ, "LABCTL_STATE_DIR": str(tmpdir / "state"), "PYTHONPATH": str(REPO)}
+        for n in sizes:
+            name = f"bench{n}-{os.getpid() % 10000}"
+            inv = tmpdir / f"{name}.yaml"
+            inv.write_text(inventory(name, n))
+            floor_s = floor(n, tmpdir / f"floor-{n}")
+            up_s, _ = labctl(env, "up", "-q", "-i", str(inv))
+            mem = rss_kib(ovs_pids(tmpdir / "state", name)) / n
+            verify_s, out = labctl(env, "verify", "--json", "-i", str(inv))
+            report = json.loads(out.stdout)
+            down_s, _ = labctl(env, "down", "-q", "-i", str(inv))
+            rows.append((n, n * (n - 1), floor_s, up_s, verify_s, down_s, mem, report["ok"]))
+    print(f"{'hosts':>5} {'pairs':>5} {'floor':>7} {'up':>7} {'verify':>7} {'down':>7} "
+          f"{'up/floor':>8} {'(up+verify)/floor':>17} {'down/floor':>10} {'OVS MiB/host':>12} all-ok")
+    for n, pairs, fl, up, ver, down, mem, ok in rows:
+        print(f"{n:>5} {pairs:>5} {fl:>6.2f}s {up:>6.2f}s {ver:>6.2f}s {down:>6.2f}s "
+              f"{up / fl:>8.2f} {(up + ver) / fl:>17.2f} {down / fl:>10.2f} {mem / 1024:>12.1f} {ok}")
+
+
+if __name__ == "__main__":
+    main()
