@@ -34,11 +34,11 @@ def inventory(name: str, hosts: int) -> str:
     return "\n".join(lines) + "\n"
 
 
-def labctl(env: dict, *args: str) -> tuple[float, subprocess.CompletedProcess]:
+def labctl(env: dict, *args: str, check: bool = True) -> tuple[float, subprocess.CompletedProcess]:
     start = time.monotonic()
     proc = subprocess.run([sys.executable, "-m", "labctl", *args], env=env, capture_output=True, text=True)
     took = time.monotonic() - start
-    if proc.returncode != 0:
+    if check and proc.returncode != 0:
         raise SystemExit(f"labctl {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr}{proc.stdout}")
     return took, proc
 
@@ -79,8 +79,16 @@ def floor(hosts: int, workdir: Path) -> float:
         sh("ip", "netns", "add", ns)
         sh("ovsdb-tool", "create", str(run / "conf.db"), OVS_SCHEMA)
         common = ["--pidfile", "--detach", "--no-chdir", "--log-file", "-vconsole:off"]
-        sh("ip", "netns", "exec", ns, "ovsdb-server", str(run / "conf.db"), f"--remote=punix:{run}/db.sock",
-           *common)
+        sh(
+            "ip",
+            "netns",
+            "exec",
+            ns,
+            "ovsdb-server",
+            str(run / "conf.db"),
+            f"--remote=punix:{run}/db.sock",
+            *common,
+        )
         sh("ip", "netns", "exec", ns, "ovs-vsctl", "--no-wait", "init")
         sh("ip", "netns", "exec", ns, "ovs-vswitchd", *common)
 
@@ -89,15 +97,22 @@ def floor(hosts: int, workdir: Path) -> float:
         list(pool.map(start, range(hosts)))
     took = time.monotonic() - begin
     # tear down by PID (from our own pidfiles), then the namespaces
-    pids = [int((workdir / f"floor{i}" / f"{d}.pid").read_text()) for i in range(hosts)
-            for d in ("ovs-vswitchd", "ovsdb-server")]
+    pids = [
+        int((workdir / f"floor{i}" / f"{d}.pid").read_text())
+        for i in range(hosts)
+        for d in ("ovs-vswitchd", "ovsdb-server")
+    ]
     for pid in pids:
         os.kill(pid, 15)
     deadline = time.monotonic() + 10
     while any(Path(f"/proc/{p}").exists() for p in pids) and time.monotonic() < deadline:
         time.sleep(0.02)
-    subprocess.run(["ip", "-batch", "-"], input="".join(f"netns del {tag}-{i}\n" for i in range(hosts)),
-                   text=True, check=True)
+    subprocess.run(
+        ["ip", "-batch", "-"],
+        input="".join(f"netns del {tag}-{i}\n" for i in range(hosts)),
+        text=True,
+        check=True,
+    )
     return took
 
 
@@ -112,17 +127,23 @@ def main() -> None:
             inv = tmpdir / f"{name}.yaml"
             inv.write_text(inventory(name, n))
             floor_s = floor(n, tmpdir / f"floor-{n}")
-            up_s, _ = labctl(env, "up", "-q", "-i", str(inv))
-            mem = rss_kib(ovs_pids(tmpdir / "state", name)) / n
-            verify_s, out = labctl(env, "verify", "--json", "-i", str(inv))
-            report = json.loads(out.stdout)
-            down_s, _ = labctl(env, "down", "-q", "-i", str(inv))
+            try:
+                up_s, _ = labctl(env, "up", "-q", "-i", str(inv))
+                mem = rss_kib(ovs_pids(tmpdir / "state", name)) / n
+                verify_s, out = labctl(env, "verify", "--json", "-i", str(inv), check=False)
+                report = json.loads(out.stdout)
+            finally:  # never leave a lab behind, whatever failed
+                down_s, _ = labctl(env, "down", "-q", "-i", str(inv))
             rows.append((n, n * (n - 1), floor_s, up_s, verify_s, down_s, mem, report["ok"]))
-    print(f"{'hosts':>5} {'pairs':>5} {'floor':>7} {'up':>7} {'verify':>7} {'down':>7} "
-          f"{'up/floor':>8} {'(up+verify)/floor':>17} {'down/floor':>10} {'OVS MiB/host':>12} all-ok")
+    print(
+        f"{'hosts':>5} {'pairs':>5} {'floor':>7} {'up':>7} {'verify':>7} {'down':>7} "
+        f"{'up/floor':>8} {'(up+verify)/floor':>17} {'down/floor':>10} {'OVS MiB/host':>12} all-ok"
+    )
     for n, pairs, fl, up, ver, down, mem, ok in rows:
-        print(f"{n:>5} {pairs:>5} {fl:>6.2f}s {up:>6.2f}s {ver:>6.2f}s {down:>6.2f}s "
-              f"{up / fl:>8.2f} {(up + ver) / fl:>17.2f} {down / fl:>10.2f} {mem / 1024:>12.1f} {ok}")
+        print(
+            f"{n:>5} {pairs:>5} {fl:>6.2f}s {up:>6.2f}s {ver:>6.2f}s {down:>6.2f}s "
+            f"{up / fl:>8.2f} {(up + ver) / fl:>17.2f} {down / fl:>10.2f} {mem / 1024:>12.1f} {ok}"
+        )
 
 
 if __name__ == "__main__":

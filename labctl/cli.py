@@ -147,6 +147,7 @@ def _status_text(data: dict) -> str:
     ctl = data["controller"]
     lines = [
         f"lab {data['lab']}: {'up' if data['up'] else 'NOT fully up'}",
+        *(f"  drift: {d} (`labctl up` repairs it)" for d in data.get("drift", [])),
         f"controller {ctl['kind']} {ctl['target']} apps={','.join(ctl['apps']) or '-'} "
         f"{'running pid ' + str(ctl['pid']) if ctl['running'] else 'NOT RUNNING'}",
     ]
@@ -192,8 +193,13 @@ def verify(ctx, inventory, simulate, quiet, verbose, as_json, count):
     from labctl.verify import ping_all, render_table
 
     runner = _runner(ctx, inventory, simulate, quiet, verbose)
-    if not runner.state.exists():
-        raise LabctlError(f"lab {runner.lab.name} is not up; run `labctl up` first")
+    problems = runner.problems()
+    if problems:
+        if as_json:
+            click.echo(json.dumps({"lab": runner.lab.name, "ok": False, "problems": problems, "pairs": []}))
+        for problem in problems:
+            click.echo(f"labctl: verify failed: {problem}", err=True)
+        sys.exit(EXIT_VERIFY_FAILED)
     drivers = runner.drivers
     results = ping_all(runner.lab, lambda vm: drivers[vm.host].vm_transport(vm), count=count)
     ok = all(r.ok for r in results)

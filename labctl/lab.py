@@ -18,13 +18,14 @@ from labctl.controllers import make_controller
 from labctl.drivers import DRIVERS, Context, make_driver, simnet
 from labctl.drivers.sim import SimDriver, controller_transport, ensure_controller_host, ensure_underlay
 from labctl.model import Host, Lab
-from labctl.ovs import AddBridge, Ovs, pending
+from labctl.ovs import AddBridge, Ovs, pending, unplug_stale
 from labctl.parallel import per_host, raise_failures
 from labctl.plan import HostPlan, plan_host
 from labctl.processes import ProcessId
 from labctl.progress import Reporter
 from labctl.state import LabState
 from labctl.transport.base import Transport
+from labctl.transport.netns import NetnsTransport
 
 CONTROLLER = "controller"
 
@@ -91,6 +92,11 @@ class LabRunner:
         running = self.controller_process()
         if running is not None:
             return running
+        if isinstance(transport, NetnsTransport):
+            # An `up` killed between starting the controller and journalling it leaves a
+            # controller nobody recorded; it lives in our namespace, so it is ours to stop.
+            orphans = processes.in_netns({os.stat(f"/run/netns/{transport.netns}").st_ino})
+            processes.stop(orphans)
         pid = transport.spawn(
             self.controller.argv(), log_path=str(self.controller.log_path), env=self.controller.env()
         )
@@ -111,12 +117,16 @@ class LabRunner:
         driver.prepare()
         ovs = Ovs(driver.transport())
         commands = self.host_plan(host).commands
-        todo = pending(commands, ovs.snapshot())
+        snap = ovs.snapshot()
+        stale = unplug_stale(commands, snap, driver.replugged_ports)
+        if stale:
+            ovs.apply(stale)
+            snap = ovs.snapshot()
+        todo = pending(commands, snap)
         if not isinstance(driver, SimDriver):
             # A real host keeps its OVS after down: note each bridge we add, before adding it.
-            have = ovs.snapshot().bridges
             for command in todo:
-                if isinstance(command, AddBridge) and command.name not in have:
+                if isinstance(command, AddBridge) and command.name not in snap.bridges:
                     driver.record("ovs-bridge", bridge=command.name, address=host.address)
         ovs.apply(todo)
         for command in todo:
@@ -156,12 +166,27 @@ class LabRunner:
             "log": str(self.controller.log_path),
         }
         connected = all(h.get("connected") for h in hosts)
+        drift = [f"{h['name']}: {d}" for h in hosts for d in h.get("drift", [])]
+        if proc is None:
+            drift.insert(0, f"controller {self.lab.controller.kind} is not running")
         return {
+            "drift": drift,
             "lab": self.lab.name,
-            "up": connected and proc is not None,
+            "up": connected and proc is not None and not drift,
             "hosts": hosts,
             "controller": controller,
         }
+
+    def problems(self) -> list[str]:
+        """Why the lab cannot pass verification now (empty when it can)."""
+        if not self.state.exists():
+            return [f"lab {self.lab.name} is not up; run `labctl up`"]
+        if self.controller.managed and self.controller_process() is None:
+            return [
+                f"controller {self.lab.controller.kind} is not running (log: {self.controller.log_path}); "
+                "`labctl up` restarts it"
+            ]
+        return []
 
     def _host_status(self, host: Host, present: set[str], sessions: set[str] | None) -> dict:
         driver = self.drivers[host.name]
@@ -178,6 +203,10 @@ class LabRunner:
         if bridge is None:
             return {**base, "error": f"bridge {self.lab.bridge} is missing", "connected": False}
         vm_by_port = {driver.vm_port(vm): vm for vm in host.vms}
+        plan = self.host_plan(host)
+        drift = [f"missing {c.describe()}" for c in pending([*plan.commands, plan.controller], snap)]
+        if isinstance(driver, SimDriver):
+            drift += [f"VM {vm.name} is missing" for vm in host.vms if driver.vm_netns(vm) not in present]
         ports = []
         for name in bridge.ports:
             iface = snap.interfaces.get(name)
@@ -195,6 +224,7 @@ class LabRunner:
             ports.append(entry)
         return {
             **base,
+            "drift": drift,
             "bridge": bridge.name,
             "datapath_type": bridge.datapath_type,
             "protocols": bridge.protocols,

@@ -138,7 +138,35 @@ class DelBridge:
         return f"remove bridge {self.name}"
 
 
-OvsCommand = AddBridge | AddPort | SetController | DelBridge
+@dataclass(frozen=True)
+class DelPort:
+    bridge: str
+    name: str
+
+    def argv(self) -> list[str]:
+        return ["--if-exists", "del-port", self.bridge, self.name]
+
+    def satisfied_by(self, snap: OvsSnapshot) -> bool:
+        bridge = snap.bridges.get(self.bridge)
+        return bridge is None or self.name not in bridge.ports
+
+    def describe(self) -> str:
+        return f"unplug port {self.name} from {self.bridge}"
+
+
+OvsCommand = AddBridge | AddPort | SetController | DelBridge | DelPort
+
+
+def unplug_stale(commands: Sequence[OvsCommand], snap: OvsSnapshot, ports: set[str]) -> list[DelPort]:
+    """Ports OVS still has whose device was re-created (a VM rebuilt after drift).
+
+    OVS keeps a socket on the old device; the port must be deleted and added
+    again -- in two transactions, since in one OVS would see no change at all."""
+    return [
+        DelPort(c.bridge, c.name)
+        for c in commands
+        if isinstance(c, AddPort) and c.name in ports and c.satisfied_by(snap)
+    ]
 
 
 def render(commands: Sequence[OvsCommand], timeout: int = 30) -> list[str]:

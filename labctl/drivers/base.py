@@ -34,6 +34,9 @@ class Driver(ABC):
 
     def __init__(self, ctx: Context, host: Host):
         self.ctx, self.host = ctx, host
+        # Ports whose device prepare() had to re-create (a VM rebuilt after drift):
+        # the OVS port must be re-plugged to use the new device.
+        self.replugged_ports: set[str] = set()
 
     @abstractmethod
     def transport(self) -> Transport:

@@ -36,7 +36,8 @@ def underlay_netns(ctx: Context) -> str:
 def ensure_underlay(ctx: Context, existing: set[str]) -> None:
     """The shared segment: one Linux bridge in its own namespace."""
     ns = underlay_netns(ctx)
-    if simnet.ensure_netns(ctx.state, ns, existing):
+    simnet.ensure_netns(ctx.state, ns, existing)
+    if simnet.UNDERLAY_BRIDGE not in simnet.links(ns):  # also after an up killed right here
         simnet.ip_batch(
             ns,
             [f"link add {simnet.UNDERLAY_BRIDGE} type bridge", f"link set {simnet.UNDERLAY_BRIDGE} up"],
@@ -48,7 +49,7 @@ def ensure_underlay(ctx: Context, existing: set[str]) -> None:
 def attach_to_underlay(ctx: Context, netns: str, port: str, address: str) -> bool:
     """eth0 in `netns`, plugged into the underlay bridge as `port`."""
     plen = ctx.lab.underlay.prefixlen
-    addr_lines = [f"addr add {address}/{plen} dev {UNDERLAY_PORT}"] if address else []
+    addr_lines = [f"addr replace {address}/{plen} dev {UNDERLAY_PORT}"] if address else []
     return simnet.ensure_veth(
         netns,
         UNDERLAY_PORT,
@@ -133,34 +134,42 @@ class SimDriver(Driver):
             VM_NIC,
             peer_lines=[
                 f"link set {VM_NIC} address {vm.mac}",
-                f"addr add {vm.ip} dev {VM_NIC}",
+                f"addr replace {vm.ip} dev {VM_NIC}",
                 f"link set {VM_NIC} up",
             ],
             lines=[f"link set {port} up"],
         )
+        if wired:
+            self.replugged_ports.add(port)
         if created or wired:
             self.ctx.report.changed(self.host.name, f"VM {vm.name} {vm.ip} on port {port}")
 
     def _ensure_ovs_daemons(self) -> None:
-        if len([p for p in ovs_daemon_pids(self.rundir, self.netns) if alive(p)]) == len(OVS_DAEMONS):
+        running = {p.pid for p in ovs_daemon_pids(self.rundir, self.netns) if alive(p)}
+        missing = [d for d in OVS_DAEMONS if read_pidfile(f"{self.rundir}/{d}.pid") not in running]
+        if not missing:
             return
         self.ctx.state.record("ovs-daemons", host=self.host.name, rundir=self.rundir, netns=self.netns)
         Path(self.rundir).mkdir(parents=True, exist_ok=True)
         db = f"{self.rundir}/conf.db"
         run = self._transport.run
-        if not Path(db).exists():
-            run(["ovsdb-tool", "create", db, OVS_SCHEMA])
+        if not Path(db).exists():  # created aside and renamed: never a half-written database
+            Path(f"{db}.new").unlink(missing_ok=True)  # from an up killed while creating it
+            run(["ovsdb-tool", "create", f"{db}.new", OVS_SCHEMA])
+            os.replace(f"{db}.new", db)
         common = ["--pidfile", "--detach", "--no-chdir", "--log-file", "-vconsole:off"]
-        run(["ovsdb-server", db, f"--remote=punix:{self.rundir}/db.sock", *common])
+        if "ovsdb-server" in missing:
+            run(["ovsdb-server", db, f"--remote=punix:{self.rundir}/db.sock", *common])
         run(["ovs-vsctl", "--no-wait", "init"])
-        run(["ovs-vswitchd", *common])
+        if "ovs-vswitchd" in missing:
+            run(["ovs-vswitchd", *common])
         if len(ovs_daemon_pids(self.rundir, self.netns)) != len(OVS_DAEMONS):
             raise ProvisionError(
                 self.host.name,
                 "start Open vSwitch",
                 f"daemons did not stay up; see {self.rundir}/ovs-vswitchd.log",
             )
-        self.ctx.report.changed(self.host.name, "ovsdb-server and ovs-vswitchd (userspace datapath)")
+        self.ctx.report.changed(self.host.name, f"started {' and '.join(missing)} (userspace datapath)")
 
     def ovs_commands(self) -> list[OvsCommand]:
         return [

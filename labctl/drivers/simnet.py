@@ -64,23 +64,28 @@ def ensure_netns(state: LabState, name: str, existing: set[str]) -> bool:
 def ensure_veth(
     netns: str, name: str, peer_netns: str, peer: str, peer_lines: list[str], lines: list[str]
 ) -> bool:
-    """A veth from `netns`/`name` to `peer_netns`/`peer`, configured by the given ip lines."""
-    if name in links(netns):
-        return False
-    ip_batch(netns, [f"link add {name} type veth peer name {peer} netns {peer_netns}"], netns)
+    """A veth from `netns`/`name` to `peer_netns`/`peer`, configured by the given ip lines.
+
+    The configuration is applied every time (the lines must be idempotent: `addr
+    replace`, `link set`), so an `up` killed half-way through a link is completed
+    by the next one. Returns True when the link had to be created."""
+    created = name not in links(netns)
+    if created:
+        ip_batch(netns, [f"link add {name} type veth peer name {peer} netns {peer_netns}"], netns)
     ip_batch(peer_netns, peer_lines, peer_netns)
     ip_batch(netns, lines, netns)
-    tx_off(netns, name)
-    tx_off(peer_netns, peer)
-    return True
+    if created:
+        tx_off(netns, name)
+        tx_off(peer_netns, peer)
+    return created
 
 
 def delete_netns(names: list[str]) -> None:
     present = existing_netns()
-    todo = [n for n in names if n in present]
+    todo = [n for n in dict.fromkeys(names) if n in present]  # the journal may list one twice
     if todo:
-        subprocess.run(
-            ["ip", "-batch", "-"],
+        subprocess.run(  # -force: one failed delete must not stop the others
+            ["ip", "-force", "-batch", "-"],
             input="".join(f"netns del {n}\n" for n in todo),
             text=True,
             capture_output=True,
