@@ -17,10 +17,11 @@ from labctl import processes
 from labctl.controllers import make_controller
 from labctl.drivers import DRIVERS, Context, make_driver, simnet
 from labctl.drivers.sim import SimDriver, controller_transport, ensure_controller_host, ensure_underlay
+from labctl.errors import ProvisionError
 from labctl.model import Host, Lab
 from labctl.ovs import AddBridge, Ovs, pending, unplug_stale
 from labctl.parallel import per_host, raise_failures
-from labctl.plan import HostPlan, plan_host
+from labctl.plan import HostPlan, plan_host, tunnel_peers
 from labctl.processes import ProcessId
 from labctl.progress import Reporter
 from labctl.state import LabState
@@ -133,7 +134,26 @@ class LabRunner:
             self.report.changed(host.name, command.describe())
         driver.finish()
 
+    def _check_underlay(self, host: Host) -> None:
+        """Reach every tunnel peer over the underlay.
+
+        Simulated hosts first get their tunnel neighbours seeded (see
+        SimDriver.seed_tunnel_neighbours)."""
+        driver = self.drivers[host.name]
+        transport = driver.transport()
+        if isinstance(driver, SimDriver):
+            peers = [self.drivers[p] for p in tunnel_peers(self.lab, host.name)]
+            driver.seed_tunnel_neighbours(
+                {str(p.host.underlay_ip): p.underlay_mac for p in peers if isinstance(p, SimDriver)}
+            )
+        for peer in tunnel_peers(self.lab, host.name):
+            address = str(self.lab.host(peer).underlay_ip)
+            result = transport.run(["ping", "-n", "-q", "-c", "1", "-W", "2", address], check=False)
+            if result.returncode != 0:
+                raise ProvisionError(host.name, "reach tunnel peers", f"{peer} ({address}) does not answer")
+
     def _point_at_controller(self, host: Host) -> None:
+        self._check_underlay(host)
         ovs = Ovs(self.drivers[host.name].transport())
         for command in ovs.ensure([self.host_plan(host).controller]):
             self.report.changed(host.name, command.describe())

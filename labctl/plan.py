@@ -35,6 +35,11 @@ def tunnels(lab: Lab) -> list[Tunnel]:
     return [Tunnel(lab.hub, n) for n in names if n != lab.hub]
 
 
+def tunnel_peers(lab: Lab, host: str) -> list[str]:
+    """The hosts `host` has a tunnel to."""
+    return [t.b if t.a == host else t.a for t in tunnels(lab) if host in (t.a, t.b)]
+
+
 def tunnel_port(lab: Lab, peer: str) -> str:
     """The tunnel port toward `peer`: gre-host2, vxlan-host3."""
     return f"{lab.tunnel_type}-{peer}"[:15]
@@ -48,7 +53,7 @@ def datapath_id(host: Host) -> str:
 def plan_host(
     lab: Lab, host: Host, *, datapath_type: str, vm_ports: list[str], extra: list[OvsCommand] | None = None
 ) -> HostPlan:
-    peers = {t.b if t.a == host.name else t.a: None for t in tunnels(lab) if host.name in (t.a, t.b)}
+    peers = tunnel_peers(lab, host.name)
     commands: list[OvsCommand] = list(extra or [])
     commands.append(
         AddBridge(

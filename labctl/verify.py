@@ -6,7 +6,6 @@ import re
 from dataclasses import asdict, dataclass, replace
 from itertools import combinations, permutations
 
-from labctl.errors import LabctlError
 from labctl.model import Lab
 from labctl.parallel import per_host
 
@@ -68,32 +67,41 @@ def ping_waves(vms) -> list[list[tuple]]:
 
 
 def ping_all(
-    lab: Lab, vm_transport, count: int = 3, interval: float = 0.2, wait: float = 2.0, workers: int = 32
+    lab: Lab, vm_transport, count: int = 3, interval: float = 0.2, wait: float = 2.0, workers: int = 64
 ) -> list[PingResult]:
-    """`vm_transport(vm)` gives the transport that runs a command inside a VM."""
+    """`vm_transport(vm)` gives the transport that runs a command inside a VM.
 
-    def ping(pair) -> PingResult:
+    First every pair's first packet, in two waves (it sets the path up: ARP,
+    packet-ins, flow-mods, and may take longer than ping's patience, so it is
+    timed on its own as first_rtt_ms); then the measured pings of all pairs at
+    once, over paths that are set up.
+    """
+
+    def run(argv_count: int, patience: float, pair) -> str:
         src, dst = pair
-        transport, target = vm_transport(src), str(dst.ip.ip)
-        try:
-            # The first packet sets the path up (ARP, packet-ins, flow-mods); it may take
-            # longer than ping's patience, so it is timed on its own: first_rtt_ms.
-            first = parse_ping(src.name, dst.name, target, _run_ping(transport, target, 1, interval, 3.0), 1)
-            result = parse_ping(
-                src.name, dst.name, target, _run_ping(transport, target, count, interval, wait), count
-            )
-        except LabctlError as exc:
-            return PingResult(src.name, dst.name, target, count, 0, None, None, None, str(exc))
-        return replace(result, first_rtt_ms=first.rtt_avg_ms)
+        return _run_ping(vm_transport(src), str(dst.ip.ip), argv_count, interval, patience)
 
-    results: dict[tuple[str, str], PingResult] = {}
+    def first(pair) -> float | None:
+        return parse_ping(pair[0].name, pair[1].name, "", run(1, 3.0, pair), 1).rtt_avg_ms
+
+    def measured(pair) -> PingResult:
+        src, dst = pair
+        return parse_ping(src.name, dst.name, str(dst.ip.ip), run(count, wait, pair), count)
+
+    def name(pair) -> str:
+        return f"{pair[0].name}->{pair[1].name}"
+
+    setup: dict[str, float | None] = {}
     for wave in ping_waves(lab.vms):
-        for outcome in per_host(ping, wave, lambda p: f"{p[0].name}->{p[1].name}", workers=workers):
-            src, dst = outcome.name.split("->")
-            results[(src, dst)] = outcome.value or PingResult(
-                src, dst, str(lab.vm(dst).ip.ip), count, 0, None, None, None, str(outcome.error)
-            )
-    return [results[(a.name, b.name)] for a, b in permutations(lab.vms, 2)]
+        setup.update({o.name: o.value for o in per_host(first, wave, name, workers=workers)})
+    results = []
+    for outcome in per_host(measured, list(permutations(lab.vms, 2)), name, workers=workers):
+        src, dst = outcome.name.split("->")
+        result = outcome.value or PingResult(
+            src, dst, str(lab.vm(dst).ip.ip), count, 0, None, None, None, str(outcome.error)
+        )
+        results.append(replace(result, first_rtt_ms=setup.get(outcome.name)))
+    return results
 
 
 def render_table(results: list[PingResult]) -> str:

@@ -10,6 +10,7 @@ Userspace tunnelling needs the host's underlay address on an OVS bridge:
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -100,6 +101,7 @@ class SimDriver(Driver):
         self.rundir = str(ctx.state.dir / "hosts" / host.name)
         self._transport = NetnsTransport(host.name, self.netns, self.rundir)
         self.existing_netns: set[str] = set()
+        self.underlay_mac: str | None = None  # br-phy's MAC, known after finish()
 
     def transport(self) -> NetnsTransport:
         return self._transport
@@ -180,8 +182,9 @@ class SimDriver(Driver):
     def finish(self) -> None:
         """The underlay address goes on br-phy, where userspace tunnelling looks for it."""
         address = f"{self.host.underlay_ip}/{self.ctx.lab.underlay.prefixlen}"
-        out = self._transport.run(["ip", "-j", "addr", "show", "dev", PHYS_BRIDGE]).stdout
-        if f'"local":"{self.host.underlay_ip}"' in out.replace(" ", ""):
+        [link] = json.loads(self._transport.run(["ip", "-j", "addr", "show", "dev", PHYS_BRIDGE]).stdout)
+        self.underlay_mac = link["address"]
+        if any(a.get("local") == str(self.host.underlay_ip) for a in link.get("addr_info", [])):
             return
         simnet.ip_batch(
             self.netns,
@@ -190,3 +193,12 @@ class SimDriver(Driver):
         )
         simnet.tx_off(self.netns, PHYS_BRIDGE)
         self.ctx.report.changed(self.host.name, f"underlay address {address} on {PHYS_BRIDGE}")
+
+    def seed_tunnel_neighbours(self, peers: dict[str, str]) -> None:
+        """Tell OVS each tunnel peer's underlay MAC (address -> MAC).
+
+        With userspace tunnelling OVS drops a packet whose tunnel neighbour is
+        not resolved yet, and it learns neighbours only by snooping ARP on br-phy,
+        which depends on timing. Seeding them makes the first VM packet cross."""
+        for address, mac in peers.items():
+            self._transport.run(["ovs-appctl", "tnl/neigh/set", PHYS_BRIDGE, address, mac])
