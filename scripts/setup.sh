@@ -12,7 +12,7 @@ if [ "$(id -u)" != 0 ]; then
     exit 2
 fi
 
-packages=(openvswitch-switch openvswitch-common iproute2 iputils-ping ethtool tcpdump
+packages=(openvswitch-switch openvswitch-common iproute2 iputils-ping fping ethtool tcpdump
           python3 python3-venv python3-dev gcc pkg-config libvirt-dev)
 extras=(".[all]")
 if [ "${1:-}" = "--test" ]; then
