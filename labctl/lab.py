@@ -51,7 +51,7 @@ class LabRunner:
     # --- up ---
     def up(self, timeout: float = 30.0) -> int:
         """Build what is missing; return how many changes were made."""
-        with self.state.lock("up"):
+        with self.state.lock("up"), self.state.command_log():
             self.state.write_info(self._info())
             existing = simnet.existing_netns()
             ensure_underlay(self.ctx, existing)

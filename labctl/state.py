@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import logging
 import os
 import shutil
 import threading
@@ -77,6 +78,24 @@ class LabState:
             return json.loads(self.info_path.read_text(encoding="utf-8"))
         except (FileNotFoundError, json.JSONDecodeError):
             return {}
+
+    @contextmanager
+    def command_log(self) -> Iterator[Path]:
+        """Append every command run on every host (logger labctl.commands) to commands.log."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        path = self.dir / "commands.log"
+        handler = logging.FileHandler(path, encoding="utf-8")
+        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+        logger = logging.getLogger("labctl.commands")
+        logger.addHandler(handler)
+        previous = logger.level
+        logger.setLevel(logging.DEBUG)
+        try:
+            yield path
+        finally:
+            logger.removeHandler(handler)
+            logger.setLevel(previous)
+            handler.close()
 
     def remove(self) -> None:
         """Forget the lab: its directory holds only files labctl wrote."""

@@ -70,6 +70,12 @@ def test_status_shows_hosts_ports_tunnels_and_connected_bridges(two_host_lab):
     assert "connected" in text and "VM vm1" in text
 
 
+def test_every_command_up_ran_is_in_the_labs_command_log(two_host_lab):
+    log = (two_host_lab.state_dir / two_host_lab.name / "commands.log").read_text()
+    assert "host1: ovs-vsctl --timeout=30 -- --may-exist add-br br-phy" in log
+    assert "host2: ovs-vswitchd --pidfile" in log
+
+
 def test_second_up_changes_nothing_and_says_so(two_host_lab):
     result = two_host_lab.run("up")
     assert "nothing to change" in result.stdout
