@@ -24,7 +24,10 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-OVS_SCHEMA = "/usr/share/openvswitch/vswitch.ovsschema"
+sys.path.insert(0, str(REPO))
+
+from labctl.drivers.sim import start_ovs_daemons  # noqa: E402 - the same start-up labctl uses
+from labctl.transport.netns import NetnsTransport  # noqa: E402
 
 
 def inventory(name: str, hosts: int) -> str:
@@ -72,25 +75,9 @@ def floor(hosts: int, workdir: Path) -> float:
     tag = f"lcfloor{os.getpid()}"
 
     def start(i: int) -> None:
-        ns, run = f"{tag}-{i}", workdir / f"floor{i}"
-        run.mkdir(parents=True)
-        env = {**os.environ, "OVS_RUNDIR": str(run), "OVS_DBDIR": str(run), "OVS_LOGDIR": str(run)}
-        sh = lambda *a: subprocess.run(a, env=env, check=True, capture_output=True)  # noqa: E731
-        sh("ip", "netns", "add", ns)
-        sh("ovsdb-tool", "create", str(run / "conf.db"), OVS_SCHEMA)
-        common = ["--pidfile", "--detach", "--no-chdir", "--log-file", "-vconsole:off"]
-        sh(
-            "ip",
-            "netns",
-            "exec",
-            ns,
-            "ovsdb-server",
-            str(run / "conf.db"),
-            f"--remote=punix:{run}/db.sock",
-            *common,
-        )
-        sh("ip", "netns", "exec", ns, "ovs-vsctl", "--no-wait", "init")
-        sh("ip", "netns", "exec", ns, "ovs-vswitchd", *common)
+        ns = f"{tag}-{i}"
+        subprocess.run(["ip", "netns", "add", ns], check=True)
+        start_ovs_daemons(NetnsTransport(ns, ns, str(workdir / f"floor{i}")), str(workdir / f"floor{i}"))
 
     begin = time.monotonic()
     with ThreadPoolExecutor(max_workers=32) as pool:

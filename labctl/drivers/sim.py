@@ -21,6 +21,7 @@ from labctl.errors import ProvisionError
 from labctl.model import VM
 from labctl.ovs import AddBridge, AddPort, OvsCommand
 from labctl.processes import alive, identify, netns_inode, read_pidfile
+from labctl.transport.base import Transport
 from labctl.transport.netns import NetnsTransport
 
 PHYS_BRIDGE = "br-phy"
@@ -90,6 +91,26 @@ def ovs_daemon_pids(rundir: str, netns: str) -> list:
     return found
 
 
+def start_ovs_daemons(transport: Transport, rundir: str, daemons=OVS_DAEMONS) -> None:
+    """Start a private ovsdb-server and/or ovs-vswitchd whose files all live in `rundir`.
+
+    `transport` runs inside the host and points the OVS tools at `rundir`
+    (NetnsTransport does). The database is created aside and renamed, so an
+    interrupted start never leaves a half-written one."""
+    Path(rundir).mkdir(parents=True, exist_ok=True)
+    db = f"{rundir}/conf.db"
+    if not Path(db).exists():
+        Path(f"{db}.new").unlink(missing_ok=True)  # from a start killed while creating it
+        transport.run(["ovsdb-tool", "create", f"{db}.new", OVS_SCHEMA])
+        os.replace(f"{db}.new", db)
+    common = ["--pidfile", "--detach", "--no-chdir", "--log-file", "-vconsole:off"]
+    if "ovsdb-server" in daemons:
+        transport.run(["ovsdb-server", db, f"--remote=punix:{rundir}/db.sock", *common])
+    transport.run(["ovs-vsctl", "--no-wait", "init"])
+    if "ovs-vswitchd" in daemons:
+        transport.run(["ovs-vswitchd", *common])
+
+
 class SimDriver(Driver):
     name = "sim"
     datapath_type = "netdev"
@@ -152,19 +173,7 @@ class SimDriver(Driver):
         if not missing:
             return
         self.ctx.state.record("ovs-daemons", host=self.host.name, rundir=self.rundir, netns=self.netns)
-        Path(self.rundir).mkdir(parents=True, exist_ok=True)
-        db = f"{self.rundir}/conf.db"
-        run = self._transport.run
-        if not Path(db).exists():  # created aside and renamed: never a half-written database
-            Path(f"{db}.new").unlink(missing_ok=True)  # from an up killed while creating it
-            run(["ovsdb-tool", "create", f"{db}.new", OVS_SCHEMA])
-            os.replace(f"{db}.new", db)
-        common = ["--pidfile", "--detach", "--no-chdir", "--log-file", "-vconsole:off"]
-        if "ovsdb-server" in missing:
-            run(["ovsdb-server", db, f"--remote=punix:{self.rundir}/db.sock", *common])
-        run(["ovs-vsctl", "--no-wait", "init"])
-        if "ovs-vswitchd" in missing:
-            run(["ovs-vswitchd", *common])
+        start_ovs_daemons(self._transport, self.rundir, missing)
         if len(ovs_daemon_pids(self.rundir, self.netns)) != len(OVS_DAEMONS):
             raise ProvisionError(
                 self.host.name,

@@ -13,6 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from labctl.drivers.sim import start_ovs_daemons
+from labctl.processes import identify, read_pidfile, stop
+from labctl.transport.netns import NetnsTransport
 from tests.conftest import REPO, labctl, netns_with_prefix
 
 pytestmark = pytest.mark.lab
@@ -109,52 +112,22 @@ def bystanders(tmp_path):
     ns = f"bystander{os.getpid()}"
     run = tmp_path / "ovs"
     run.mkdir()
-    env = {**os.environ, "OVS_RUNDIR": str(run), "OVS_DBDIR": str(run), "OVS_LOGDIR": str(run)}
-
-    def sh(*argv):
-        return subprocess.run(argv, env=env, check=True, capture_output=True, text=True).stdout
-
-    sh("ip", "netns", "add", ns)
-    sh("ovsdb-tool", "create", str(run / "conf.db"), "/usr/share/openvswitch/vswitch.ovsschema")
-    common = ["--pidfile", "--detach", "--no-chdir", "--log-file", "-vconsole:off"]
-    sh(
-        "ip",
-        "netns",
-        "exec",
-        ns,
-        "ovsdb-server",
-        str(run / "conf.db"),
-        f"--remote=punix:{run}/db.sock",
-        *common,
-    )
-    sh("ip", "netns", "exec", ns, "ovs-vswitchd", *common)
-    sh(
-        "ip",
-        "netns",
-        "exec",
-        ns,
-        "ovs-vsctl",
-        "add-br",
-        "br0",
-        "--",
-        "set",
-        "bridge",
-        "br0",
-        "datapath_type=netdev",
-    )
+    subprocess.run(["ip", "netns", "add", ns], check=True)
+    host = NetnsTransport(ns, ns, str(run))
+    start_ovs_daemons(host, str(run))
+    host.run(["ovs-vsctl", "add-br", "br0", "--", "set", "bridge", "br0", "datapath_type=netdev"])
     sleeper = subprocess.Popen(["sleep", "300"])
     try:
         yield {
             "netns": ns,
-            "bridges": lambda: sh("ip", "netns", "exec", ns, "ovs-vsctl", "list-br"),
+            "bridges": lambda: host.run(["ovs-vsctl", "list-br"]).stdout,
             "sleeper": sleeper,
         }
     finally:
         sleeper.kill()
         sleeper.wait()
-        for daemon in ("ovs-vswitchd", "ovsdb-server"):
-            os.kill(int((run / f"{daemon}.pid").read_text()), signal.SIGTERM)
-        time.sleep(0.3)
+        daemons = [identify(read_pidfile(str(run / f"{d}.pid"))) for d in ("ovs-vswitchd", "ovsdb-server")]
+        stop([d for d in daemons if d])  # by PID, waiting until they are gone
         subprocess.run(["ip", "netns", "del", ns], check=True)
 
 
