@@ -2,8 +2,9 @@
 
 up:   underlay and controller host -> controller started -> per host, in
       parallel: namespaces/links/VMs, OVS daemons, one OVS transaction ->
-      wait for the controller to listen -> point every bridge at it -> wait
-      until every bridge is connected. Each step is checked first, so a second
+      wait for the controller to listen -> per host: reach every tunnel peer
+      over the underlay, point the bridge at the controller -> wait until the
+      controller holds a session from every bridge. Each step is checked first, so a second
       `up` changes nothing and a failed or interrupted one resumes.
 down: undo what the journal lists, and only that.
 """
@@ -270,7 +271,7 @@ def teardown(state: LabState, report: Reporter) -> bool:
         for record in reversed([r for r in records if "driver" in r]):
             DRIVERS[record["driver"]].undo(record, state)
             report.changed(record.get("host", state.lab_name), f"removed {record['kind']}")
-        namespaces = [r["name"] for r in records if r["kind"] == "netns"]
+        namespaces = list(dict.fromkeys(r["name"] for r in records if r["kind"] == "netns"))
         inodes = set()
         for name in namespaces:
             try:
