@@ -141,6 +141,12 @@ def status(ctx, inventory, simulate, quiet, verbose, as_json):
         click.echo(_status_text(data))
 
 
+def _controller_state(ctl: dict) -> str:
+    if ctl["running"] is None:
+        return "run by someone else"
+    return f"running pid {ctl['pid']}" if ctl["running"] else "NOT RUNNING"
+
+
 def _status_text(data: dict) -> str:
     if not data["hosts"] and not data["up"]:
         return f"lab {data['lab']}: not up"
@@ -149,7 +155,7 @@ def _status_text(data: dict) -> str:
         f"lab {data['lab']}: {'up' if data['up'] else 'NOT fully up'}",
         *(f"  drift: {d} (`labctl up` repairs it)" for d in data.get("drift", [])),
         f"controller {ctl['kind']} {ctl['target']} apps={','.join(ctl['apps']) or '-'} "
-        f"{'running pid ' + str(ctl['pid']) if ctl['running'] else 'NOT RUNNING'}",
+        + _controller_state(ctl),
     ]
     for host in data["hosts"]:
         if "error" in host:

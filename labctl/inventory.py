@@ -29,7 +29,10 @@ MAX_VMS_PER_HOST = 16
 # command lines, so they are kept to a small, shell-safe alphabet.
 NAME_RULE = "1-11 characters: lower-case letters, digits, '-' or '_', starting with a letter"
 LAB_NAME_RULE = "1-20 characters: lower-case letters, digits or '-', starting with a letter"
-APP_RULE = "a Python module path such as forwarding.l2_learning (letters, digits, '_' and '.')"
+APP_RULE = (
+    "a Python module path such as forwarding.l2_learning (letters, digits, '_' and '.'), "
+    "or for POX an option such as --no-flood or --hold-down=5"
+)
 
 
 def _matcher(pattern: str, rule: str, kind: str):
@@ -72,7 +75,14 @@ def _version(value: Any) -> Any:
 
 Name = Annotated[str, _matcher(r"[a-z][a-z0-9_-]{0,10}", NAME_RULE, "a name")]
 LabName = Annotated[str, _matcher(r"[a-z][a-z0-9-]{0,19}", LAB_NAME_RULE, "a lab name")]
-AppName = Annotated[str, _matcher(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*", APP_RULE, "an app")]
+AppName = Annotated[
+    str,
+    _matcher(
+        r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*|--[a-z][a-z0-9_-]*(=[A-Za-z0-9_.:,/-]+)?",
+        APP_RULE,
+        "an app",
+    ),
+]
 IPv4Prefix = Annotated[
     ipaddress.IPv4Interface,
     _ip("an IPv4 address with a prefix length", ipaddress.IPv4Interface, "172.16.0.1/24"),
@@ -256,6 +266,20 @@ def _semantic_problems(spec: InventorySpec, simulate: bool) -> list[tuple[tuple,
         problems.append((("controller", "address"), "a remote controller needs the address it listens on"))
     if ctl.apps is not None and ctl.kind in ("ovs-testcontroller", "remote"):
         problems.append((("controller", "apps"), f"a {ctl.kind} controller takes no apps"))
+    for index, app in enumerate(ctl.apps or []):
+        if app.startswith("--") and ctl.kind != "pox":
+            problems.append((("controller", "apps", index), f"app options like {app} are for POX only"))
+    if ctl.kind == "pox" and spec.openflow != "1.0":
+        problems.append((("openflow",), 'POX speaks OpenFlow 1.0 only; use openflow: "1.0" or another kind'))
+    all_simulated = simulate or all(h.driver == "sim" for h in hosts.values())
+    if ctl.kind == "remote" and all_simulated and ctl.address and ctl.address not in spec.underlay.subnet:
+        problems.append(
+            (
+                ("controller", "address"),
+                f"simulated hosts reach a controller only on their underlay ({spec.underlay.subnet}); "
+                "give it an address there and run it in namespace lc-<lab>-controller",
+            )
+        )
     for host_name, host in hosts.items():
         if host.driver != "sim" and not simulate and not host.address:
             problems.append(

@@ -52,6 +52,7 @@ class LabRunner:
     # --- up ---
     def up(self, timeout: float = 30.0) -> int:
         """Build what is missing; return how many changes were made."""
+        self.controller.check()
         with self.state.lock("up"), self.state.command_log():
             self.state.write_info(self._info())
             existing = simnet.existing_netns()
@@ -60,18 +61,29 @@ class LabRunner:
                 if isinstance(driver, SimDriver):
                     driver.existing_netns = existing
             ctl_transport = ensure_controller_host(self.ctx, existing)
-            ctl_proc = self._ensure_controller(ctl_transport)
+            ctl_proc = self._ensure_controller(ctl_transport) if self.controller.managed else None
 
             outcomes = per_host(self._build_host, self.lab.hosts, lambda h: h.name)
             raise_failures(outcomes, "build")
-            self.controller.wait_listening(ctl_transport, ctl_proc, timeout)
+            if self.controller.managed:
+                self.controller.wait_listening(ctl_transport, ctl_proc, timeout)
             outcomes = per_host(self._point_at_controller, self.lab.hosts, lambda h: h.name)
             raise_failures(outcomes, "set the controller")
-            # The controller's side is exact and immediate; OVSDB's is_connected
-            # is refreshed only every few seconds.
-            expected = {str(h.underlay_ip): h.name for h in self.lab.hosts}
-            self.controller.wait_connected(ctl_transport, ctl_proc, expected, timeout)
-            self.report.info(CONTROLLER, f"every {self.lab.bridge} is connected ({len(expected)} switches)")
+            if self.controller.managed:
+                # The controller's side is exact and immediate; OVSDB's is_connected
+                # is refreshed only every few seconds.
+                expected = {str(h.underlay_ip): h.name for h in self.lab.hosts}
+                self.controller.wait_connected(ctl_transport, ctl_proc, expected, timeout)
+            else:  # someone else's controller: ask each bridge
+                outcomes = per_host(
+                    lambda h: Ovs(self.drivers[h.name].transport()).wait_connected(self.lab.bridge, timeout),
+                    self.lab.hosts,
+                    lambda h: h.name,
+                )
+                raise_failures(outcomes, "connect to the controller")
+            self.report.info(
+                CONTROLLER, f"every {self.lab.bridge} is connected ({len(self.lab.hosts)} switches)"
+            )
             return self.report.changes
 
     def _info(self) -> dict:
@@ -182,18 +194,18 @@ class LabRunner:
             "kind": self.lab.controller.kind,
             "target": self.lab.controller.target,
             "apps": list(self.lab.controller.apps),
-            "running": proc is not None,
+            "running": proc is not None if self.controller.managed else None,  # None: not ours
             "pid": proc.pid if proc else None,
             "log": str(self.controller.log_path),
         }
         connected = all(h.get("connected") for h in hosts)
         drift = [f"{h['name']}: {d}" for h in hosts for d in h.get("drift", [])]
-        if proc is None:
+        if proc is None and self.controller.managed:
             drift.insert(0, f"controller {self.lab.controller.kind} is not running")
         return {
             "drift": drift,
             "lab": self.lab.name,
-            "up": connected and proc is not None and not drift,
+            "up": connected and not drift,
             "hosts": hosts,
             "controller": controller,
         }

@@ -6,11 +6,14 @@ from pathlib import Path
 
 from labctl.controllers.base import ControllerKind
 from labctl.controllers.osken import OsKenController
+from labctl.controllers.pox import PoxController
+from labctl.controllers.remote import RemoteController
+from labctl.controllers.testcontroller import OvsTestController
 from labctl.errors import InputError
 from labctl.model import Lab
 
 KINDS: dict[str, type[ControllerKind]] = {
-    OsKenController.kind: OsKenController,
+    kind.kind: kind for kind in (OsKenController, PoxController, OvsTestController, RemoteController)
 }
 
 

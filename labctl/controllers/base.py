@@ -7,6 +7,7 @@ bridge at it and stops it by PID on `down`. Its output goes to a log file
 
 from __future__ import annotations
 
+import shutil
 import time
 from abc import ABC, abstractmethod
 from pathlib import Path
@@ -39,6 +40,12 @@ class ControllerKind(ABC):
     @abstractmethod
     def argv(self) -> list[str]:
         """The command line that runs the controller in the foreground."""
+
+    def check(self) -> None:
+        """Refuse early, before anything is created, what cannot work (a missing checkout)."""
+        program = self.argv()[0] if self.managed else None
+        if program and not shutil.which(program):
+            raise ProvisionError("controller", f"start {self.kind}", f"{program} is not installed")
 
     def env(self) -> dict[str, str]:
         return {}

@@ -1,0 +1,146 @@
+"""Every controller kind drives the classic 2-host lab: POX, OVS's test controller,
+and a remote controller someone else runs (os-ken is covered by test_lab_lifecycle)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tarfile
+import time
+
+import pytest
+
+from labctl.processes import identify, stop
+from tests.conftest import REPO, netns_with_prefix
+
+pytestmark = pytest.mark.lab
+
+POX_TARBALL = REPO.parent / "shared" / "vendor" / "pox.tar.gz"
+
+LAB = """\
+name: {{name}}
+openflow: "{openflow}"
+controller:
+{controller}
+hosts:
+  host1:
+    vms:
+      vm1: {{{{ip: 172.16.0.1/24}}}}
+  host2:
+    vms:
+      vm2: {{{{ip: 172.16.0.2/24}}}}
+"""
+
+
+def inventory(controller: str, openflow: str = "1.0") -> str:
+    return LAB.format(controller=controller, openflow=openflow)
+
+
+@pytest.fixture(scope="session")
+def pox_checkout(tmp_path_factory):
+    """The vendored POX (see shared/vendor/README.md), unpacked once per test run."""
+    assert POX_TARBALL.exists(), f"the vendored POX is missing: {POX_TARBALL}"
+    target = tmp_path_factory.mktemp("pox")
+    with tarfile.open(POX_TARBALL) as archive:
+        archive.extractall(target, filter="data")
+    return target / "pox"
+
+
+def assert_reactive_flows(lab, host: str = "host1") -> None:
+    flows = lab.on_host(host, "ovs-ofctl", "dump-flows", "br0")
+    assert "icmp" in flows and "nw_src=172.16.0.1" in flows, flows
+
+
+def test_pox_l2_learning_pings_through_reactive_flows(make_lab, pox_checkout):
+    lab = make_lab(inventory(f"  kind: pox\n  path: {pox_checkout}\n  apps: [forwarding.l2_learning]"))
+    lab.run("up")
+    assert json.loads(lab.run("verify", "--json").stdout)["ok"] is True
+    assert_reactive_flows(lab)
+    flows = lab.on_host("host2", "ovs-ofctl", "dump-flows", "br0")
+    assert "idle_timeout=10" in flows and "hard_timeout=30" in flows  # POX's l2_learning timeouts
+    status = lab.status()
+    assert status["controller"]["kind"] == "pox" and status["controller"]["running"] is True
+
+
+def test_pox_with_openflow13_is_refused_before_anything_is_made(make_lab, pox_checkout):
+    lab = make_lab(inventory(f"  kind: pox\n  path: {pox_checkout}", openflow="1.3"))
+    result = lab.run("up", check=False)
+    assert result.returncode == 2 and "POX speaks OpenFlow 1.0 only" in result.stderr
+    assert not netns_with_prefix(lab.prefix)
+
+
+def test_pox_without_a_checkout_says_how_to_get_one(make_lab, tmp_path):
+    lab = make_lab(inventory(f"  kind: pox\n  path: {tmp_path / 'nowhere'}"))
+    result = lab.run("up", check=False)
+    assert result.returncode == 2 and "no pox.py in" in result.stderr
+    assert not netns_with_prefix(lab.prefix)
+
+
+@pytest.mark.parametrize("openflow", ["1.0", "1.3"])
+def test_ovs_testcontroller_pings(make_lab, openflow):
+    lab = make_lab(inventory("  kind: ovs-testcontroller", openflow=openflow))
+    lab.run("up")
+    assert json.loads(lab.run("verify", "--json").stdout)["ok"] is True
+    version = {"1.0": "OpenFlow10", "1.3": "OpenFlow13"}[openflow]
+    flows = lab.on_host("host1", "ovs-ofctl", "-O", version, "dump-flows", "br0")
+    assert "dl_dst=02:00:ac:10:00:02" in flows or "icmp" in flows, flows
+
+
+def test_remote_controller_run_by_someone_else(make_lab):
+    lab = make_lab(inventory("  kind: remote\n  address: 10.250.0.200\n  port: 6653"))
+    up = subprocess.Popen(
+        [sys.executable, "-m", "labctl", "up", "-i", str(lab.inventory), "--timeout", "30"],
+        env=lab.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    # labctl makes the controller's namespace on the underlay; "someone else" runs a controller in it
+    deadline = time.monotonic() + 20
+    while lab.netns("controller") not in netns_with_prefix(lab.prefix) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    theirs = subprocess.Popen(
+        [
+            "ip",
+            "netns",
+            "exec",
+            lab.netns("controller"),
+            sys.executable,
+            "-m",
+            "labctl.controllers.osken_runner",
+            "--ofp-listen-host",
+            "10.250.0.200",
+            "--ofp-tcp-listen-port",
+            "6653",
+            "l2_learning",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=lab.env,
+    )
+    try:
+        _, err = up.communicate(timeout=60)
+        assert up.returncode == 0, err
+        assert json.loads(lab.run("verify", "--json").stdout)["ok"] is True
+        status = lab.status()
+        assert status["controller"]["running"] is None and status["up"] is True
+        assert "run by someone else" in lab.run("status").stdout
+    finally:
+        proc = identify(theirs.pid)
+        stop([proc] if proc else [])
+        theirs.wait()
+
+
+def test_remote_controller_that_never_answers_names_the_bridges(make_lab):
+    lab = make_lab(inventory("  kind: remote\n  address: 10.250.0.200"))
+    result = lab.run("up", "--timeout", "3", check=False)
+    assert result.returncode == 3
+    assert "br0 did not connect within 3s" in result.stderr
+    assert "host1" in result.stderr and "host2" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_remote_controller_off_the_underlay_is_refused_in_a_simulated_lab(make_lab):
+    lab = make_lab(inventory("  kind: remote\n  address: 192.0.2.10"))
+    result = lab.run("up", check=False)
+    assert result.returncode == 2 and "reach a controller only on their underlay" in result.stderr
