@@ -84,6 +84,16 @@ class LabRunner:
             self.report.info(
                 CONTROLLER, f"every {self.lab.bridge} is connected ({len(self.lab.hosts)} switches)"
             )
+            if self.lab.topology == "mesh":  # verify would race the spanning tree
+                outcomes = per_host(
+                    lambda h: Ovs(self.drivers[h.name].transport()).wait_rstp(self.lab.bridge, timeout),
+                    self.lab.hosts,
+                    lambda h: h.name,
+                )
+                raise_failures(outcomes, "settle the spanning tree")
+                self.report.info(
+                    "rstp", f"the tunnel mesh is loop-free ({len(self.lab.hosts)} bridges settled)"
+                )
             return self.report.changes
 
     def _info(self) -> dict:

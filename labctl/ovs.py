@@ -11,6 +11,7 @@ transport: a simulated host's namespace, this machine or SSH.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -34,11 +35,11 @@ class AddBridge:
     datapath_type: str = "system"
     fail_mode: str | None = None
     protocols: str | None = None
-    stp: bool = False
+    rstp: bool = False  # Rapid Spanning Tree: breaks the loops of a tunnel mesh
     other_config: Pairs = ()
 
     def argv(self) -> list[str]:
-        settings = [f"datapath_type={self.datapath_type}", f"stp_enable={str(self.stp).lower()}"]
+        settings = [f"datapath_type={self.datapath_type}", f"rstp_enable={str(self.rstp).lower()}"]
         if self.fail_mode:
             settings.append(f"fail_mode={self.fail_mode}")
         if self.protocols:
@@ -53,7 +54,7 @@ class AddBridge:
             and have.datapath_type == self.datapath_type
             and have.fail_mode == (self.fail_mode or "")
             and (self.protocols is None or have.protocols == [self.protocols])
-            and have.stp == self.stp
+            and have.rstp == self.rstp
             and all(have.other_config.get(k) == v for k, v in self.other_config)
         )
 
@@ -67,12 +68,15 @@ class AddPort:
     name: str
     type: str = ""
     options: Pairs = ()
+    port_config: Pairs = ()  # the Port's other_config, e.g. rstp-port-admin-edge
 
     def argv(self) -> list[str]:
         out = ["--may-exist", "add-port", self.bridge, self.name]
         if self.type or self.options:
             out += ["--", "set", "interface", self.name, f"type={self.type or 'system'}"]
             out += _map_arg("options", self.options)
+        if self.port_config:
+            out += ["--", "set", "port", self.name, *_map_arg("other_config", self.port_config)]
         return out
 
     def satisfied_by(self, snap: OvsSnapshot) -> bool:
@@ -84,6 +88,7 @@ class AddPort:
             and iface is not None
             and iface.type == self.type
             and iface.options == dict(self.options)
+            and all(snap.port_config.get(self.name, {}).get(k) == v for k, v in self.port_config)
         )
 
     def describe(self) -> str:
@@ -186,7 +191,7 @@ class BridgeState:
     datapath_type: str
     fail_mode: str
     protocols: list[str]
-    stp: bool
+    rstp: bool
     other_config: dict[str, str]
     ports: list[str] = field(default_factory=list)
     controllers: list[str] = field(default_factory=list)
@@ -208,6 +213,7 @@ class InterfaceState:
 class OvsSnapshot:
     bridges: dict[str, BridgeState]
     interfaces: dict[str, InterfaceState]
+    port_config: dict[str, dict[str, str]] = field(default_factory=dict)  # Port other_config by name
 
     def bridge_of(self, port: str) -> str | None:
         return next((b.name for b in self.bridges.values() if port in b.ports), None)
@@ -236,8 +242,8 @@ def _single(value):
 
 
 _QUERIES = [
-    ("Bridge", "_uuid,name,datapath_type,fail_mode,protocols,stp_enable,other_config,ports,controller"),
-    ("Port", "_uuid,name,interfaces"),
+    ("Bridge", "_uuid,name,datapath_type,fail_mode,protocols,rstp_enable,other_config,ports,controller"),
+    ("Port", "_uuid,name,interfaces,other_config"),
     ("Interface", "_uuid,name,type,options,ofport,error,statistics,mac_in_use"),
     ("Controller", "_uuid,target,is_connected"),
 ]
@@ -281,18 +287,34 @@ def parse_snapshot(text: str) -> OvsSnapshot:
             datapath_type=row["datapath_type"],
             fail_mode=_single(row["fail_mode"]) or "",
             protocols=_as_list(row["protocols"]),
-            stp=bool(row["stp_enable"]),
+            rstp=bool(row["rstp_enable"]),
             other_config=row["other_config"] or {},
             ports=sorted(port_names[u] for u in _as_list(row["ports"]) if u in port_names),
             controllers=[c["target"] for c in ctl_rows],
             connected={c["target"]: bool(c["is_connected"]) for c in ctl_rows},
         )
-    return OvsSnapshot(bridges, interfaces)
+    port_config = {row["name"]: row.get("other_config") or {} for row in ports_t}
+    return OvsSnapshot(bridges, interfaces, port_config)
 
 
 def pending(commands: Sequence[OvsCommand], snap: OvsSnapshot) -> list[OvsCommand]:
     """The commands whose effect the host does not show yet."""
     return [c for c in commands if not c.satisfied_by(snap)]
+
+
+def rstp_unsettled(show: str) -> list[str]:
+    """Ports of `ovs-appctl rstp/show` that have not settled yet.
+
+    Settled: forwarding, or discarding as an alternate/backup (the loop RSTP
+    broke). A designated or root port still discarding or learning is not."""
+    unsettled = []
+    for line in show.splitlines():
+        fields = line.split()
+        if len(fields) >= 3 and fields[2] in ("Discarding", "Learning", "Forwarding"):
+            port, role, state = fields[:3]
+            if state != "Forwarding" and role not in ("Alternate", "Backup", "Disabled"):
+                unsettled.append(f"{port} ({role.lower()}, {state.lower()})")
+    return unsettled
 
 
 class Ovs:
@@ -316,6 +338,21 @@ class Ovs:
         todo = pending(commands, self.snapshot())
         self.apply(todo)
         return todo
+
+    def wait_rstp(self, bridge: str, timeout: float) -> None:
+        """Wait until RSTP has settled every port of the bridge."""
+        deadline = time.monotonic() + timeout
+        while True:
+            unsettled = rstp_unsettled(self.transport.run(["ovs-appctl", "rstp/show", bridge]).stdout)
+            if not unsettled:
+                return
+            if time.monotonic() > deadline:
+                raise ProvisionError(
+                    self.transport.name,
+                    f"settle RSTP on {bridge}",
+                    f"not settled after {timeout:g}s: {', '.join(unsettled)}",
+                )
+            time.sleep(0.1)
 
     def wait_connected(self, bridge: str, timeout: float) -> None:
         try:

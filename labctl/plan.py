@@ -28,7 +28,7 @@ class HostPlan:
 
 
 def tunnels(lab: Lab) -> list[Tunnel]:
-    """star: every host to the hub (loop-free); mesh: every pair (loops; STP on the bridge)."""
+    """star: every host to the hub (loop-free); mesh: every pair (loops; RSTP on the bridge)."""
     names = [h.name for h in lab.hosts]
     if lab.topology == "mesh":
         return [Tunnel(a, b) for a, b in combinations(names, 2)]
@@ -61,7 +61,7 @@ def plan_host(
             datapath_type,
             fail_mode=DEFAULT_FAIL_MODE,
             protocols=lab.protocols,
-            stp=lab.topology == "mesh",
+            rstp=lab.topology == "mesh",
             other_config=(("datapath-id", datapath_id(host)), ("disable-in-band", "true")),
         )
     )
@@ -70,5 +70,7 @@ def plan_host(
         commands.append(
             AddPort(lab.bridge, tunnel_port(lab, peer), lab.tunnel_type, (("remote_ip", str(remote)),))
         )
-    commands += [AddPort(lab.bridge, port) for port in vm_ports]
+    # In a mesh, VM ports are RSTP edge ports: they forward at once, only tunnels negotiate.
+    edge = (("rstp-port-admin-edge", "true"),) if lab.topology == "mesh" else ()
+    commands += [AddPort(lab.bridge, port, port_config=edge) for port in vm_ports]
     return HostPlan(host, tuple(commands), SetController(lab.bridge, (lab.controller.target,)))

@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+import tarfile
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -172,6 +173,17 @@ def make_lab(tmp_path, lab_env):
         lab.remember_processes()
         labctl("down", "--lab", lab.name, env=lab.env, check=False)
         lab.assert_gone()
+
+
+@pytest.fixture(scope="session")
+def pox_checkout(tmp_path_factory) -> Path:
+    """The vendored POX (shared/vendor/pox.tar.gz, see its README), unpacked once per run."""
+    tarball = REPO.parent / "shared" / "vendor" / "pox.tar.gz"
+    assert tarball.exists(), f"the vendored POX is missing: {tarball}"
+    target = tmp_path_factory.mktemp("pox")
+    with tarfile.open(tarball) as archive:
+        archive.extractall(target, filter="data")
+    return target / "pox"
 
 
 @pytest.fixture

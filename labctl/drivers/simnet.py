@@ -16,6 +16,7 @@ from labctl.state import LabState
 from labctl.transport.local import LocalTransport
 
 UNDERLAY_BRIDGE = "ul"
+NO_IPV6 = ["net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1"]
 _local = LocalTransport("local")
 
 
@@ -56,6 +57,9 @@ def ensure_netns(state: LabState, name: str, existing: set[str]) -> bool:
         return False
     state.record("netns", name=name)
     _local.run(["ip", "netns", "add", name])
+    # The lab is IPv4: without IPv6's router solicitations, MLD and DAD every
+    # packet-in the controller sees (and a trace shows) is the lab's own traffic.
+    _local.run(["ip", "netns", "exec", name, "sysctl", "-q", "-w", *NO_IPV6])
     ip_batch(name, ["link set lo up"], name)
     existing.add(name)
     return True

@@ -6,17 +6,14 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import tarfile
 import time
 
 import pytest
 
 from labctl.processes import identify, stop
-from tests.conftest import REPO, netns_with_prefix
+from tests.conftest import netns_with_prefix
 
 pytestmark = pytest.mark.lab
-
-POX_TARBALL = REPO.parent / "shared" / "vendor" / "pox.tar.gz"
 
 LAB = """\
 name: {{name}}
@@ -35,16 +32,6 @@ hosts:
 
 def inventory(controller: str, openflow: str = "1.0") -> str:
     return LAB.format(controller=controller, openflow=openflow)
-
-
-@pytest.fixture(scope="session")
-def pox_checkout(tmp_path_factory):
-    """The vendored POX (see shared/vendor/README.md), unpacked once per test run."""
-    assert POX_TARBALL.exists(), f"the vendored POX is missing: {POX_TARBALL}"
-    target = tmp_path_factory.mktemp("pox")
-    with tarfile.open(POX_TARBALL) as archive:
-        archive.extractall(target, filter="data")
-    return target / "pox"
 
 
 def assert_reactive_flows(lab, host: str = "host1") -> None:

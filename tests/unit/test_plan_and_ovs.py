@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from labctl.inventory import parse_inventory
-from labctl.ovs import AddBridge, AddPort, SetController, parse_snapshot, pending, render
+from labctl.ovs import AddBridge, AddPort, SetController, parse_snapshot, pending, render, rstp_unsettled
 from labctl.plan import plan_host, tunnel_port, tunnels
 
 DATA = Path(__file__).parent / "data"
@@ -24,12 +24,14 @@ def test_star_joins_every_host_to_the_hub_only():
     ]
 
 
-def test_mesh_joins_every_pair_and_turns_on_stp():
+def test_mesh_joins_every_pair_and_turns_on_rstp_with_vm_edge_ports():
     lab = lab_of(4, "mesh")
     assert len(tunnels(lab)) == 6
     plan = plan_host(lab, lab.hosts[0], datapath_type="netdev", vm_ports=["vm1"])
     bridge = next(c for c in plan.commands if isinstance(c, AddBridge))
-    assert bridge.stp is True
+    assert bridge.rstp is True
+    vm_port = next(c for c in plan.commands if isinstance(c, AddPort) and c.name == "vm1")
+    assert vm_port.port_config == (("rstp-port-admin-edge", "true"),)
 
 
 def test_host_plan_has_bridge_tunnels_vm_ports_and_controller():
@@ -68,7 +70,7 @@ def test_render_is_one_ovs_vsctl_transaction_with_may_exist():
         "bridge",
         "br0",
         "datapath_type=netdev",
-        "stp_enable=false",
+        "rstp_enable=false",
         "fail_mode=secure",
         "--",
         "--may-exist",
@@ -105,3 +107,18 @@ def test_drift_shows_as_pending_commands():
         SetController("br0", ("tcp:10.250.0.253:6633",)),
     ]
     assert pending(wanted, snap) == wanted
+
+
+RSTP_SHOW = """
+  Interface  Role       State      Cost     Pri.Nbr
+  ---------- ---------- ---------- -------- -------
+  vif1.0     Designated Forwarding 2000     128.4
+  gre-xs1    Root       Forwarding 2000     128.1
+  gre-kvm1   Alternate  Discarding 2000     128.2
+  gre-kvm2   Designated Discarding 2000     128.3
+"""
+
+
+def test_rstp_is_settled_when_only_alternates_discard():
+    assert rstp_unsettled(RSTP_SHOW) == ["gre-kvm2 (designated, discarding)"]
+    assert rstp_unsettled(RSTP_SHOW.replace("Designated Discarding", "Designated Forwarding")) == []
