@@ -2,84 +2,20 @@
 
 from __future__ import annotations
 
-import functools
 import json
-import logging
 import sys
-from pathlib import Path
 
 import click
 
 from labctl import __version__
+from labctl.clikit import handles_errors, inventory_option, lab_runner, load_lab, setup_output
 from labctl.commands import register_all
-from labctl.defaults import DEFAULT_INVENTORY
-from labctl.errors import EXIT_OK, EXIT_VERIFY_FAILED, LabctlError
-from labctl.inventory import load_inventory
-from labctl.progress import Reporter
+from labctl.errors import EXIT_OK, EXIT_VERIFY_FAILED
 
 EPILOG = """Exit codes: 0 ok, 1 verification failed, 2 bad input (inventory, usage),
 3 provisioning or runtime failure.
 
 With no -i, the bundled two-host lab (inventories/blog-2host.yaml) runs simulated."""
-
-
-def _fail(exc: LabctlError) -> None:
-    message = str(exc)
-    first, _, rest = message.partition("\n")
-    click.echo(f"labctl: error: {first}", err=True)
-    if rest:
-        click.echo(rest, err=True)
-    sys.exit(exc.exit_code)
-
-
-def handles_errors(func):
-    @functools.wraps(func)
-    def wrapper(*args, **kwargs):
-        try:
-            return func(*args, **kwargs)
-        except LabctlError as exc:
-            _fail(exc)
-        except KeyboardInterrupt:
-            click.echo("labctl: interrupted; `labctl up` resumes the lab, `labctl down` removes it", err=True)
-            sys.exit(130)
-
-    return wrapper
-
-
-def inventory_option(func):
-    func = click.option("-q", "--quiet", is_flag=True, help="Print only results and errors.")(func)
-    func = click.option("-v", "--verbose", is_flag=True, help="Also print every command run on every host.")(
-        func
-    )
-    func = click.option(
-        "--sim", "simulate", is_flag=True, help="Run every host simulated (namespaces + userspace OVS)."
-    )(func)
-    return click.option(
-        "-i",
-        "--inventory",
-        type=click.Path(dir_okay=False, path_type=Path),
-        help="Inventory file (default: the bundled 2-host lab, simulated).",
-    )(func)
-
-
-def _setup_output(ctx: click.Context, quiet: bool, verbose: bool) -> Reporter:
-    quiet = quiet or ctx.obj["quiet"]
-    if verbose or ctx.obj["verbose"]:
-        logging.basicConfig(level=logging.DEBUG, format="  $ %(message)s", stream=sys.stderr)
-    return Reporter(quiet=quiet)
-
-
-def _load(inventory: Path | None, simulate: bool):
-    if inventory is None:
-        return load_inventory(DEFAULT_INVENTORY, simulate=True)
-    return load_inventory(inventory, simulate=simulate)
-
-
-def _runner(ctx: click.Context, inventory: Path | None, simulate: bool, quiet: bool, verbose: bool):
-    from labctl.lab import LabRunner  # keeps `labctl --help` fast
-
-    report = _setup_output(ctx, quiet, verbose)
-    return LabRunner(_load(inventory, simulate), report)
 
 
 @click.group(epilog=EPILOG, context_settings={"help_option_names": ["-h", "--help"]})
@@ -99,7 +35,7 @@ def cli(ctx: click.Context, quiet: bool, verbose: bool) -> None:
 @handles_errors
 def up(ctx, inventory, simulate, quiet, verbose, timeout):
     """Build the lab: bridges, tunnels, controller, VMs. Safe to run again."""
-    runner = _runner(ctx, inventory, simulate, quiet, verbose)
+    runner = lab_runner(ctx, inventory, simulate, quiet, verbose)
     changes = runner.up(timeout=timeout)
     took = runner.report.elapsed()
     if changes:
@@ -118,8 +54,8 @@ def down(ctx, inventory, simulate, quiet, verbose, lab_name):
     from labctl.lab import teardown
     from labctl.state import LabState
 
-    name = lab_name or _load(inventory, simulate).name
-    report = _setup_output(ctx, quiet, verbose)
+    name = lab_name or load_lab(inventory, simulate).name
+    report = setup_output(ctx, quiet, verbose)
     if teardown(LabState(name), report):
         click.echo(f"lab {name} removed ({report.elapsed():.1f}s)")
     else:
@@ -133,7 +69,7 @@ def down(ctx, inventory, simulate, quiet, verbose, lab_name):
 @handles_errors
 def status(ctx, inventory, simulate, quiet, verbose, as_json):
     """Hosts, bridges, ports, tunnels, controller, and whether each bridge is connected."""
-    runner = _runner(ctx, inventory, simulate, quiet, verbose)
+    runner = lab_runner(ctx, inventory, simulate, quiet, verbose)
     data = runner.status()
     if as_json:
         click.echo(json.dumps(data, indent=2))
@@ -198,7 +134,7 @@ def verify(ctx, inventory, simulate, quiet, verbose, as_json, count):
     """Ping every ordered pair of VMs, in parallel. Exit 1 if any pair loses packets."""
     from labctl.verify import ping_all, render_table
 
-    runner = _runner(ctx, inventory, simulate, quiet, verbose)
+    runner = lab_runner(ctx, inventory, simulate, quiet, verbose)
     problems = runner.problems()
     if problems:
         if as_json:

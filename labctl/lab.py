@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+from pathlib import Path
 
 from labctl import processes
 from labctl.controllers import make_controller
 from labctl.drivers import DRIVERS, Context, make_driver, simnet
 from labctl.drivers.sim import SimDriver, controller_transport, ensure_controller_host, ensure_underlay
-from labctl.errors import ProvisionError
+from labctl.errors import InputError, ProvisionError
 from labctl.model import Host, Lab
 from labctl.ovs import AddBridge, Ovs, pending, unplug_stale
 from labctl.parallel import per_host, raise_failures
@@ -180,6 +181,40 @@ class LabRunner:
         ovs = Ovs(self.drivers[host.name].transport())
         for command in ovs.ensure([self.host_plan(host).controller]):
             self.report.changed(host.name, command.describe())
+
+    def restart_controller(self, timeout: float = 30.0) -> ProcessId:
+        """Stop the controller by PID and start it again; the bridges are not touched.
+
+        They reconnect on their own (max_backoff is 1 s); this returns once every
+        bridge holds a session again."""
+        if not self.controller.managed:
+            raise InputError(f"a {self.lab.controller.kind} controller is run by someone else")
+        if not self.state.exists():
+            raise InputError(f"lab {self.lab.name} is not up; run `labctl up`")
+        self.controller.check()
+        with self.state.lock("controller restart"), self.state.command_log():
+            running = self.controller_process()
+            if running is not None:
+                processes.stop([running])
+                self.report.changed(CONTROLLER, f"stopped {self.controller.kind} (pid {running.pid})")
+            transport = controller_transport(self.ctx)
+            proc = self._ensure_controller(transport)
+            self.controller.wait_listening(transport, proc, timeout)
+            expected = {str(h.underlay_ip): h.name for h in self.lab.hosts}
+            self.controller.wait_connected(transport, proc, expected, timeout)
+            self.report.info(CONTROLLER, f"every {self.lab.bridge} is connected again")
+            return proc
+
+    def log_path(self, name: str) -> Path:
+        """The log of the controller, or of a simulated host's ovs-vswitchd."""
+        if name == CONTROLLER:
+            return self.controller.log_path
+        driver = self.drivers.get(name)
+        if isinstance(driver, SimDriver):
+            return Path(driver.rundir) / "ovs-vswitchd.log"
+        raise InputError(
+            f"no log for {name!r}: name `controller` or a simulated host ({', '.join(self.drivers)})"
+        )
 
     # --- down ---
     def down(self) -> bool:

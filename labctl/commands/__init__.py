@@ -1,8 +1,8 @@
 """CLI commands that live in their own modules, one module per capability.
 
-Each module here defines `register(cli: click.Group) -> None`; cli.py finds
-them all at start-up. Keep heavy imports inside the command functions so
-`labctl --help` stays fast.
+Each module here defines `register(cli: click.Group) -> None`; cli.py finds them
+all at start-up. Shared options and error handling come from labctl.clikit. Keep
+heavy imports inside the command functions so `labctl --help` stays fast.
 """
 
 from __future__ import annotations

@@ -131,3 +131,25 @@ def test_remote_controller_off_the_underlay_is_refused_in_a_simulated_lab(make_l
     lab = make_lab(inventory("  kind: remote\n  address: 192.0.2.10"))
     result = lab.run("up", check=False)
     assert result.returncode == 2 and "reach a controller only on their underlay" in result.stderr
+
+
+def test_controller_restart_leaves_the_bridges_alone_and_they_reconnect(two_host_lab):
+    lab = two_host_lab
+    before = lab.status()
+    vswitchd = (lab.state_dir / lab.name / "hosts" / "host1" / "ovs-vswitchd.pid").read_text()
+    result = lab.run("controller", "restart")
+    assert "restarted" in result.stdout and "every bridge connected" in result.stdout
+    after = lab.status()
+    assert after["controller"]["pid"] != before["controller"]["pid"] and after["up"] is True
+    assert (lab.state_dir / lab.name / "hosts" / "host1" / "ovs-vswitchd.pid").read_text() == vswitchd
+    assert [h["ports"] for h in after["hosts"]] == [h["ports"] for h in before["hosts"]]
+    assert json.loads(lab.run("verify", "--json").stdout)["ok"] is True
+
+
+def test_logs_shows_the_controller_and_each_hosts_switch(two_host_lab):
+    lab = two_host_lab
+    assert "switch 0000000000000001 connected" in lab.run("logs", "controller").stdout
+    tail = lab.run("logs", "host1", "-n", "3").stdout.splitlines()
+    assert len(tail) == 3 and all("|" in line for line in tail)  # ovs-vswitchd's log format
+    missing = lab.run("logs", "nosuchhost", check=False)
+    assert missing.returncode == 2 and "no log for 'nosuchhost'" in missing.stderr
