@@ -128,9 +128,12 @@ def _status_text(data: dict) -> str:
 @inventory_option
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.option("-c", "--count", default=3, show_default=True, help="Pings per pair.")
+@click.option(
+    "--junit", "junit_path", type=click.Path(dir_okay=False), help="Also write JUnit XML: a case per pair."
+)
 @click.pass_context
 @handles_errors
-def verify(ctx, inventory, simulate, quiet, verbose, as_json, count):
+def verify(ctx, inventory, simulate, quiet, verbose, as_json, count, junit_path):
     """Ping every ordered pair of VMs, in parallel. Exit 1 if any pair loses packets."""
     from labctl.verify import ping_all, render_table
 
@@ -141,10 +144,20 @@ def verify(ctx, inventory, simulate, quiet, verbose, as_json, count):
             click.echo(json.dumps({"lab": runner.lab.name, "ok": False, "problems": problems, "pairs": []}))
         for problem in problems:
             click.echo(f"labctl: verify failed: {problem}", err=True)
+        if junit_path:
+            from labctl import junit
+
+            junit.write(
+                junit_path,
+                f"labctl verify {runner.lab.name}",
+                [junit.Case("lab ready", f"labctl.verify.{runner.lab.name}", failure="; ".join(problems))],
+            )
         sys.exit(EXIT_VERIFY_FAILED)
     drivers = runner.drivers
     results = ping_all(runner.lab, lambda vm: drivers[vm.host].vm_transport(vm), count=count)
     ok = all(r.ok for r in results)
+    if junit_path:
+        _write_verify_junit(junit_path, runner.lab.name, results)
     if as_json:
         click.echo(
             json.dumps({"lab": runner.lab.name, "ok": ok, "pairs": [r.to_json() for r in results]}, indent=2)
@@ -152,6 +165,24 @@ def verify(ctx, inventory, simulate, quiet, verbose, as_json, count):
     else:
         click.echo(render_table(results))
     sys.exit(EXIT_OK if ok else EXIT_VERIFY_FAILED)
+
+
+def _write_verify_junit(path: str, lab: str, results) -> None:
+    from labctl import junit
+
+    cases = [
+        junit.Case(
+            name=f"{r.src} -> {r.dst}",
+            classname=f"labctl.verify.{lab}",
+            seconds=(r.rtt_avg_ms or 0) / 1000,
+            failure=None
+            if r.ok
+            else f"{r.loss_pct:g}% loss to {r.dst_ip}" + (f": {r.error}" if r.error else ""),
+            detail=f"sent {r.sent}, received {r.received}",
+        )
+        for r in results
+    ]
+    junit.write(path, f"labctl verify {lab}", cases)
 
 
 def main() -> None:

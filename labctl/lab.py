@@ -205,6 +205,17 @@ class LabRunner:
             self.report.info(CONTROLLER, f"every {self.lab.bridge} is connected again")
             return proc
 
+    def transport_of(self, name: str) -> Transport:
+        """How to run a command in the VM or host called `name`."""
+        if name in self.drivers:
+            return self.drivers[name].transport()
+        try:
+            vm = self.lab.vm(name)
+        except KeyError:
+            names = [h.name for h in self.lab.hosts] + [v.name for v in self.lab.vms]
+            raise InputError(f"no VM or host named {name!r} (the lab has {', '.join(names)})") from None
+        return self.drivers[vm.host].vm_transport(vm)
+
     def log_path(self, name: str) -> Path:
         """The log of the controller, or of a simulated host's ovs-vswitchd."""
         if name == CONTROLLER:

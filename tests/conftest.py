@@ -101,7 +101,10 @@ class Lab:
         return f"{self.prefix}{name}"
 
     def run(self, *args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess:
-        return labctl(*args, "-i", str(self.inventory), env=self.env, check=check, timeout=timeout)
+        args = list(args)
+        at = args.index("--") if "--" in args else len(args)  # options go before a `--` command
+        args[at:at] = ["-i", str(self.inventory)]
+        return labctl(*args, env=self.env, check=check, timeout=timeout)
 
     def on_host(self, host: str, *argv: str) -> str:
         """Run a command inside a simulated host, with its own OVS."""

@@ -59,5 +59,9 @@ class Transport(ABC):
     @abstractmethod
     def get_file(self, path: str) -> bytes: ...
 
+    def interactive(self, argv: Sequence[str]) -> int:
+        """Run argv attached to this terminal (labctl exec/shell); return its exit code."""
+        raise NotImplementedError(f"{type(self).__name__} cannot run commands interactively")
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections (SSH); nothing to do for local transports."""

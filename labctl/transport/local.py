@@ -53,6 +53,12 @@ class LocalTransport(Transport):
                 raise CommandError(self.name, list(argv), 127, f"command not found: {exc.filename}") from None
         return proc.pid
 
+    def interactive(self, argv: Sequence[str]) -> int:
+        try:
+            return subprocess.run(self.wrap([str(a) for a in argv]), env=self.env).returncode
+        except FileNotFoundError as exc:
+            raise CommandError(self.name, list(argv), 127, f"command not found: {exc.filename}") from None
+
     def put_file(self, path: str, data: bytes, mode: int = 0o644) -> None:
         target = Path(path)
         target.parent.mkdir(parents=True, exist_ok=True)
