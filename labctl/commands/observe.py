@@ -12,6 +12,8 @@ from labctl.clikit import handles_errors, inventory_option, lab_runner
 def register(cli: click.Group) -> None:
     cli.add_command(ports)
     cli.add_command(flows)
+    cli.add_command(capture)
+    cli.add_command(trace)
 
 
 def _or_dash(value) -> str:
@@ -91,3 +93,81 @@ def flows(ctx, host, inventory, simulate, quiet, verbose, datapath, raw, as_json
         click.echo(f"{name}  {'datapath' if datapath else runner.lab.bridge}  {len(mine)} flows")
         for row in mine:
             click.echo(f"  {row['flow'] if raw else row['named']}")
+
+
+@click.group()
+def capture():
+    """Record the controller channel (every bridge's session) to a pcap."""
+
+
+@capture.command("start")
+@inventory_option
+@click.option(
+    "-o", "--output", type=click.Path(dir_okay=False), help="The pcap file (default: LAB-openflow.pcap)."
+)
+@click.pass_context
+@handles_errors
+def capture_start(ctx, inventory, simulate, quiet, verbose, output):
+    """Start recording; `labctl capture stop` (or `down`) ends it."""
+    from labctl.observe.capture import start_capture
+
+    runner = _ready(lab_runner(ctx, inventory, simulate, quiet, verbose))
+    path = start_capture(runner, output or f"{runner.lab.name}-openflow.pcap")
+    click.echo(f"capturing the OpenFlow channel to {path}")
+
+
+@capture.command("stop")
+@inventory_option
+@click.pass_context
+@handles_errors
+def capture_stop(ctx, inventory, simulate, quiet, verbose):
+    """Stop recording; prints the pcap file."""
+    from labctl.observe.capture import stop_capture
+
+    runner = lab_runner(ctx, inventory, simulate, quiet, verbose)
+    path = stop_capture(runner)
+    click.echo(f"capture saved in {path}" if path else "no capture is running")
+
+
+@click.command()
+@inventory_option
+@click.option(
+    "--pcap",
+    type=click.Path(exists=True, dir_okay=False),
+    help="Decode this file (default: the lab's capture).",
+)
+@click.option("--host", "hosts", multiple=True, help="Only messages of this host (repeatable).")
+@click.option(
+    "--type", "types", multiple=True, help="Only this message type, e.g. packet_in, flow_mod (repeatable)."
+)
+@click.option("--all", "everything", is_flag=True, help="Also echo, hello and barrier messages.")
+@click.option("-V", "--full", is_flag=True, help="Every field of every message.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_context
+@handles_errors
+def trace(ctx, inventory, simulate, quiet, verbose, pcap, hosts, types, everything, full, as_json):
+    """Decode the OpenFlow messages of a capture, in the lab's names.
+
+    One line per message: time, host, direction, version, type, xid, and for
+    packet-in / packet-out / flow-mod their ports, buffer, reason, match,
+    timeouts, actions and what the frame is (ARP, ICMP) -- ports named after
+    VMs and tunnels, addresses after VMs.
+    """
+    from labctl.errors import InputError
+    from labctl.observe.capture import last_capture_file
+    from labctl.observe.trace import Names, render_full, render_line
+    from labctl.observe.trace import trace as decode_trace
+
+    runner = lab_runner(ctx, inventory, simulate, quiet, verbose)
+    path = pcap or (last_capture_file(runner) if runner.state.exists() else None)
+    if not path:
+        raise InputError("no capture: `labctl capture start` first, or give --pcap FILE")
+    names = Names(runner)
+    rows = decode_trace(
+        path, names, runner.lab.controller.port, hosts, [t.lower() for t in types], everything
+    )
+    if as_json:
+        click.echo(json.dumps(rows, indent=2, default=str))
+        return
+    for row in rows:
+        click.echo(render_full(row) if full else render_line(row))
