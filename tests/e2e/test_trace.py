@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 
 import pytest
+
+from tests.conftest import REPO, netns_with_prefix
 
 pytestmark = pytest.mark.lab
 
@@ -157,3 +160,29 @@ def test_the_part2_sequence_reads_in_the_labs_names(make_lab, tmp_path):
     assert rows[echo + 1]["match_named"]["in_port"] in ("1[vm1]", "2[gre-host1]")
     text = lab.run("trace", "--type", "flow_mod", "--host", "host1").stdout.splitlines()
     assert text and all("FLOW_MOD" in line and "ctl -> host1" in line for line in text)
+
+
+def test_the_part2_walkthrough_runs_end_to_end(make_lab, tmp_path):
+    lab = make_lab()
+    result = subprocess.run(
+        ["bash", str(REPO / "playbooks" / "part2-walkthrough.sh"), "-i", str(lab.inventory)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+        env={**lab.env, "LABCTL": f"{sys.executable} -m labctl", "PCAP": str(tmp_path / "p.pcap")},
+    )
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    for expected in (
+        "PACKET_IN",
+        "output:FLOOD",
+        "FLOW_MOD",
+        "ARP who-has 172.16.0.2[vm2]",
+        "ICMP echo request 172.16.0.1[vm1] > 172.16.0.2[vm2]",
+        "gre tunnel to host2",
+        "in_port=1[vm1]",
+        "host1  datapath",
+    ):
+        assert expected in out, expected
+    assert not netns_with_prefix(lab.prefix)  # the walk-through removed its lab
