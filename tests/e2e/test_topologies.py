@@ -59,8 +59,10 @@ def test_os_ken_four_hosts_reach_every_pair_without_a_storm(make_lab, topology):
     result = lab.run("up")
     if topology == "mesh":
         assert "the tunnel mesh is loop-free" in result.stderr
-        rstp = lab.on_host("host2", "ovs-appctl", "rstp/show", "br0")
-        assert "Alternate" in rstp  # RSTP blocked a redundant tunnel
+        # 6 tunnels, a tree needs 3: RSTP blocks the other 3 at one end each (which end
+        # depends on the root election, i.e. on random bridge IDs)
+        alternates = sum(lab.on_host(h, "ovs-appctl", "rstp/show", "br0").count("Alternate") for h in HOSTS)
+        assert alternates >= 3
     report = json.loads(lab.run("verify", "--json").stdout)
     assert report["ok"] and len(report["pairs"]) == 12
     assert_no_storm(lab)
