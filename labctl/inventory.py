@@ -101,11 +101,24 @@ class VMSpec(_Strict):
     mac: Mac | None = None
 
 
+_PATH = r"^[A-Za-z0-9_./~+-]{1,4096}$"
+
+
 class HostSpec(_Strict):
     driver: Literal["sim", "kvm", "xen", "xenserver"] = "sim"
     address: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.@:\[\]-]{1,253}$")
     underlay_ip: IPv4Addr | None = None
     vms: dict[Name, VMSpec] = Field(default_factory=dict, max_length=MAX_VMS_PER_HOST)
+    # How a real host is reached and what its driver needs (docs/drivers.md).
+    user: str | None = Field(default=None, pattern=r"^[a-z_][a-z0-9_-]{0,31}$")  # SSH user; sudo if not root
+    port: int = Field(default=22, ge=1, le=65535)  # SSH port
+    key: str | None = Field(default=None, pattern=_PATH)  # SSH private key; the agent when unset
+    known_hosts: str | None = Field(default=None, pattern=_PATH)  # a file, or "off" (logged)
+    uri: str | None = Field(default=None, pattern=r"^[a-z0-9+]+://[A-Za-z0-9_.@:\[\]/?=&%-]*$")  # libvirt
+    # kvm: the base qcow2 image; xenserver: the VM template's name label
+    image: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_./~+() -]{1,255}$")
+    url: str | None = Field(default=None, pattern=r"^https?://[A-Za-z0-9_.:\[\]/-]+$")  # XenAPI
+    password_file: str | None = Field(default=None, pattern=_PATH)  # XenAPI password
 
 
 class ControllerSpec(_Strict):
@@ -280,7 +293,21 @@ def _semantic_problems(spec: InventorySpec, simulate: bool) -> list[tuple[tuple,
                 "give it an address there and run it in namespace lc-<lab>-controller",
             )
         )
+    only_for = {
+        "uri": ("kvm",),
+        "url": ("xenserver",),
+        "password_file": ("xenserver",),
+        "image": ("kvm", "xenserver"),
+    }
     for host_name, host in hosts.items():
+        for field, drivers in only_for.items():
+            if getattr(host, field) is not None and host.driver not in drivers:
+                problems.append(
+                    (
+                        ("hosts", host_name, field),
+                        f"{field} is for {' and '.join(drivers)} hosts, not {host.driver}",
+                    )
+                )
         if host.driver != "sim" and not simulate and not host.address:
             problems.append(
                 (

@@ -31,6 +31,20 @@ class VM:
 
 
 @dataclass(frozen=True)
+class Access:
+    """How a real host is reached (SSH) and what its driver is told (libvirt URI, XenAPI URL, image)."""
+
+    user: str | None = None
+    port: int = 22
+    key: str | None = None
+    known_hosts: str | None = None  # a file, "off", or None for ~/.ssh/known_hosts
+    uri: str | None = None
+    image: str | None = None
+    url: str | None = None
+    password_file: str | None = None
+
+
+@dataclass(frozen=True)
 class Host:
     name: str
     driver: str  # the driver that builds it: "sim" when simulated
@@ -39,6 +53,7 @@ class Host:
     underlay_ip: ipaddress.IPv4Address
     vms: tuple[VM, ...]
     index: int
+    access: Access = Access()
 
 
 @dataclass(frozen=True)
@@ -111,7 +126,17 @@ def resolve(spec: InventorySpec, *, source: str, simulate: bool) -> Lab:
             for vm_index, (vm_name, vm) in enumerate(host.vms.items())
         )
         driver = "sim" if simulate or host.driver == "sim" else host.driver
-        hosts.append(Host(name, driver, host.driver, host.address, underlay_ip, vms, index))
+        access = Access(
+            host.user,
+            host.port,
+            host.key,
+            host.known_hosts,
+            host.uri,
+            host.image,
+            host.url,
+            host.password_file,
+        )
+        hosts.append(Host(name, driver, host.driver, host.address, underlay_ip, vms, index, access))
 
     ctl = spec.controller
     if ctl.address is not None:
