@@ -115,7 +115,7 @@ class HostSpec(_Strict):
     key: str | None = Field(default=None, pattern=_PATH)  # SSH private key; the agent when unset
     known_hosts: str | None = Field(default=None, pattern=_PATH)  # a file, or "off" (logged)
     uri: str | None = Field(default=None, pattern=r"^[a-z0-9+]+://[A-Za-z0-9_.@:\[\]/?=&%-]*$")  # libvirt
-    # kvm: the base qcow2 image; xenserver: the VM template's name label
+    # kvm, xen: the base qcow2 image; xenserver: the VM template's name label
     image: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_./~+() -]{1,255}$")
     url: str | None = Field(default=None, pattern=r"^https?://[A-Za-z0-9_.:\[\]/-]+$")  # XenAPI
     password_file: str | None = Field(default=None, pattern=_PATH)  # XenAPI password
@@ -297,7 +297,7 @@ def _semantic_problems(spec: InventorySpec, simulate: bool) -> list[tuple[tuple,
         "uri": ("kvm",),
         "url": ("xenserver",),
         "password_file": ("xenserver",),
-        "image": ("kvm", "xenserver"),
+        "image": ("kvm", "xen", "xenserver"),
     }
     for host_name, host in hosts.items():
         for field, drivers in only_for.items():

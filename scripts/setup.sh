@@ -17,7 +17,7 @@ packages=(openvswitch-switch openvswitch-common iproute2 iputils-ping fping etht
 extras=(".[all]")
 if [ "${1:-}" = "--test" ]; then
     packages+=(tshark graphviz openvswitch-testcontroller openssh-server openssh-client
-               busybox-static qemu-system-x86 libxml2-utils)
+               busybox-static qemu-system-x86 qemu-utils libvirt-clients libxml2-utils)
     extras=(".[all,test]")
 fi
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from labctl.drivers.base import Context, Driver
 from labctl.drivers.sim import SimDriver
+from labctl.drivers.xen import XenDriver
 from labctl.drivers.xenserver import XenServerDriver
 from labctl.errors import InputError
 from labctl.model import Host
@@ -11,6 +12,7 @@ from labctl.model import Host
 DRIVERS: dict[str, type[Driver]] = {
     SimDriver.name: SimDriver,
     XenServerDriver.name: XenServerDriver,
+    XenDriver.name: XenDriver,
 }
 
 
