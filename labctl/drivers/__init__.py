@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from labctl.drivers.base import Context, Driver
+from labctl.drivers.kvm import KvmDriver
 from labctl.drivers.sim import SimDriver
 from labctl.drivers.xen import XenDriver
 from labctl.drivers.xenserver import XenServerDriver
@@ -13,6 +14,7 @@ DRIVERS: dict[str, type[Driver]] = {
     SimDriver.name: SimDriver,
     XenServerDriver.name: XenServerDriver,
     XenDriver.name: XenDriver,
+    KvmDriver.name: KvmDriver,
 }
 
 
