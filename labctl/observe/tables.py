@@ -53,10 +53,22 @@ def _of_stats(text: str) -> dict[str, dict]:
 
 
 def names_of(runner, host) -> tuple[dict[int, str], dict[str, str]]:
-    """OpenFlow port number -> label, and MAC -> VM name, for one host."""
-    snap = Ovs(runner.drivers[host.name].transport()).snapshot()
+    """OpenFlow port number -> label, and MAC -> VM name, for one host.
+
+    A VM's port is labelled with the VM when its name does not say it already:
+    vm1, but vnet0:vm1 on a KVM host and vif1.0:vm2 on a Xen host."""
+    driver = runner.drivers[host.name]
+    snap = Ovs(driver.transport()).snapshot()
     bridge = snap.bridges[runner.lab.bridge]
-    ports = {snap.interfaces[p].ofport: p for p in bridge.ports if snap.interfaces[p].ofport is not None}
+    vm_of = {driver.vm_port(vm): vm.name for vm in host.vms}
+
+    def label(port: str) -> str:
+        vm = vm_of.get(port)
+        return port if vm in (None, port) else f"{port}:{vm}"
+
+    ports = {
+        snap.interfaces[p].ofport: label(p) for p in bridge.ports if snap.interfaces[p].ofport is not None
+    }
     macs = {vm.mac: vm.name for vm in runner.lab.vms}
     return ports, macs
 

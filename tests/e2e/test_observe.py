@@ -35,3 +35,23 @@ def test_flows_name_ports_and_macs(two_host_lab):
 def test_ports_of_an_unknown_host_is_bad_input(two_host_lab):
     result = two_host_lab.run("ports", "host9", check=False)
     assert result.returncode == 2 and "no host named 'host9'" in result.stderr
+
+
+def test_a_hypervisor_named_port_also_shows_its_vm(make_lab):
+    text = """\
+name: {name}
+hosts:
+  kvm1:
+    driver: kvm
+    vms:
+      vm1: {{ip: 172.16.0.1/24}}
+  xen1:
+    driver: xen
+    vms:
+      vm2: {{ip: 172.16.0.2/24}}
+"""
+    lab = make_lab(text)
+    lab.run("up", "--sim")
+    lab.run("verify", "--sim")
+    assert "in_port=1[vnet0:vm1]" in lab.run("flows", "kvm1", "--sim").stdout
+    assert "[vif1.0:vm2]" in lab.run("flows", "xen1", "--sim").stdout
