@@ -27,18 +27,21 @@ def register(cli: click.Group) -> None:
 def run(ctx, playbook, inventory, simulate, quiet, verbose, as_json, junit_path):
     """Run a playbook: steps such as up, ping, exec, flows-contain, link, down.
 
-    Exit 0 when every step passed, 1 when one failed (later steps are skipped,
-    `down` still runs), 2 when the playbook or inventory is wrong.
+    The playbook's `inventory:` is relative to the playbook; -i overrides it.
+    Exit 0 when every step passed, 1 when an expectation failed (later steps
+    are skipped, `down` still runs), 2 when the playbook or inventory is
+    wrong (nothing run), 3 when a step could not run at all.
     """
     from labctl import junit
     from labctl.lab import LabRunner
-    from labctl.playbook import load_playbook
+    from labctl.playbook import exit_code, load_playbook
     from labctl.playbook import run as run_steps
 
-    book, steps = load_playbook(playbook)
-    if inventory is None and book.inventory:
-        inventory = (playbook.parent / book.inventory).resolve()
-    runner = LabRunner(load_lab(inventory, simulate), setup_output(ctx, quiet, verbose))
+    loaded = load_playbook(playbook)
+    book, steps = loaded.book, loaded.steps
+    lab = load_lab(inventory or loaded.inventory_path(), simulate)
+    loaded.check_names(lab)
+    runner = LabRunner(lab, setup_output(ctx, quiet, verbose))
 
     def show(outcome) -> None:
         if not as_json:
@@ -74,4 +77,4 @@ def run(ctx, playbook, inventory, simulate, quiet, verbose, as_json, junit_path)
         passed = sum(o.status == "passed" for o in outcomes)
         skipped = len(outcomes) - passed - len(failed)
         click.echo(f"{book.name}: {passed} passed, {len(failed)} failed, {skipped} skipped")
-    sys.exit(1 if failed else 0)
+    sys.exit(exit_code(outcomes))

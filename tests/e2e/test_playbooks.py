@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 import xml.etree.ElementTree as ET
 
 import pytest
@@ -53,7 +54,7 @@ def test_a_failing_step_exits_1_and_junit_marks_exactly_that_step(make_lab, tmp_
     result = lab.run(
         "run", str(REPO / "tests" / "data" / "failing-playbook.yaml"), "--junit", str(report), check=False
     )
-    assert result.returncode == 1
+    assert result.returncode == 1, result.stdout + result.stderr
     assert "FAIL" in result.stdout and "expected vm1 not to reach vm2, saw 1/1 answered" in result.stdout
     cases = junit_cases(report)
     assert list(cases.values()) == ["passed", "failed", "skipped", "passed"]  # down still ran
@@ -74,6 +75,10 @@ def test_a_broken_playbook_is_refused_with_its_line(make_lab, tmp_path):
 def test_the_ci_workflow_runs_the_same_smoke_playbook():
     workflow = yaml.safe_load((REPO / "docs" / "ci" / "github-actions.yml").read_text())
     runs = [step.get("run", "") for job in workflow["jobs"].values() for step in job["steps"]]
-    assert any("labctl run playbooks/ci-smoke.yaml" in run for run in runs)
-    assert any("scripts/setup.sh" in run for run in runs)
-    assert SMOKE.exists()
+    playbooks = [
+        argv[argv.index("run") + 1]
+        for argv in (shlex.split(run) for run in runs)
+        if argv and argv[0] == "sudo" and "labctl" in argv[1] and "run" in argv
+    ]
+    assert [REPO / p for p in playbooks] == [SMOKE]  # exactly the playbook the smoke test runs
+    assert any(shlex.split(run)[-1:] == ["scripts/setup.sh"] for run in runs)
