@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import os
 import shlex
 import threading
 from collections.abc import Mapping, Sequence
@@ -70,13 +71,13 @@ class SshTransport(Transport):
             port=self.port,
             connect_timeout=CONNECT_TIMEOUT,
             connect_kwargs={
-                "key_filename": [self.key] if self.key else None,
                 "allow_agent": self.key is None,
                 "look_for_keys": self.key is None,
                 "password": None,
                 "banner_timeout": CONNECT_TIMEOUT,
                 "auth_timeout": CONNECT_TIMEOUT,
-            },
+            }
+            | ({"key_filename": [os.path.expanduser(self.key)]} if self.key else {}),
         )
         client = conn.client
         if self.check_host_key:

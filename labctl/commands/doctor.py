@@ -1,0 +1,65 @@
+"""`labctl doctor -i FILE`: check each real host is ready for the lab, over its transport.
+
+Checks per host: it can be reached (SSH, key or agent, known_hosts), Open
+vSwitch is installed and its database answers with our permissions (root or
+passwordless sudo), the datapath (kernel module or userspace), what the
+hypervisor driver needs (libvirt, xl, XenAPI login); and a note on the
+firewall (GRE is IP protocol 47; the controller port). Exit 3 when a check
+fails. Simulated hosts need nothing from the machine beyond `labctl up`.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+from labctl.clikit import handles_errors, inventory_option, load_lab, setup_output
+from labctl.errors import EXIT_RUNTIME
+
+
+def register(cli: click.Group) -> None:
+    cli.add_command(doctor)
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the checks as JSON.")
+@inventory_option
+@click.pass_context
+@handles_errors
+def doctor(ctx, as_json, inventory, simulate, quiet, verbose):
+    """Check that every real host has what the lab needs (OVS, permissions, hypervisor)."""
+    from labctl.drivers import Context, make_driver
+    from labctl.drivers.checks import host_checks
+    from labctl.parallel import per_host
+    from labctl.state import LabState
+
+    report = setup_output(ctx, quiet, verbose)
+    lab = load_lab(inventory, simulate)
+    context = Context(lab, LabState(lab.name), report)
+    real = [h for h in lab.hosts if h.driver != "sim"]
+    drivers = {h.name: make_driver(context, h) for h in real}
+    outcomes = per_host(lambda h: host_checks(lab, drivers[h.name]), real, lambda h: h.name)
+    for driver in drivers.values():
+        driver.transport().close()
+    checks = [c for o in outcomes for c in (o.value or [])]
+    failed = any(not c.ok for c in checks) or any(o.error for o in outcomes)
+    if as_json:
+        rows = [c.__dict__ for c in checks] + [
+            {"host": o.name, "name": "doctor", "ok": False, "detail": str(o.error)}
+            for o in outcomes
+            if o.error
+        ]
+        click.echo(json.dumps({"ok": not failed, "checks": rows}, indent=2))
+    else:
+        for host in lab.hosts:
+            if host.driver == "sim":
+                click.echo(f"{host.name}: simulated ({host.flavor}): nothing to check on a real host")
+        for c in checks:
+            click.echo(f"{c.host}: {'ok  ' if c.ok else 'FAIL'} {c.name}: {c.detail}")
+        for o in outcomes:
+            if o.error:
+                click.echo(f"{o.name}: FAIL doctor: {o.error}")
+    if failed:
+        sys.exit(EXIT_RUNTIME)
