@@ -62,6 +62,22 @@ def test_a_failing_step_exits_1_and_junit_marks_exactly_that_step(make_lab, tmp_
     assert "failing-playbook.yaml:4" in failure.text
 
 
+def test_a_step_that_cannot_run_exits_3_and_down_still_runs(make_lab, tmp_path):
+    lab = make_lab()
+    book = tmp_path / "no-up.yaml"
+    book.write_text(
+        "name: no-up\nsteps:\n"
+        "  - flows-contain: {host: host1, match: icmp}\n"
+        "  - ping: {from: vm1, to: vm2}\n"
+        "  - down\n"
+    )
+    result = lab.run("run", str(book), "--json", check=False)
+    assert result.returncode == 3, result.stdout + result.stderr  # no lab: ovs-ofctl cannot reach host1
+    steps = json.loads(result.stdout)["steps"]
+    assert [s["status"] for s in steps] == ["failed", "skipped", "passed"]
+    assert "host1" in steps[0]["message"]
+
+
 def test_a_broken_playbook_is_refused_with_its_line(make_lab, tmp_path):
     lab = make_lab()
     bad = tmp_path / "bad.yaml"
