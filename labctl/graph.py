@@ -12,8 +12,13 @@ from labctl.model import Lab
 from labctl.plan import tunnels
 
 
-def _id(*parts: str) -> str:
-    return "_".join(p.replace("-", "_") for p in parts)
+def _id(kind: str, *parts: str) -> str:
+    """A node id no lab name can break: prefixed (a VM may be called `node` or `end`,
+    keywords in DOT and Mermaid) and without `-`, which neither takes unquoted."""
+    return "_".join([kind, *(p.replace("-", "_") for p in parts)])
+
+
+CONTROLLER = "ctl"
 
 
 def to_dot(lab: Lab) -> str:
@@ -26,28 +31,26 @@ def to_dot(lab: Lab) -> str:
         + '"];',
         '  node [fontname="Helvetica", shape=box, style=rounded];',
         '  edge [fontname="Helvetica", fontsize=10];',
-        f'  controller [label="controller\\n{ctl.kind} {apps}\\n{ctl.target}", shape=ellipse];',
+        f'  {CONTROLLER} [label="controller\\n{ctl.kind} {apps}\\n{ctl.target}", shape=ellipse];',
     ]
     for host in lab.hosts:
         lines += [
-            f"  subgraph cluster_{_id(host.name)} {{",
+            f"  subgraph cluster_{_id('host', host.name)} {{",
             f'    label="{host.name} ({host.flavor}, underlay {host.underlay_ip})";',
-            f'    {_id(host.name, lab.bridge)} [label="{lab.bridge}", shape=component];',
+            f'    {_id("br", host.name)} [label="{lab.bridge}", shape=component];',
         ]
         for vm in host.vms:
-            lines.append(f'    {_id(vm.name)} [label="{vm.name}\\n{vm.ip}"];')
+            lines.append(f'    {_id("vm", vm.name)} [label="{vm.name}\\n{vm.ip}"];')
             port = vm_port_name(host.flavor, vm)
-            lines.append(f'    {_id(vm.name)} -- {_id(host.name, lab.bridge)} [label="{port}"];')
+            lines.append(f'    {_id("vm", vm.name)} -- {_id("br", host.name)} [label="{port}"];')
         lines.append("  }")
     for t in tunnels(lab):
         a, b = lab.host(t.a), lab.host(t.b)
         label = f"{lab.tunnel_type} {a.underlay_ip} - {b.underlay_ip}"
-        lines.append(
-            f'  {_id(a.name, lab.bridge)} -- {_id(b.name, lab.bridge)} [label="{label}", penwidth=2];'
-        )
+        lines.append(f'  {_id("br", a.name)} -- {_id("br", b.name)} [label="{label}", penwidth=2];')
     for host in lab.hosts:
         lines.append(
-            f'  controller -- {_id(host.name, lab.bridge)} [style=dashed, label="OpenFlow {lab.openflow}"];'
+            f'  {CONTROLLER} -- {_id("br", host.name)} [style=dashed, label="OpenFlow {lab.openflow}"];'
         )
     lines.append("}")
     return "\n".join(lines) + "\n"
@@ -55,20 +58,22 @@ def to_dot(lab: Lab) -> str:
 
 def to_mermaid(lab: Lab) -> str:
     ctl = lab.controller
-    lines = ["graph LR", f'  controller(["controller: {ctl.kind} {ctl.target}"])']
+    lines = ["graph LR", f'  {CONTROLLER}(["controller: {ctl.kind} {ctl.target}"])']
     for host in lab.hosts:
-        bridge = _id(host.name, lab.bridge)
-        lines.append(f'  subgraph {_id(host.name)}["{host.name} ({host.flavor}, {host.underlay_ip})"]')
+        bridge = _id("br", host.name)
+        lines.append(
+            f'  subgraph {_id("host", host.name)}["{host.name} ({host.flavor}, {host.underlay_ip})"]'
+        )
         lines.append(f'    {bridge}[["{lab.bridge}"]]')
         for vm in host.vms:
             lines.append(
-                f'    {_id(vm.name)}["{vm.name} {vm.ip}"] ---|{vm_port_name(host.flavor, vm)}| {bridge}'
+                f'    {_id("vm", vm.name)}["{vm.name} {vm.ip}"] ---|{vm_port_name(host.flavor, vm)}| {bridge}'
             )
         lines.append("  end")
     for t in tunnels(lab):
         a, b = lab.host(t.a), lab.host(t.b)
         label = f"{lab.tunnel_type} {a.underlay_ip} - {b.underlay_ip}"
-        lines.append(f"  {_id(a.name, lab.bridge)} ===|{label}| {_id(b.name, lab.bridge)}")
+        lines.append(f"  {_id('br', a.name)} ===|{label}| {_id('br', b.name)}")
     for host in lab.hosts:
-        lines.append(f"  controller -.-|OpenFlow {lab.openflow}| {_id(host.name, lab.bridge)}")
+        lines.append(f"  {CONTROLLER} -.-|OpenFlow {lab.openflow}| {_id('br', host.name)}")
     return "\n".join(lines) + "\n"

@@ -40,9 +40,10 @@ def graph(inventory, simulate, quiet, verbose, fmt, output):
     else:
         if not shutil.which("dot"):
             raise LabctlError("rendering svg/png needs Graphviz (apt-get install graphviz); try -f dot")
-        data = subprocess.run(
-            ["dot", f"-T{fmt}"], input=to_dot(lab).encode(), capture_output=True, check=True
-        ).stdout
+        rendered = subprocess.run(["dot", f"-T{fmt}"], input=to_dot(lab).encode(), capture_output=True)
+        if rendered.returncode != 0:
+            raise LabctlError(f"dot -T{fmt} failed: {rendered.stderr.decode(errors='replace').strip()}")
+        data = rendered.stdout
     if output:
         with open(output, "wb") as fh:
             fh.write(data)

@@ -36,3 +36,41 @@ def test_mesh_and_mermaid_show_every_tunnel_and_the_controller():
     mermaid = to_mermaid(lab)
     assert mermaid.startswith("graph LR") and mermaid.count("===|gre") == 3
     assert mermaid.count("-.-|OpenFlow 1.0|") == 4 and "os-ken tcp:10.250.0.254:6633" in mermaid
+
+
+FOUR_HOSTS_ODD_NAMES = """\
+name: odd-names
+topology: mesh
+hosts:
+  node:
+    vms:
+      end: {ip: 10.9.0.1/24}
+  edge:
+    vms:
+      graph: {ip: 10.9.0.2/24}
+  h-3:
+    vms:
+      subgraph: {ip: 10.9.0.3/24}
+  h4:
+    vms:
+      vm-4: {ip: 10.9.0.4/24}
+"""
+
+
+def test_names_that_are_dot_or_mermaid_keywords_still_render_with_dot(tmp_path):
+    inventory = tmp_path / "odd.yaml"
+    inventory.write_text(FOUR_HOSTS_ODD_NAMES)
+    dot = subprocess.run(
+        [sys.executable, "-m", "labctl", "graph", "-i", str(inventory), "--sim"],
+        capture_output=True,
+        text=True,
+    )
+    assert dot.returncode == 0, dot.stderr
+    svg = subprocess.run(["dot", "-Tsvg"], input=dot.stdout, capture_output=True, text=True)
+    assert svg.returncode == 0, svg.stderr
+    text = html.unescape(svg.stdout)
+    for label in ("end", "graph", "subgraph", "vm-4", "10.9.0.4/24", "h-3 (sim", "os-ken"):
+        assert label in text, label
+    assert text.count("gre 10.250.0.") == 6  # a full mesh of 4 hosts
+    mermaid = to_mermaid(load_inventory(inventory, simulate=True))
+    assert "vm_end[" in mermaid and "host_node[" in mermaid  # keywords never stand alone as ids
