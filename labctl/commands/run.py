@@ -70,7 +70,13 @@ def run(ctx, playbook, inventory, simulate, quiet, verbose, as_json, junit_path)
     if as_json:
         click.echo(
             json.dumps(
-                {"playbook": book.name, "ok": not failed, "steps": [o.to_json() for o in outcomes]}, indent=2
+                {
+                    "playbook": book.name,
+                    "ok": not failed,
+                    "exit": exit_code(outcomes),
+                    "steps": [o.to_json() for o in outcomes],
+                },
+                indent=2,
             )
         )
     else:

@@ -73,7 +73,9 @@ def test_a_step_that_cannot_run_exits_3_and_down_still_runs(make_lab, tmp_path):
     )
     result = lab.run("run", str(book), "--json", check=False)
     assert result.returncode == 3, result.stdout + result.stderr  # no lab: ovs-ofctl cannot reach host1
-    steps = json.loads(result.stdout)["steps"]
+    report = json.loads(result.stdout)
+    assert report["ok"] is False and report["exit"] == 3
+    steps = report["steps"]
     assert [s["status"] for s in steps] == ["failed", "skipped", "passed"]
     assert "host1" in steps[0]["message"]
 
