@@ -77,4 +77,8 @@ def test_steps_naming_vms_the_lab_lacks_are_refused_before_anything_runs(tmp_pat
 def test_every_shipped_playbook_loads_and_names_only_what_its_lab_has(book):
     loaded = load_playbook(book)
     loaded.check_names(load_inventory(loaded.inventory_path(), simulate=True))
-    assert loaded.steps[-1].kind == "down"  # a run never leaves a lab behind
+
+
+@pytest.mark.parametrize("name", ["ci-smoke", "workshop-timeouts"])
+def test_the_ci_and_workshop_playbooks_end_with_down_so_no_lab_is_left_behind(name):
+    assert load_playbook(REPO / "playbooks" / f"{name}.yaml").steps[-1].kind == "down"
