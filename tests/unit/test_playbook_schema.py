@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from labctl.defaults import DEFAULT_INVENTORY
 from labctl.errors import InventoryError
 from labctl.inventory import load_inventory
 from labctl.playbook import load_playbook
@@ -76,7 +77,8 @@ def test_steps_naming_vms_the_lab_lacks_are_refused_before_anything_runs(tmp_pat
 @pytest.mark.parametrize("book", sorted((REPO / "playbooks").glob("*.yaml")), ids=lambda p: p.name)
 def test_every_shipped_playbook_loads_and_names_only_what_its_lab_has(book):
     loaded = load_playbook(book)
-    loaded.check_names(load_inventory(loaded.inventory_path(), simulate=True))
+    inventory = loaded.inventory_path() or DEFAULT_INVENTORY  # as `labctl run` does
+    loaded.check_names(load_inventory(inventory, simulate=True))
 
 
 @pytest.mark.parametrize("name", ["ci-smoke", "workshop-timeouts"])
