@@ -105,7 +105,7 @@ _PATH = r"^[A-Za-z0-9_./~+-]{1,4096}$"
 
 
 class HostSpec(_Strict):
-    driver: Literal["sim", "kvm", "xen", "xenserver"] = "sim"
+    driver: Literal["sim", "kvm", "xen", "xenserver", "ovs"] = "sim"
     address: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.@:\[\]-]{1,253}$")
     underlay_ip: IPv4Addr | None = None
     vms: dict[Name, VMSpec] = Field(default_factory=dict, max_length=MAX_VMS_PER_HOST)
@@ -119,6 +119,9 @@ class HostSpec(_Strict):
     image: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_./~+() -]{1,255}$")
     url: str | None = Field(default=None, pattern=r"^https?://[A-Za-z0-9_.:\[\]/-]+$")  # XenAPI
     password_file: str | None = Field(default=None, pattern=_PATH)  # XenAPI password
+    # ovs hosts: the datapath, and for netdev the NIC that joins br-phy (it carries the underlay IP)
+    datapath: Literal["system", "netdev"] = "system"
+    underlay_dev: Name | None = None
 
 
 class ControllerSpec(_Strict):
@@ -285,6 +288,14 @@ def _semantic_problems(spec: InventorySpec, simulate: bool) -> list[tuple[tuple,
     if ctl.kind == "pox" and spec.openflow != "1.0":
         problems.append((("openflow",), 'POX speaks OpenFlow 1.0 only; use openflow: "1.0" or another kind'))
     all_simulated = simulate or all(h.driver == "sim" for h in hosts.values())
+    if not all_simulated and ctl.address is None:
+        problems.append(
+            (
+                ("controller", "address"),
+                "real hosts need the controller's address on their underlay "
+                "(labctl runs it on this machine unless kind: remote)",
+            )
+        )
     if ctl.kind == "remote" and all_simulated and ctl.address and ctl.address not in spec.underlay.subnet:
         problems.append(
             (
@@ -298,6 +309,7 @@ def _semantic_problems(spec: InventorySpec, simulate: bool) -> list[tuple[tuple,
         "url": ("xenserver",),
         "password_file": ("xenserver",),
         "image": ("kvm", "xen", "xenserver"),
+        "underlay_dev": ("ovs",),
     }
     for host_name, host in hosts.items():
         for field, drivers in only_for.items():
@@ -308,6 +320,15 @@ def _semantic_problems(spec: InventorySpec, simulate: bool) -> list[tuple[tuple,
                         f"{field} is for {' and '.join(drivers)} hosts, not {host.driver}",
                     )
                 )
+        if host.datapath == "netdev" and host.driver != "ovs":
+            problems.append((("hosts", host_name, "datapath"), "datapath: netdev is for ovs hosts"))
+        if host.datapath == "netdev" and not host.underlay_dev and not simulate:
+            problems.append(
+                (
+                    ("hosts", host_name, "underlay_dev"),
+                    "datapath: netdev needs the underlay NIC to put in br-phy",
+                )
+            )
         if host.driver != "sim" and not simulate and not host.address:
             problems.append(
                 (

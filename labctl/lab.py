@@ -28,6 +28,7 @@ from labctl.processes import ProcessId
 from labctl.progress import Reporter
 from labctl.state import LabState
 from labctl.transport.base import Transport
+from labctl.transport.local import LocalTransport
 from labctl.transport.netns import NetnsTransport
 
 CONTROLLER = "controller"
@@ -57,11 +58,16 @@ class LabRunner:
         with self.state.lock("up"), self.state.command_log():
             self.state.write_info(self._info())
             existing = simnet.existing_netns()
-            ensure_underlay(self.ctx, existing)
+            if self.simulated_hosts:  # real hosts have their own network
+                ensure_underlay(self.ctx, existing)
             for driver in self.drivers.values():
                 if isinstance(driver, SimDriver):
                     driver.existing_netns = existing
-            ctl_transport = ensure_controller_host(self.ctx, existing)
+            ctl_transport = (
+                ensure_controller_host(self.ctx, existing)
+                if self.simulated_hosts
+                else self.controller_transport()
+            )
             ctl_proc = self._ensure_controller(ctl_transport) if self.controller.managed else None
 
             outcomes = per_host(self._build_host, self.lab.hosts, lambda h: h.name)
@@ -96,6 +102,17 @@ class LabRunner:
                     "rstp", f"the tunnel mesh is loop-free ({len(self.lab.hosts)} bridges settled)"
                 )
             return self.report.changes
+
+    @property
+    def simulated_hosts(self) -> bool:
+        return any(isinstance(d, SimDriver) for d in self.drivers.values())
+
+    def controller_transport(self) -> Transport:
+        """Simulated hosts: the controller's own namespace on their underlay. Real
+        hosts only: this machine, at the controller address the inventory gives."""
+        if self.simulated_hosts:
+            return controller_transport(self.ctx)
+        return LocalTransport(CONTROLLER)
 
     def _info(self) -> dict:
         info = self.state.read_info()
@@ -197,7 +214,7 @@ class LabRunner:
             if running is not None:
                 processes.stop([running])
                 self.report.changed(CONTROLLER, f"stopped {self.controller.kind} (pid {running.pid})")
-            transport = controller_transport(self.ctx)
+            transport = self.controller_transport()
             proc = self._ensure_controller(transport)
             self.controller.wait_listening(transport, proc, timeout)
             expected = {str(h.underlay_ip): h.name for h in self.lab.hosts}
@@ -240,8 +257,9 @@ class LabRunner:
         present = simnet.existing_netns()
         proc = self.controller_process()
         sessions = None  # the controller's side of each OpenFlow session, when we run it
-        if proc is not None and controller_transport(self.ctx).netns in present:
-            sessions = self.controller.connected_peers(controller_transport(self.ctx))
+        ctl = self.controller_transport()
+        if proc is not None and (not isinstance(ctl, NetnsTransport) or ctl.netns in present):
+            sessions = self.controller.connected_peers(ctl)
         outcomes = per_host(
             lambda h: self._host_status(h, present, sessions), self.lab.hosts, lambda h: h.name
         )

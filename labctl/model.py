@@ -42,6 +42,8 @@ class Access:
     image: str | None = None
     url: str | None = None
     password_file: str | None = None
+    datapath: str = "system"
+    underlay_dev: str | None = None
 
 
 @dataclass(frozen=True)
@@ -135,6 +137,8 @@ def resolve(spec: InventorySpec, *, source: str, simulate: bool) -> Lab:
             host.image,
             host.url,
             host.password_file,
+            host.datapath,
+            host.underlay_dev,
         )
         hosts.append(Host(name, driver, host.driver, host.address, underlay_ip, vms, index, access))
 

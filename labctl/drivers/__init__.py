@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from labctl.drivers.base import Context, Driver
 from labctl.drivers.kvm import KvmDriver
+from labctl.drivers.ovs_host import OvsHostDriver
 from labctl.drivers.sim import SimDriver
 from labctl.drivers.xen import XenDriver
 from labctl.drivers.xenserver import XenServerDriver
@@ -15,6 +16,7 @@ DRIVERS: dict[str, type[Driver]] = {
     XenServerDriver.name: XenServerDriver,
     XenDriver.name: XenDriver,
     KvmDriver.name: KvmDriver,
+    OvsHostDriver.name: OvsHostDriver,
 }
 
 

@@ -15,6 +15,7 @@ from tests.fakes.xenapi_server import FakeXenAPI
 
 INVENTORY = """\
 name: xs
+controller: {{address: 10.250.0.254}}
 hosts:
   xs1:
     driver: xenserver

@@ -19,6 +19,7 @@ from labctl.state import LabState
 
 INVENTORY = """\
 name: {name}
+controller: {{address: 10.250.0.254}}
 hosts:
   kvm1:
     driver: kvm

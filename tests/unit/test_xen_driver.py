@@ -20,6 +20,7 @@ from labctl.state import LabState
 FAKES = Path(__file__).resolve().parent.parent / "fakes"
 INVENTORY = """\
 name: xl
+controller: {{address: 10.250.0.254}}
 hosts:
   xen1:
     driver: xen
