@@ -88,6 +88,19 @@ class KvmDriver(RealHostDriver):
         self.check_ovs()
         self.libvirt()
 
+    def doctor_checks(self):
+        def connect():
+            conn = self.libvirt()
+            return True, f"libvirt {self.uri} answers ({conn.getType()} {conn.getVersion()})"
+
+        def qemu_img():
+            result = self._transport.run(["qemu-img", "--version"], check=False)
+            return result.ok, result.stdout.splitlines()[
+                0
+            ] if result.ok else "qemu-img not found: install qemu-utils"
+
+        return [("libvirt connection", connect), ("qemu-img", qemu_img)]
+
     def domain_xml(self, vm: VM) -> str:
         lab = self.ctx.lab
         return guests.render(

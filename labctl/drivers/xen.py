@@ -25,6 +25,19 @@ class XenDriver(RealHostDriver):
         if result.returncode == 127:
             raise ProvisionError(self.host.name, "check Xen", "xl not found: is this a Xen dom0?")
 
+    def doctor_checks(self):
+        def xl():
+            result = self._transport.run(["xl", "info"], check=False)
+            if result.returncode == 127:
+                return False, "xl not found: is this a Xen dom0?"
+            return result.ok, "xl info answers" if result.ok else result.stderr.strip()[-200:]
+
+        def hotplug():
+            found = self._transport.run(["test", "-x", "/etc/xen/scripts/vif-openvswitch"], check=False).ok
+            return found, "/etc/xen/scripts/vif-openvswitch" + ("" if found else " missing")
+
+        return [("xl toolstack", xl), ("vif-openvswitch hotplug script", hotplug)]
+
     def finish(self) -> None:
         for vm in self.host.vms:
             self._ensure_vm(vm)

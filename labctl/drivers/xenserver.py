@@ -102,6 +102,13 @@ class XenServerDriver(RealHostDriver):
         self.api()  # a wrong password fails here, before dom0 is touched
         self.check_ovs()
 
+    def doctor_checks(self):
+        def login():
+            self.api()
+            return True, f"logged in to XenAPI at {self.url} as {self.user}"
+
+        return [("XenAPI login", login)]
+
     def finish(self) -> None:
         api, lab = self.api(), self.ctx.lab
         network = self._ensure_network(api, lab.bridge)
