@@ -113,7 +113,10 @@ class HostSpec(_Strict):
     user: str | None = Field(default=None, pattern=r"^[a-z_][a-z0-9_-]{0,31}$")  # SSH user; sudo if not root
     port: int = Field(default=22, ge=1, le=65535)  # SSH port
     key: str | None = Field(default=None, pattern=_PATH)  # SSH private key; the agent when unset
-    known_hosts: str | None = Field(default=None, pattern=_PATH)  # a file, or "off" (logged)
+    # a file, or off (YAML reads a bare off as false): no host key checking, logged
+    known_hosts: Annotated[str | None, BeforeValidator(lambda v: "off" if v is False else v)] = Field(
+        default=None, pattern=_PATH
+    )
     uri: str | None = Field(default=None, pattern=r"^[a-z0-9+]+://[A-Za-z0-9_.@:\[\]/?=&%-]*$")  # libvirt
     # kvm, xen: the base qcow2 image; xenserver: the VM template's name label
     image: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_./~+() -]{1,255}$")
@@ -288,6 +291,15 @@ def _semantic_problems(spec: InventorySpec, simulate: bool) -> list[tuple[tuple,
     if ctl.kind == "pox" and spec.openflow != "1.0":
         problems.append((("openflow",), 'POX speaks OpenFlow 1.0 only; use openflow: "1.0" or another kind'))
     all_simulated = simulate or all(h.driver == "sim" for h in hosts.values())
+    simulated_names = [name for name, h in hosts.items() if h.driver == "sim"]
+    if not all_simulated and simulated_names:
+        problems.append(
+            (
+                ("hosts", simulated_names[0], "driver"),
+                "a lab is either simulated or real: simulated hosts cannot reach real ones "
+                "(give every host a real driver, or run the lab with --sim)",
+            )
+        )
     if not all_simulated and ctl.address is None:
         problems.append(
             (
