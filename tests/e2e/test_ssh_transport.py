@@ -216,3 +216,10 @@ def test_a_hosts_ovs_is_configured_in_one_round_trip(sshd):
             if pid:
                 os.kill(pid, signal.SIGTERM)
         transport.close()
+
+
+def test_a_user_who_is_not_root_runs_everything_under_sudo():
+    admin = SshTransport("h", "192.0.2.1", user="admin", env={"OVS_RUNDIR": "/x y"})
+    assert admin.command_line(["ovs-vsctl", "show"]) == "sudo -n -- env 'OVS_RUNDIR=/x y' ovs-vsctl show"
+    root = SshTransport("h", "192.0.2.1")
+    assert root.command_line(["echo", "a;b"]) == "echo 'a;b'"
