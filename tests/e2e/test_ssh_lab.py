@@ -244,9 +244,12 @@ def test_up_over_ssh_then_verify_pings_all_pairs_and_down_leaves_the_hosts_clean
     assert not (m.tmp / "state" / m.lab).exists()
 
 
-def test_a_host_without_ovs_and_an_unreachable_host_exit_3_in_one_line(machines):
+def test_doctor_and_up_name_a_host_without_ovs_and_an_unreachable_host(machines):
     m = machines
     m.on_host("h2", "sh", "-c", "kill $(cat /run/openvswitch/ovsdb-server.pid)")
+    doctor = m.labctl("doctor", check=False)
+    assert doctor.returncode == 3 and "h2: FAIL ovsdb-server reachable (permissions)" in doctor.stdout
+    assert "h1: ok   ovsdb-server reachable" in doctor.stdout
     failed = m.labctl("up", check=False)
     assert failed.returncode == 3 and "Traceback" not in failed.stderr
     assert "h2: check Open vSwitch failed: ovsdb-server not reachable" in failed.stderr
