@@ -139,6 +139,7 @@ def decode(raw: bytes, seg: Segment, toward_controller: bool) -> dict:
     elif msg_type == ofp.OFPT_FLOW_MOD:
         out.update(
             command=_COMMANDS[version].get(msg.command, str(msg.command)),
+            command_code=msg.command,
             match=_match(version, msg.match),
             idle_timeout=msg.idle_timeout,
             hard_timeout=msg.hard_timeout,

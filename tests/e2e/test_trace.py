@@ -24,11 +24,14 @@ def capture_one_ping(lab, tmp_path):
 
 
 def flat(obj, out=None) -> dict[str, list]:
-    """tshark's nested JSON -> every field's values, in order."""
+    """tshark's nested JSON (as lists of pairs) -> every field's values, in order.
+
+    tshark repeats a key for a repeated field (one per OXM, per action), which a
+    plain dict would collapse to the last one."""
     out = {} if out is None else out
-    if isinstance(obj, dict):
-        for key, value in obj.items():
-            if isinstance(value, (dict, list)):
+    if isinstance(obj, list) and all(isinstance(p, tuple) and len(p) == 2 for p in obj):
+        for key, value in obj:
+            if isinstance(value, list):
                 flat(value, out)
             else:
                 out.setdefault(key, []).append(value)
@@ -46,9 +49,9 @@ def tshark_messages(pcap, layer: str) -> list[dict]:
         check=True,
     ).stdout
     found = []
-    for frame in json.loads(text):
-        pdus = frame["_source"]["layers"].get(layer, [])
-        found += [flat(p) for p in (pdus if isinstance(pdus, list) else [pdus])]
+    for frame in json.loads(text, object_pairs_hook=list):
+        layers = dict(dict(frame)["_source"])["layers"]
+        found += [flat(value) for key, value in layers if key == layer]
     return found
 
 
@@ -95,6 +98,8 @@ def compare(ours: dict, theirs: dict, version: str) -> None:
         return number(theirs[f[key]][0])
 
     assert ours["type_code"] == one("type") and ours["xid"] == one("xid")
+    version_field = "openflow.version" if version == "1.0" else "openflow_v4.version"
+    assert {"1.0": 1, "1.3": 4}[ours["version"]] == number(theirs[version_field][0])
     outputs = [a["port_no"] for a in ours.get("actions", []) if a["type"] == "output"]
     if ours["type"] == "packet_in":
         buffer_key = "buffer_id" if version == "1.0" else "pi_buffer"
@@ -116,7 +121,7 @@ def compare(ours: dict, theirs: dict, version: str) -> None:
                 one("in_port"),
             )
         else:
-            assert ours["buffer_id"] == one("po_buffer")
+            assert (ours["buffer_id"], ours["in_port"]) == (one("po_buffer"), one("po_in_port"))
         assert outputs == [number(v) for v in theirs[f["output"]]]
     elif ours["type"] == "flow_mod":
         buffer_key = "buffer_id" if version == "1.0" else "fm_buffer"
@@ -127,9 +132,36 @@ def compare(ours: dict, theirs: dict, version: str) -> None:
             one(buffer_key),
         )
         assert outputs == [number(v) for v in theirs.get(f["output"], [])]
-        if version == "1.0":
-            assert ours["match"]["in_port"] == one("in_port")
-            assert ours["match"]["dl_src"] == theirs["openflow.eth_src"][0]
+        assert ours["command_code"] == one("command")
+        match = ours["match"]
+        if version == "1.0":  # the exact 12-tuple match, field by field
+            pairs = {
+                "in_port": "openflow.in_port",
+                "dl_src": "openflow.eth_src",
+                "dl_dst": "openflow.eth_dst",
+                "dl_type": "openflow.ofp_match.dl_type",
+                "nw_proto": "openflow.ofp_match.nw_proto",
+                "nw_src": "openflow.ofp_match.source_addr",
+                "nw_dst": "openflow.ofp_match.dest_addr",
+                "tp_src": "openflow.ofp_match.source_port",
+                "tp_dst": "openflow.ofp_match.dest_port",
+            }
+            for field, key in pairs.items():
+                if field in match:
+                    mine, tsharks = match[field], theirs[key][0]
+                    assert (
+                        number(mine) if isinstance(mine, str) and mine.startswith("0x") else str(mine)
+                    ) == (number(tsharks) if field == "dl_type" else tsharks), field
+        else:  # the OXM match: every field there, and the same values by kind
+            assert len(theirs["openflow_v4.oxm.field"]) == len(match)
+            macs = [
+                v for k, v in match.items() if k.endswith(("_src", "_dst", "_sha", "_tha")) and ":" in str(v)
+            ]
+            ips = [v for k, v in match.items() if "." in str(v)]
+            assert macs == theirs.get("openflow_v4.oxm.value_etheraddr", [])
+            assert ips == theirs.get("openflow_v4.oxm.value_ipv4addr", [])
+            assert [f"0x{match['eth_type']:04x}"] == theirs["openflow_v4.oxm.value_ethertype"]
+            assert [str(match["in_port"])] == theirs["openflow_v4.oxm.value_uint32"]
 
 
 @pytest.mark.parametrize("openflow", ["1.0", "1.3"])
