@@ -3,9 +3,20 @@
 # Python environment in .venv with labctl installed in it. Safe to re-run:
 # it installs only what is missing.
 #   scripts/setup.sh          what `labctl up` needs
-#   scripts/setup.sh --test   also what the test suite needs
+#   scripts/setup.sh --ryu    also Ryu (controller kind ryu) in its own environment, .venv-ryu
+#   scripts/setup.sh --test   also what the test suite needs (Ryu included)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+test=no
+ryu=no
+for arg in "$@"; do
+    case "$arg" in
+        --test) test=yes; ryu=yes ;;
+        --ryu) ryu=yes ;;
+        *) echo "setup: unknown option $arg (expected --test or --ryu)" >&2; exit 2 ;;
+    esac
+done
 
 if [ "$(id -u)" != 0 ]; then
     echo "setup: run as root (labctl creates network namespaces and OVS daemons)" >&2
@@ -15,7 +26,7 @@ fi
 packages=(openvswitch-switch openvswitch-common iproute2 iputils-ping fping ethtool tcpdump
           python3 python3-venv python3-dev gcc pkg-config libvirt-dev)
 extras=(".[all]")
-if [ "${1:-}" = "--test" ]; then
+if [ "$test" = yes ]; then
     packages+=(tshark graphviz openvswitch-testcontroller openssh-server openssh-client
                busybox-static qemu-system-x86 qemu-utils libvirt-clients libxml2-utils)
     extras=(".[all,test]")
@@ -44,4 +55,20 @@ if [ ! -e "$stamp" ]; then
     .venv/bin/pip install -q -e "${extras[@]}"
     rm -f .venv/.labctl-installed-*
     touch "$stamp"
+fi
+
+# Ryu 4.34 gets its own environment: its dependencies clash with os-ken's. It
+# builds only with setuptools < 68 (its setup hook reads easy_install.get_script_args,
+# since removed), hence no build isolation; on Python 3.11 it runs with eventlet
+# 0.33.3 and dnspython 2 (0.30.2, its era, fails there), plus the shim in
+# labctl/controllers/ryu_runner.py. See docs/controllers.md.
+ryu_stamp=".venv-ryu/.labctl-ryu-4.34-eventlet-0.33.3"
+if [ "$ryu" = yes ] && [ ! -e "$ryu_stamp" ]; then
+    echo "setup: installing Ryu 4.34 in .venv-ryu"
+    if [ ! -x .venv-ryu/bin/python ]; then
+        python3 -m venv .venv-ryu
+    fi
+    .venv-ryu/bin/pip install -q "setuptools<68" wheel pbr
+    .venv-ryu/bin/pip install -q --no-build-isolation ryu==4.34 "eventlet==0.33.3" "dnspython>=2,<3"
+    touch "$ryu_stamp"
 fi
