@@ -23,6 +23,9 @@ from labctl.model import resolve
 from labctl.yamlfile import LoadedYaml, YamlProblem, load_yaml
 
 MAX_HOSTS = 64
+# Ryu's learning switch: one module per OpenFlow version, each speaking only its own.
+RYU_SWITCH_FOR = {"1.0": "ryu.app.simple_switch", "1.3": "ryu.app.simple_switch_13"}
+RYU_SWITCH_VERSIONS = {app: version for version, app in RYU_SWITCH_FOR.items()}
 MAX_VMS_PER_HOST = 16
 
 # Names reach namespace names, interface names (15 characters at most) and
@@ -290,6 +293,17 @@ def _semantic_problems(spec: InventorySpec, simulate: bool) -> list[tuple[tuple,
             problems.append((("controller", "apps", index), f"app options like {app} are for POX only"))
     if ctl.kind == "pox" and spec.openflow != "1.0":
         problems.append((("openflow",), 'POX speaks OpenFlow 1.0 only; use openflow: "1.0" or another kind'))
+    if ctl.kind == "ryu":
+        for index, app in enumerate(ctl.apps or []):
+            speaks = RYU_SWITCH_VERSIONS.get(app, spec.openflow)
+            if speaks != spec.openflow:
+                problems.append(
+                    (
+                        ("controller", "apps", index),
+                        f'{app} speaks OpenFlow {speaks} only; with openflow: "{spec.openflow}" use '
+                        f"{RYU_SWITCH_FOR[spec.openflow]}",
+                    )
+                )
     all_simulated = simulate or all(h.driver == "sim" for h in hosts.values())
     simulated_names = [name for name, h in hosts.items() if h.driver == "sim"]
     if not all_simulated and simulated_names:

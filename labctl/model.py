@@ -12,12 +12,14 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from labctl.inventory import InventorySpec
 
-# The app each controller kind runs when the inventory names none.
+# The app each controller kind runs when the inventory names none; Ryu's learning
+# switch comes in one module per OpenFlow version.
 DEFAULT_APPS = {
     "os-ken": ("l2_learning",),
     "pox": ("forwarding.l2_learning",),
     "ryu": ("ryu.app.simple_switch",),
 }
+DEFAULT_APPS_OF13 = {"ryu": ("ryu.app.simple_switch_13",)}
 OPENFLOW_PROTOCOLS = {"1.0": "OpenFlow10", "1.3": "OpenFlow13"}
 
 
@@ -148,7 +150,8 @@ def resolve(spec: InventorySpec, *, source: str, simulate: bool) -> Lab:
     else:  # its own simulated host: the last address of the underlay
         taken = {h.underlay_ip for h in hosts}
         ctl_address = next(ip for ip in reversed(list(subnet.hosts())) if ip not in taken)
-    apps = tuple(ctl.apps) if ctl.apps is not None else DEFAULT_APPS.get(ctl.kind, ())
+    defaults = DEFAULT_APPS_OF13 if spec.openflow == "1.3" else {}
+    apps = tuple(ctl.apps) if ctl.apps is not None else defaults.get(ctl.kind, DEFAULT_APPS.get(ctl.kind, ()))
     controller = Controller(ctl.kind, apps, ctl_address, ctl.port, ctl.path)
     return Lab(
         name=spec.name,

@@ -8,12 +8,14 @@ from labctl.controllers.base import ControllerKind
 from labctl.controllers.osken import OsKenController
 from labctl.controllers.pox import PoxController
 from labctl.controllers.remote import RemoteController
+from labctl.controllers.ryu import RyuController
 from labctl.controllers.testcontroller import OvsTestController
 from labctl.errors import InputError
 from labctl.model import Lab
 
 KINDS: dict[str, type[ControllerKind]] = {
-    kind.kind: kind for kind in (OsKenController, PoxController, OvsTestController, RemoteController)
+    kind.kind: kind
+    for kind in (OsKenController, PoxController, RyuController, OvsTestController, RemoteController)
 }
 
 

@@ -1,4 +1,4 @@
-"""Every controller kind drives the classic 2-host lab: POX, OVS's test controller,
+"""Every controller kind drives the classic 2-host lab: POX, Ryu, OVS's test controller,
 and a remote controller someone else runs (os-ken is covered by test_lab_lifecycle)."""
 
 from __future__ import annotations
@@ -61,6 +61,39 @@ def test_pox_without_a_checkout_says_how_to_get_one(make_lab, tmp_path):
     lab = make_lab(inventory(f"  kind: pox\n  path: {tmp_path / 'nowhere'}"))
     result = lab.run("up", check=False)
     assert result.returncode == 2 and "no pox.py in" in result.stderr
+    assert not netns_with_prefix(lab.prefix)
+
+
+@pytest.mark.parametrize(
+    ("openflow", "app"), [("1.0", "ryu.app.simple_switch"), ("1.3", "ryu.app.simple_switch_13")]
+)
+def test_ryu_simple_switch_pings_through_reactive_flows(make_lab, openflow, app):
+    # Ryu comes from the project's .venv-ryu (scripts/setup.sh --test installs it)
+    lab = make_lab(inventory("  kind: ryu", openflow=openflow))
+    lab.run("up")
+    assert json.loads(lab.run("verify", "--json").stdout)["ok"] is True
+    version = {"1.0": "OpenFlow10", "1.3": "OpenFlow13"}[openflow]
+    for host, src, dst in [("host1", "01", "02"), ("host2", "02", "01")]:
+        flows = lab.on_host(host, "ovs-ofctl", "-O", version, "dump-flows", "br0")
+        # simple_switch's flow: in_port + both MACs, installed on a packet-in
+        assert f"dl_src=02:00:ac:10:00:{src},dl_dst=02:00:ac:10:00:{dst}" in flows, flows
+    log = lab.run("logs", "controller").stdout
+    assert f"instantiating app {app}" in log and "packet in" in log, log
+    status = lab.status()
+    assert status["controller"]["kind"] == "ryu" and status["controller"]["apps"] == [app]
+    assert status["controller"]["running"] is True and status["up"] is True
+
+
+def test_ryu_missing_says_how_to_install_it(make_lab, tmp_path):
+    lab = make_lab(inventory(f"  kind: ryu\n  path: {tmp_path / 'nowhere'}"))
+    result = lab.run("up", check=False)
+    assert result.returncode == 2 and "no Python at" in result.stderr
+    assert "scripts/setup.sh --ryu" in result.stderr and "Traceback" not in result.stderr
+    assert not netns_with_prefix(lab.prefix)
+    lab = make_lab(inventory("  kind: ryu"))
+    lab.env = {**lab.env, "LABCTL_RYU_PYTHON": sys.executable}  # a Python without Ryu
+    result = lab.run("up", check=False)
+    assert result.returncode == 2 and f"Ryu is not installed for {sys.executable}" in result.stderr
     assert not netns_with_prefix(lab.prefix)
 
 

@@ -1,0 +1,67 @@
+"""Ryu 4.34: `ryu-manager` with Ryu's apps, run from Ryu's own Python environment.
+
+Ryu's dependencies clash with os-ken's, so Ryu lives in a venv of its own
+(`scripts/setup.sh --ryu` makes `.venv-ryu` in the project). labctl runs
+`ryu_runner.py` (beside this file) with that venv's Python: it applies the one
+shim Ryu needs on Python 3.11 and calls Ryu's own manager. The Python is found
+through the inventory's `controller.path` (a venv or its python), else
+LABCTL_RYU_PYTHON, else the project's `.venv-ryu`.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+from labctl.controllers.base import ControllerKind
+from labctl.errors import InputError
+
+RYU_PYTHON_ENV = "LABCTL_RYU_PYTHON"
+PROJECT_VENV = Path(__file__).resolve().parents[2] / ".venv-ryu"
+RUNNER = Path(__file__).resolve().with_name("ryu_runner.py")
+HOW_TO_INSTALL = "`bash scripts/setup.sh --ryu` installs it in .venv-ryu (see docs/controllers.md)"
+
+
+def ryu_python(configured: str | None) -> Path:
+    """The Python that has Ryu: controller.path, LABCTL_RYU_PYTHON or the project's .venv-ryu."""
+    if configured:
+        path, source = configured, "controller.path"
+    elif os.environ.get(RYU_PYTHON_ENV):
+        path, source = os.environ[RYU_PYTHON_ENV], RYU_PYTHON_ENV
+    elif (PROJECT_VENV / "bin" / "python").exists():
+        path, source = str(PROJECT_VENV), "the project's .venv-ryu"
+    else:
+        raise InputError(
+            "controller kind ryu needs Ryu in its own Python environment: set controller.path to a "
+            f"Ryu venv (or its python), or {RYU_PYTHON_ENV}; {HOW_TO_INSTALL}"
+        )
+    python = Path(path).expanduser().absolute()
+    if python.is_dir():
+        python = python / "bin" / "python"
+    if not (python.is_file() and os.access(python, os.X_OK)):
+        raise InputError(f"no Python at {python} ({source}); {HOW_TO_INSTALL}")
+    return python
+
+
+class RyuController(ControllerKind):
+    kind = "ryu"
+
+    def check(self) -> None:
+        python = ryu_python(self.spec.path)
+        found = subprocess.run(
+            [str(python), "-c", "import ryu.cmd"], capture_output=True, stdin=subprocess.DEVNULL, check=False
+        )
+        if found.returncode != 0:
+            raise InputError(f"Ryu is not installed for {python}; {HOW_TO_INSTALL}")
+
+    def argv(self) -> list[str]:
+        return [
+            str(ryu_python(self.spec.path)),
+            str(RUNNER),
+            "--ofp-listen-host",
+            str(self.spec.address),
+            "--ofp-tcp-listen-port",
+            str(self.spec.port),
+            *self.spec.apps,
+        ]

@@ -1,0 +1,101 @@
+"""The controller part of an inventory: Ryu's apps per OpenFlow version, where Ryu's
+Python is found."""
+
+from __future__ import annotations
+
+import ast
+import sys
+
+import pytest
+
+from labctl.controllers import make_controller
+from labctl.controllers import ryu as ryu_kind
+from labctl.errors import InputError, InventoryError
+from labctl.inventory import parse_inventory
+
+LAB = """\
+name: demo
+openflow: "{openflow}"
+controller:
+{controller}
+hosts:
+  host1:
+    vms:
+      vm1: {{ip: 172.16.0.1/24}}
+  host2:
+    vms:
+      vm2: {{ip: 172.16.0.2/24}}
+"""
+
+
+def lab(controller: str, openflow: str = "1.0", **kwargs):
+    return parse_inventory(LAB.format(controller=controller, openflow=openflow), "lab.yaml", **kwargs)
+
+
+def problems(controller: str, openflow: str = "1.0", **kwargs) -> list[str]:
+    with pytest.raises(InventoryError) as info:
+        lab(controller, openflow, **kwargs)
+    return info.value.problems
+
+
+# --- Ryu ---
+
+
+@pytest.mark.parametrize(
+    ("openflow", "app"), [("1.0", "ryu.app.simple_switch"), ("1.3", "ryu.app.simple_switch_13")]
+)
+def test_ryu_runs_the_learning_switch_of_the_labs_openflow_version(openflow, app):
+    assert lab("  kind: ryu", openflow).controller.apps == (app,)
+
+
+def test_a_ryu_switch_app_of_the_other_openflow_version_is_refused():
+    [problem] = problems("  kind: ryu\n  apps: [ryu.app.simple_switch]", "1.3")
+    assert problem.startswith("lab.yaml:5: controller.apps.0: ryu.app.simple_switch speaks OpenFlow 1.0")
+    assert "use ryu.app.simple_switch_13" in problem
+
+
+def test_ryu_apps_take_no_pox_options():
+    [problem] = problems("  kind: ryu\n  apps: [ryu.app.simple_switch, --no-flood]")
+    assert "controller.apps.1: app options like --no-flood are for POX only" in problem
+
+
+def test_ryu_python_comes_from_path_then_env_then_the_project_venv(tmp_path, monkeypatch):
+    venv = tmp_path / "venv"
+    (venv / "bin").mkdir(parents=True)
+    (venv / "bin" / "python").symlink_to(sys.executable)
+    monkeypatch.setenv(ryu_kind.RYU_PYTHON_ENV, sys.executable)
+    assert ryu_kind.ryu_python(str(venv)) == venv / "bin" / "python"  # a venv: its python, unresolved
+    assert ryu_kind.ryu_python(None) == ryu_kind.Path(sys.executable)
+    monkeypatch.delenv(ryu_kind.RYU_PYTHON_ENV)
+    monkeypatch.setattr(ryu_kind, "PROJECT_VENV", venv)
+    assert ryu_kind.ryu_python(None) == venv / "bin" / "python"
+
+
+def test_no_ryu_python_says_how_to_install_it(tmp_path, monkeypatch):
+    monkeypatch.delenv(ryu_kind.RYU_PYTHON_ENV, raising=False)
+    monkeypatch.setattr(ryu_kind, "PROJECT_VENV", tmp_path / "none")
+    with pytest.raises(InputError, match=r"scripts/setup.sh --ryu"):
+        ryu_kind.ryu_python(None)
+    with pytest.raises(InputError, match=r"no Python at .*nowhere/bin/python \(controller.path\)"):
+        (tmp_path / "nowhere").mkdir()
+        ryu_kind.ryu_python(str(tmp_path / "nowhere"))
+
+
+def test_ryu_runs_the_shipped_runner_as_a_file_with_its_listen_options(tmp_path):
+    spec = lab(f"  kind: ryu\n  path: {sys.executable}\n  port: 6653")
+    argv = make_controller(spec, tmp_path / "controller.log").argv()
+    assert argv[:2] == [sys.executable, str(ryu_kind.RUNNER)] and ryu_kind.RUNNER.is_file()
+    assert argv[2:] == [
+        "--ofp-listen-host",
+        "10.250.0.254",
+        "--ofp-tcp-listen-port",
+        "6653",
+        "ryu.app.simple_switch",
+    ]
+
+
+def test_the_ryu_runner_imports_nothing_from_labctl():
+    tree = ast.parse(ryu_kind.RUNNER.read_text())
+    modules = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    modules |= {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+    assert not [m for m in modules if m.split(".")[0] == "labctl"]  # it runs under Ryu's own Python
