@@ -91,6 +91,7 @@ def _status_text(data: dict) -> str:
         f"lab {data['lab']}: {'up' if data['up'] else 'NOT fully up'}",
         *(f"  drift: {d} (`labctl up` repairs it)" for d in data.get("drift", [])),
         f"controller {ctl['kind']} {ctl['target']} apps={','.join(ctl['apps']) or '-'} "
+        + (f"{ctl['where']} " if ctl.get("where") else "")
         + _controller_state(ctl),
     ]
     for host in data["hosts"]:

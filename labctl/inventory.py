@@ -136,6 +136,7 @@ class ControllerSpec(_Strict):
     port: int = Field(default=6633, ge=1, le=65535)
     address: IPv4Addr | None = None
     path: str | None = None
+    host: Name | None = None  # run it on this lab host (simulated labs), at its underlay address
 
 
 class UnderlaySpec(_Strict):
@@ -322,6 +323,7 @@ def _semantic_problems(spec: InventorySpec, simulate: bool) -> list[tuple[tuple,
                 "(labctl runs it on this machine unless kind: remote)",
             )
         )
+    problems += _placement_problems(spec, all_simulated)
     if ctl.kind == "remote" and all_simulated and ctl.address and ctl.address not in spec.underlay.subnet:
         problems.append(
             (
@@ -364,6 +366,33 @@ def _semantic_problems(spec: InventorySpec, simulate: bool) -> list[tuple[tuple,
                 )
             )
     return problems
+
+
+def _placement_problems(spec: InventorySpec, all_simulated: bool) -> list[tuple[tuple, str]]:
+    """controller.host: a managed controller on one of the lab's simulated hosts."""
+    ctl, loc = spec.controller, ("controller", "host")
+    if ctl.host is None:
+        return []
+    if ctl.host not in spec.hosts:
+        return [(loc, f"expected one of the hosts ({', '.join(spec.hosts)}), found {ctl.host!r}")]
+    if ctl.kind == "remote":
+        return [(loc, "a remote controller runs wherever someone else runs it; host is for one labctl runs")]
+    if not all_simulated:
+        return [
+            (
+                loc,
+                "a controller on a real host is not supported yet: leave host out (labctl runs it on "
+                "this machine at controller.address) or run the lab simulated (--sim)",
+            )
+        ]
+    if ctl.address is not None:
+        return [
+            (
+                ("controller", "address"),
+                f"a controller on {ctl.host} listens on {ctl.host}'s underlay address; leave address out",
+            )
+        ]
+    return []
 
 
 # --- entry points ----------------------------------------------------------

@@ -2,6 +2,7 @@
 
 up:   underlay and controller host -> controller started -> per host, in
       parallel: namespaces/links/VMs, OVS daemons, one OVS transaction ->
+      (a controller placed on a lab host starts here, once its address exists) ->
       wait for the controller to listen -> per host: reach every tunnel peer
       over the underlay, point the bridge at the controller -> wait until the
       controller holds a session from every bridge. Each step is checked first, so a second
@@ -63,15 +64,20 @@ class LabRunner:
             for driver in self.drivers.values():
                 if isinstance(driver, SimDriver):
                     driver.existing_netns = existing
+            on_host = self.lab.controller.host is not None
             ctl_transport = (
                 ensure_controller_host(self.ctx, existing)
-                if self.simulated_hosts
+                if self.simulated_hosts and not on_host
                 else self.controller_transport()
             )
-            ctl_proc = self._ensure_controller(ctl_transport) if self.controller.managed else None
+            ctl_proc = (
+                self._ensure_controller(ctl_transport) if self.controller.managed and not on_host else None
+            )
 
             outcomes = per_host(self._build_host, self.lab.hosts, lambda h: h.name)
             raise_failures(outcomes, "build")
+            if self.controller.managed and on_host:  # its address is on the host's br-phy only now
+                ctl_proc = self._ensure_controller(ctl_transport)
             if self.controller.managed:
                 self.controller.wait_listening(ctl_transport, ctl_proc, timeout)
             outcomes = per_host(self._point_at_controller, self.lab.hosts, lambda h: h.name)
@@ -108,11 +114,25 @@ class LabRunner:
         return any(isinstance(d, SimDriver) for d in self.drivers.values())
 
     def controller_transport(self) -> Transport:
-        """Simulated hosts: the controller's own namespace on their underlay. Real
-        hosts only: this machine, at the controller address the inventory gives."""
+        """Where the controller runs. On a lab host (controller.host): inside that host.
+        Simulated hosts: the controller's own namespace on their underlay. Real hosts
+        only: this machine, at the controller address the inventory gives."""
+        if self.lab.controller.host is not None:
+            return self.drivers[self.lab.controller.host].transport()
         if self.simulated_hosts:
             return controller_transport(self.ctx)
         return LocalTransport(CONTROLLER)
+
+    def controller_place(self) -> str | None:
+        """Where the controller runs, in words for status; None when someone else runs it."""
+        if not self.controller.managed:
+            return None
+        if self.lab.controller.host is not None:
+            return f"on {self.lab.controller.host}"
+        transport = self.controller_transport()
+        if isinstance(transport, NetnsTransport):
+            return f"in its own namespace {transport.netns}"
+        return "on this machine"
 
     def _info(self) -> dict:
         info = self.state.read_info()
@@ -134,9 +154,10 @@ class LabRunner:
         running = self.controller_process()
         if running is not None:
             return running
-        if isinstance(transport, NetnsTransport):
+        if isinstance(transport, NetnsTransport) and self.lab.controller.host is None:
             # An `up` killed between starting the controller and journalling it leaves a
             # controller nobody recorded; it lives in our namespace, so it is ours to stop.
+            # (Not on a lab host: that namespace holds the host's OVS daemons too.)
             orphans = processes.in_netns({os.stat(f"/run/netns/{transport.netns}").st_ino})
             processes.stop(orphans)
         pid = transport.spawn(
@@ -269,6 +290,8 @@ class LabRunner:
             "target": self.lab.controller.target,
             "apps": list(self.lab.controller.apps),
             "running": proc is not None if self.controller.managed else None,  # None: not ours
+            "host": self.lab.controller.host,
+            "where": self.controller_place(),
             "pid": proc.pid if proc else None,
             "log": str(self.controller.log_path),
         }

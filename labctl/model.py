@@ -67,6 +67,7 @@ class Controller:
     address: ipaddress.IPv4Address
     port: int
     path: str | None = None
+    host: str | None = None  # the lab host it runs on; None: its own namespace, or this machine
 
     @property
     def target(self) -> str:
@@ -147,12 +148,14 @@ def resolve(spec: InventorySpec, *, source: str, simulate: bool) -> Lab:
     ctl = spec.controller
     if ctl.address is not None:
         ctl_address = ctl.address
+    elif ctl.host is not None:  # on a lab host: that host's underlay address
+        ctl_address = next(h.underlay_ip for h in hosts if h.name == ctl.host)
     else:  # its own simulated host: the last address of the underlay
         taken = {h.underlay_ip for h in hosts}
         ctl_address = next(ip for ip in reversed(list(subnet.hosts())) if ip not in taken)
     defaults = DEFAULT_APPS_OF13 if spec.openflow == "1.3" else {}
     apps = tuple(ctl.apps) if ctl.apps is not None else defaults.get(ctl.kind, DEFAULT_APPS.get(ctl.kind, ()))
-    controller = Controller(ctl.kind, apps, ctl_address, ctl.port, ctl.path)
+    controller = Controller(ctl.kind, apps, ctl_address, ctl.port, ctl.path, ctl.host)
     return Lab(
         name=spec.name,
         source=source,

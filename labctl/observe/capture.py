@@ -37,6 +37,11 @@ def start_capture(runner, path: str | Path, timeout: float = 10.0) -> str:
         raise InputError(f"lab {runner.lab.name} is not up; run `labctl up`")
     if not runner.controller.managed:
         raise InputError("capture runs beside a controller labctl runs; this lab's controller is remote")
+    if runner.lab.controller.host is not None:
+        raise InputError(
+            f"capture records the controller's own namespace; this lab runs its controller on "
+            f"{runner.lab.controller.host} (controller.host), where capture is not supported yet"
+        )
     if running_capture(runner):
         raise InputError(
             f"a capture is already running ({running_capture(runner)[1]}); `labctl capture stop`"

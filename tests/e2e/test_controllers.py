@@ -1,9 +1,11 @@
 """Every controller kind drives the classic 2-host lab: POX, Ryu, OVS's test controller,
-and a remote controller someone else runs (os-ken is covered by test_lab_lifecycle)."""
+and a remote controller someone else runs (os-ken is covered by test_lab_lifecycle); and a
+controller placed on one of the lab's hosts instead of its own namespace."""
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -95,6 +97,34 @@ def test_ryu_missing_says_how_to_install_it(make_lab, tmp_path):
     result = lab.run("up", check=False)
     assert result.returncode == 2 and f"Ryu is not installed for {sys.executable}" in result.stderr
     assert not netns_with_prefix(lab.prefix)
+
+
+def test_controller_on_a_lab_host(make_lab):
+    lab = make_lab(inventory("  kind: os-ken\n  host: host1"))
+    lab.run("up")
+    assert lab.netns("controller") not in netns_with_prefix(lab.prefix)
+    assert not [r for r in lab.journal() if r["kind"] == "netns" and r["name"] == lab.netns("controller")]
+    assert json.loads(lab.run("verify", "--json").stdout)["ok"] is True
+    status = lab.status()
+    ctl = status["controller"]
+    assert ctl["host"] == "host1" and ctl["where"] == "on host1" and ctl["running"] is True
+    assert ctl["target"] == "tcp:10.250.0.1:6633" and status["up"] is True
+    assert all(h["controllers"][0]["target"] == "tcp:10.250.0.1:6633" for h in status["hosts"])
+    assert "on host1 running pid" in lab.run("status").stdout
+    host1 = os.stat(f"/run/netns/{lab.netns('host1')}").st_ino
+    assert os.stat(f"/proc/{ctl['pid']}/ns/net").st_ino == host1  # it runs inside host1
+
+    assert "every bridge connected" in lab.run("controller", "restart").stdout
+    after = lab.status()["controller"]
+    assert after["pid"] != ctl["pid"] and after["running"] is True
+    assert os.stat(f"/proc/{after['pid']}/ns/net").st_ino == host1
+    assert json.loads(lab.run("verify", "--json").stdout)["ok"] is True
+    assert "switch 0000000000000002 connected" in lab.run("logs", "controller").stdout
+
+    lab.remember_processes()
+    assert after["pid"] in lab.recorded_pids
+    lab.run("down")
+    lab.assert_gone()  # the controller with the rest of host1
 
 
 @pytest.mark.parametrize("openflow", ["1.0", "1.3"])

@@ -1,9 +1,10 @@
 """The controller part of an inventory: Ryu's apps per OpenFlow version, where Ryu's
-Python is found."""
+Python is found, and a controller placed on one of the lab's hosts."""
 
 from __future__ import annotations
 
 import ast
+import ipaddress
 import sys
 
 import pytest
@@ -99,3 +100,40 @@ def test_the_ryu_runner_imports_nothing_from_labctl():
     modules = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
     modules |= {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
     assert not [m for m in modules if m.split(".")[0] == "labctl"]  # it runs under Ryu's own Python
+
+
+# --- placement ---
+
+
+def test_a_controller_on_a_lab_host_listens_on_that_hosts_underlay_address():
+    spec = lab("  kind: os-ken\n  host: host2")
+    assert spec.controller.host == "host2"
+    assert spec.controller.address == ipaddress.IPv4Address("10.250.0.2")
+    assert spec.controller.target == "tcp:10.250.0.2:6633"
+    assert lab("  kind: os-ken").controller.host is None  # default: its own namespace
+
+
+def test_the_controller_host_must_be_a_host_of_the_lab():
+    [problem] = problems("  kind: os-ken\n  host: host9")
+    assert problem.startswith("lab.yaml:5: controller.host: expected one of the hosts (host1, host2)")
+
+
+def test_a_remote_controller_cannot_be_placed():
+    found = problems("  kind: remote\n  address: 10.250.0.200\n  host: host1")
+    assert any("controller.host: a remote controller runs wherever someone else runs it" in p for p in found)
+
+
+def test_a_placed_controller_takes_its_hosts_address_not_its_own():
+    [problem] = problems("  kind: os-ken\n  host: host1\n  address: 10.250.0.9")
+    assert "controller.address: a controller on host1 listens on host1's underlay address" in problem
+
+
+def test_a_controller_on_a_real_host_is_refused_clearly():
+    text = LAB.format(controller="  kind: os-ken\n  host: host1\n  address: 10.0.0.9", openflow="1.0")
+    text = text.replace("  host1:\n", "  host1:\n    driver: ovs\n    address: 10.0.0.1\n")
+    text = text.replace("  host2:\n", "  host2:\n    driver: ovs\n    address: 10.0.0.2\n")
+    with pytest.raises(InventoryError) as info:
+        parse_inventory(text, "lab.yaml")
+    assert any(
+        "controller.host: a controller on a real host is not supported yet" in p for p in info.value.problems
+    )
