@@ -21,6 +21,11 @@ def _id(kind: str, *parts: str) -> str:
 CONTROLLER = "ctl"
 
 
+def _placed(ctl) -> str:
+    """A controller running on one of the lab's hosts says so."""
+    return f" on {ctl.host}" if ctl.host else ""
+
+
 def to_dot(lab: Lab) -> str:
     ctl = lab.controller
     apps = ", ".join(ctl.apps)
@@ -31,7 +36,8 @@ def to_dot(lab: Lab) -> str:
         + '"];',
         '  node [fontname="Helvetica", shape=box, style=rounded];',
         '  edge [fontname="Helvetica", fontsize=10];',
-        f'  {CONTROLLER} [label="controller\\n{ctl.kind} {apps}\\n{ctl.target}", shape=ellipse];',
+        f'  {CONTROLLER} [label="controller\\n{ctl.kind} {apps}\\n{ctl.target}{_placed(ctl)}",'
+        " shape=ellipse];",
     ]
     for host in lab.hosts:
         lines += [
@@ -58,7 +64,7 @@ def to_dot(lab: Lab) -> str:
 
 def to_mermaid(lab: Lab) -> str:
     ctl = lab.controller
-    lines = ["graph LR", f'  {CONTROLLER}(["controller: {ctl.kind} {ctl.target}"])']
+    lines = ["graph LR", f'  {CONTROLLER}(["controller: {ctl.kind} {ctl.target}{_placed(ctl)}"])']
     for host in lab.hosts:
         bridge = _id("br", host.name)
         lines.append(

@@ -12,6 +12,7 @@ import pytest
 from labctl.controllers import make_controller
 from labctl.controllers import ryu as ryu_kind
 from labctl.errors import InputError, InventoryError
+from labctl.graph import to_dot, to_mermaid
 from labctl.inventory import parse_inventory
 
 LAB = """\
@@ -111,6 +112,7 @@ def test_a_controller_on_a_lab_host_listens_on_that_hosts_underlay_address():
     assert spec.controller.address == ipaddress.IPv4Address("10.250.0.2")
     assert spec.controller.target == "tcp:10.250.0.2:6633"
     assert lab("  kind: os-ken").controller.host is None  # default: its own namespace
+    assert "tcp:10.250.0.2:6633 on host2" in to_dot(spec) and "6633 on host2" in to_mermaid(spec)
 
 
 def test_the_controller_host_must_be_a_host_of_the_lab():
