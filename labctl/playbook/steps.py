@@ -50,7 +50,8 @@ def _ping_once(runner, src: str, dst: str, count: int) -> tuple[int, int]:
 def _flows(runner, host: str) -> list[str]:
     if host not in runner.drivers:
         raise StepFailed(f"no host named {host!r}")
-    out = runner.drivers[host].transport().run(["ovs-ofctl", "dump-flows", runner.lab.bridge]).stdout
+    transport = runner.drivers[host].transport()
+    out = transport.run(["ovs-ofctl", "-O", runner.lab.protocols, "dump-flows", runner.lab.bridge]).stdout
     return [line.strip() for line in out.splitlines()[1:]]
 
 

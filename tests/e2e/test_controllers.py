@@ -79,6 +79,8 @@ def test_ryu_simple_switch_pings_through_reactive_flows(make_lab, openflow, app)
         flows = lab.on_host(host, "ovs-ofctl", "-O", version, "dump-flows", "br0")
         # simple_switch's flow: in_port + both MACs, installed on a packet-in
         assert f"dl_src=02:00:ac:10:00:{src},dl_dst=02:00:ac:10:00:{dst}" in flows, flows
+    # labctl's own flow table speaks the bridge's version too (OpenFlow 1.3 bridges refuse 1.0)
+    assert "dl_src=02:00:ac:10:00:01[vm1],dl_dst=02:00:ac:10:00:02[vm2]" in lab.run("flows", "host1").stdout
     log = lab.run("logs", "controller").stdout
     assert f"instantiating app {app}" in log and "packet in" in log, log
     status = lab.status()
