@@ -165,6 +165,13 @@ def verify(ctx, inventory, simulate, quiet, verbose, as_json, count, junit_path)
         )
     else:
         click.echo(render_table(results))
+    if not ok:
+        from labctl.drivers import simlimits
+
+        short = simlimits.shortfalls(runner.lab)
+        if short:
+            click.echo(f"labctl: verify: lost pings may come from: {'; '.join(map(str, short))}", err=True)
+            click.echo(f"labctl: verify: {simlimits.remedy(short)}", err=True)
     sys.exit(EXIT_OK if ok else EXIT_VERIFY_FAILED)
 
 

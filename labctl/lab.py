@@ -18,7 +18,7 @@ from pathlib import Path
 
 from labctl import processes
 from labctl.controllers import make_controller
-from labctl.drivers import DRIVERS, Context, make_driver, simnet
+from labctl.drivers import DRIVERS, Context, make_driver, simlimits, simnet
 from labctl.drivers.sim import SimDriver, controller_transport, ensure_controller_host, ensure_underlay
 from labctl.errors import InputError, ProvisionError
 from labctl.model import Host, Lab
@@ -56,6 +56,8 @@ class LabRunner:
     def up(self, timeout: float = 30.0) -> int:
         """Build what is missing; return how many changes were made."""
         self.controller.check()
+        for shortfall in simlimits.shortfalls(self.lab):
+            self.report.warn(f"{shortfall}; {simlimits.remedy([shortfall])}")
         with self.state.lock("up"), self.state.command_log():
             self.state.write_info(self._info())
             existing = simnet.existing_netns()

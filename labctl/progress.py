@@ -52,6 +52,12 @@ class Reporter:
             self._hosts[where] = (count, what)
             self._emit(f"[{where}] {what}")
 
+    def warn(self, what: str) -> None:
+        """Something the user must know even with -q: always printed."""
+        with self._lock:
+            self.settle()
+            print(f"labctl: warning: {what}", file=self.stream, flush=True)
+
     def elapsed(self) -> float:
         return time.monotonic() - self.start
 

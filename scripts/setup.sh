@@ -46,6 +46,25 @@ fi
 # Debian starts the system Open vSwitch when installing it; labctl does not
 # use it (each simulated host runs its own daemons) and leaves it alone.
 
+# Kernel limits shared by every namespace, sized by default for one host: a
+# simulated lab of 24-64 hosts outgrows the ARP table and the socket buffer of a
+# busy host's OVS port (labctl/drivers/simlimits.py says why; `labctl up` warns
+# when they are short). Raised for this boot only, never lowered; to keep them,
+# put the same lines in /etc/sysctl.d/.
+raise_sysctl() {
+    local key=$1 wanted=$2 current
+    current=$(sysctl -n "$key" 2>/dev/null) || return 0
+    if [ "$current" -lt "$wanted" ]; then
+        if sysctl -qw "$key=$wanted" 2>/dev/null; then
+            echo "setup: raised $key from $current to $wanted (for simulated labs of many hosts)"
+        else
+            echo "setup: could not raise $key to $wanted; labs of more than 16 hosts may lose pings" >&2
+        fi
+    fi
+}
+raise_sysctl net.ipv4.neigh.default.gc_thresh3 8192
+raise_sysctl net.core.rmem_default 2097152
+
 if [ ! -x .venv/bin/python ]; then
     python3 -m venv .venv
 fi

@@ -5,7 +5,8 @@ vSwitch is installed and its database answers with our permissions (root or
 passwordless sudo), the datapath (kernel module or userspace), what the
 hypervisor driver needs (libvirt, xl, XenAPI login); and a note on the
 firewall (GRE is IP protocol 47; the controller port). Exit 3 when a check
-fails. Simulated hosts need nothing from the machine beyond `labctl up`.
+fails. Simulated hosts need only this machine's kernel limits to fit the lab
+(the ARP table and socket buffers shared by all namespaces, see simlimits).
 """
 
 from __future__ import annotations
@@ -29,9 +30,11 @@ def register(cli: click.Group) -> None:
 @click.pass_context
 @handles_errors
 def doctor(ctx, as_json, inventory, simulate, quiet, verbose):
-    """Check that every real host has what the lab needs (OVS, permissions, hypervisor)."""
+    """Check every real host has what the lab needs (OVS, permissions, hypervisor), and that
+    this machine's kernel limits fit a simulated lab."""
     from labctl.drivers import Context, make_driver
-    from labctl.drivers.checks import host_checks
+    from labctl.drivers.checks import Check, host_checks
+    from labctl.drivers.simlimits import remedy, shortfalls
     from labctl.parallel import per_host
     from labctl.state import LabState
 
@@ -39,11 +42,14 @@ def doctor(ctx, as_json, inventory, simulate, quiet, verbose):
     lab = load_lab(inventory, simulate)
     context = Context(lab, LabState(lab.name), report)
     real = [h for h in lab.hosts if h.driver != "sim"]
+    limits = [Check("this machine", "kernel limits", False, f"{s}; {remedy([s])}") for s in shortfalls(lab)]
+    if any(h.driver == "sim" for h in lab.hosts) and not limits:
+        limits = [Check("this machine", "kernel limits", True, "ARP table and socket buffers fit the lab")]
     drivers = {h.name: make_driver(context, h) for h in real}
     outcomes = per_host(lambda h: host_checks(lab, drivers[h.name]), real, lambda h: h.name)
     for driver in drivers.values():
         driver.transport().close()
-    checks = [c for o in outcomes for c in (o.value or [])]
+    checks = limits + [c for o in outcomes for c in (o.value or [])]
     failed = any(not c.ok for c in checks) or any(o.error for o in outcomes)
     if as_json:
         rows = [c.__dict__ for c in checks] + [
