@@ -139,6 +139,13 @@ def test_ovs_testcontroller_pings(make_lab, openflow):
     assert "dl_dst=02:00:ac:10:00:02" in flows or "icmp" in flows, flows
 
 
+def has_address(netns: str, address: str) -> bool:
+    found = subprocess.run(["ip", "-n", netns, "-j", "addr"], capture_output=True, text=True, check=False)
+    if found.returncode != 0:  # the namespace is not there yet
+        return False
+    return any(a.get("local") == address for link in json.loads(found.stdout) for a in link["addr_info"])
+
+
 def test_remote_controller_run_by_someone_else(make_lab):
     lab = make_lab(inventory("  kind: remote\n  address: 10.250.0.200\n  port: 6653"))
     up = subprocess.Popen(
@@ -148,9 +155,10 @@ def test_remote_controller_run_by_someone_else(make_lab):
         stderr=subprocess.PIPE,
         text=True,
     )
-    # labctl makes the controller's namespace on the underlay; "someone else" runs a controller in it
+    # labctl makes the controller's namespace on the underlay; "someone else" runs a controller
+    # in it, once the address it listens on is there (binding earlier fails and it exits)
     deadline = time.monotonic() + 20
-    while lab.netns("controller") not in netns_with_prefix(lab.prefix) and time.monotonic() < deadline:
+    while not has_address(lab.netns("controller"), "10.250.0.200") and time.monotonic() < deadline:
         time.sleep(0.05)
     theirs = subprocess.Popen(
         [
