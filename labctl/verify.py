@@ -3,13 +3,17 @@
 Each VM pings all its targets from ONE fping process, so a 32-VM lab runs 32
 processes per phase instead of 992 ping processes. Phases:
 
-1. set-up, in two waves: one packet from each VM to the VMs after it, then to
-   the VMs before it. The first packet of a pair pays for ARP, packet-ins and
-   flow-mods and may take longer than a ping's patience, so it is timed on its
-   own (first_rtt_ms). In the first wave each ARP request also teaches the target
-   the sender's address and every switch learns every MAC from the floods, so
-   the second wave needs no broadcast: half the packet-ins of a full matrix.
-2. measurement: COUNT pings from every VM to every other VM, over set-up paths.
+1. set-up, in two waves: one packet from each VM to the half of the VMs ahead of
+   it on a ring (so every VM starts as many set-ups), paced so the controller
+   keeps up with the floods (first_wave_spacing_ms), then to the other half.
+   The first packet of a pair pays for ARP, packet-ins and flow-mods and may
+   take longer than a ping's patience, so it is timed on its own (first_rtt_ms).
+   In the first wave each ARP request also teaches the target the sender's
+   address and every switch learns every MAC from the floods, so the second wave
+   needs no broadcast: half the packet-ins of a full matrix.
+2. settle: pairs whose set-up packet got no answer are probed again (a few
+   rounds) until they answer, so the controller's queue has drained.
+3. measurement: COUNT pings from every VM to every other VM, over set-up paths.
 """
 
 from __future__ import annotations
@@ -96,21 +100,51 @@ def _fping(transport, targets: list[VM], count: int, period_ms: int, timeout_ms:
     return rtts, error
 
 
+SETUP_TIMEOUT_MS = 1500  # a set-up probe later than this is retried, not waited for
+# The first wave's ARP requests are flooded to every switch, each flood a packet-in
+# per switch. Offered faster than the controller answers, they queue; past a second
+# the VMs resend their ARP requests, which floods again and makes the queue longer.
+# So the first wave is paced to about this many flood packet-ins per second: what the
+# default controller keeps up with on a 2-core machine that also runs the lab.
+FLOOD_PACKET_INS_PER_S = 4000
+MIN_SPACING_MS = 10
+SETTLE_ROUNDS = 4  # retries of the pairs whose set-up probe got no answer yet
+SETTLE_TIMEOUT_MS = 2000
+
+
+def first_half(vms: list[VM]):
+    """Splits the ordered pairs so each VM starts about as many set-ups as any other:
+    a -> b is in the first half when b is less than half the ring ahead of a."""
+    index, n = {vm.name: i for i, vm in enumerate(vms)}, len(vms)
+
+    def pick(a: VM, b: VM) -> bool:
+        ahead = (index[b.name] - index[a.name]) % n
+        return 0 < ahead < n / 2 or (ahead == n / 2 and index[a.name] < index[b.name])
+
+    return pick
+
+
+def first_wave_spacing_ms(lab: Lab) -> int:
+    """Milliseconds between a VM's set-up probes in the first wave: every VM sends one
+    each spacing, and each one's ARP request floods to every switch."""
+    floods_per_probe = len(lab.hosts)
+    return max(MIN_SPACING_MS, round(1000 * len(lab.vms) * floods_per_probe / FLOOD_PACKET_INS_PER_S))
+
+
 def ping_all(
     lab: Lab, vm_transport, count: int = 3, period_ms: int = 200, timeout_ms: int = 2000
 ) -> list[PingResult]:
     """`vm_transport(vm)` gives the transport that runs a command inside a VM."""
     vms = list(lab.vms)
-    order = {vm.name: i for i, vm in enumerate(vms)}
 
-    def from_each(pick, probes: int, period: int, timeout: int) -> dict[tuple[str, str], tuple]:
+    def from_each(pick, probes: int, period: int, timeout: int, spacing: int = MIN_SPACING_MS) -> dict:
         jobs = [(src, [dst for dst in vms if pick(src, dst)]) for src in vms]
         jobs = [job for job in jobs if job[1]]
 
         def run(job):
             src, targets = job
             try:
-                rtts, error = _fping(vm_transport(src), targets, probes, period, timeout)
+                rtts, error = _fping(vm_transport(src), targets, probes, period, timeout, spacing)
             except LabctlError as exc:
                 rtts, error = {}, str(exc)
             return {(src.name, dst.name): (rtts.get(str(dst.ip.ip)), error) for dst in targets}
@@ -121,8 +155,25 @@ def ping_all(
                 out.update(outcome.value)
         return out
 
-    first = from_each(lambda a, b: order[a.name] < order[b.name], 1, 1000, 3000)
-    first |= from_each(lambda a, b: order[a.name] > order[b.name], 1, 1000, 3000)
+    def answered(probe: tuple | None) -> bool:
+        return bool(probe and probe[0] and probe[0][0] is not None)
+
+    ahead = first_half(vms)
+    first = from_each(ahead, 1, 1000, SETUP_TIMEOUT_MS, first_wave_spacing_ms(lab))
+    first |= from_each(lambda a, b: a is not b and not ahead(a, b), 1, 1000, SETUP_TIMEOUT_MS)
+    # Settle: in a big lab some set-up probes come back late, behind the controller's
+    # queue. Measuring before it drains would count the queue as loss, so the pairs not
+    # answered yet are probed again, while each round gets answers (a broken path never
+    # answers: one round, then the measurement reports it).
+    waiting = {pair for pair in permutations((vm.name for vm in vms), 2) if not answered(first.get(pair))}
+    for _ in range(SETTLE_ROUNDS):
+        if not waiting:
+            break
+        again = from_each(lambda a, b, todo=waiting: (a.name, b.name) in todo, 1, 1000, SETTLE_TIMEOUT_MS)
+        still = {pair for pair in waiting if not answered(again.get(pair))}
+        if still == waiting:
+            break
+        waiting = still
     measured = from_each(lambda a, b: a is not b, count, period_ms, timeout_ms)
     results = []
     for src, dst in permutations(vms, 2):

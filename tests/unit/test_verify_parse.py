@@ -1,5 +1,5 @@
 from labctl.inventory import parse_inventory
-from labctl.verify import PingResult, parse_fping, render_table, result_of
+from labctl.verify import PingResult, first_half, first_wave_spacing_ms, parse_fping, render_table, result_of
 
 FPING = """172.16.0.2 : 7.68 0.594 0.251
 172.16.0.9 : - - -
@@ -48,3 +48,24 @@ def test_table_lists_every_pair_and_a_summary():
     table = render_table(rows)
     assert "vm1 -> vm2 (172.16.0.2)  5.50" in table and "100%" in table
     assert table.splitlines()[-1] == "1/2 pairs reachable with 0% loss"
+
+
+def star(n: int):
+    hosts = "".join(f"  h{i}: {{vms: {{vm{i}: {{ip: 172.16.0.{i}/24}}}}}}\n" for i in range(1, n + 1))
+    return parse_inventory(f"name: demo\nhosts:\n{hosts}")
+
+
+def test_the_first_wave_gives_every_vm_as_many_set_ups_and_covers_each_pair_once():
+    for n in (2, 5, 32):
+        vms = list(star(n).vms)
+        ahead = first_half(vms)
+        firsts = [(a.name, b.name) for a in vms for b in vms if a is not b and ahead(a, b)]
+        # each unordered pair once in the first wave, the reverse in the second
+        assert len(firsts) == n * (n - 1) // 2 and len(set(map(frozenset, firsts))) == len(firsts)
+        per_vm = [sum(1 for a, _ in firsts if a == vm.name) for vm in vms]
+        assert max(per_vm) - min(per_vm) <= 1
+
+
+def test_the_first_wave_is_paced_by_how_many_switches_each_flood_reaches():
+    assert first_wave_spacing_ms(star(2)) == 10  # small labs: fping's own spacing
+    assert first_wave_spacing_ms(star(32)) == round(1000 * 32 * 32 / 4000)
