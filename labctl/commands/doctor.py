@@ -59,9 +59,9 @@ def doctor(ctx, as_json, inventory, simulate, quiet, verbose):
         ]
         click.echo(json.dumps({"ok": not failed, "checks": rows}, indent=2))
     else:
-        for host in lab.hosts:
-            if host.driver == "sim":
-                click.echo(f"{host.name}: simulated ({host.flavor}): nothing to check on a real host")
+        simulated = [f"{h.name} ({h.flavor})" for h in lab.hosts if h.driver == "sim"]
+        if simulated:  # one line, however big the lab
+            click.echo(f"simulated, nothing to check on a real host: {', '.join(simulated)}")
         for c in checks:
             click.echo(f"{c.host}: {'ok  ' if c.ok else 'FAIL'} {c.name}: {c.detail}")
         for o in outcomes:
