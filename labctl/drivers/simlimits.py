@@ -24,12 +24,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from labctl.model import Lab
+from labctl.plan import tunnels
 
 ARP_TABLE = "net.ipv4.neigh.default.gc_thresh3"
 SOCKET_BUFFER = "net.core.rmem_default"
 HUB_BUFFER_BYTES = 2 * 1024 * 1024
 BIG_STAR_HOSTS = 16  # measured: 16 hosts lose nothing with the default buffer, 24 do
-ARP_ENTRIES_PER_HOST = 8  # underlay neighbours: hub, controller, tunnel peers' kernels
 ARP_ENTRIES_SPARE = 256  # the machine's own neighbours and other labs'
 
 
@@ -52,8 +52,11 @@ def read_sysctl(key: str) -> int | None:
 
 
 def arp_entries_needed(lab: Lab) -> int:
+    """Every VM resolves every other; on the underlay both ends of each tunnel resolve each
+    other (up checks each peer answers), and each host and the controller one another."""
     vms = len(lab.vms)
-    return vms * (vms - 1) + ARP_ENTRIES_PER_HOST * len(lab.hosts) + ARP_ENTRIES_SPARE
+    underlay = 2 * len(tunnels(lab)) + 2 * len(lab.hosts)
+    return vms * (vms - 1) + underlay + ARP_ENTRIES_SPARE
 
 
 def shortfalls(lab: Lab, read: Callable[[str], int | None] = read_sysctl) -> list[Shortfall]:

@@ -19,17 +19,24 @@ def address(i: int, driver: str) -> str:
 
 
 def lab_of(n: int, driver: str = "sim"):
+    return parse_inventory(lab_of_text(n, driver))
+
+
+def lab_of_text(n: int, driver: str = "sim") -> str:
     hosts = "".join(
         f"  host{i}:\n    driver: {driver}\n{address(i, driver)}"
         f"    vms:\n      vm{i}: {{ip: 172.16.0.{i}/24}}\n"
         for i in range(1, n + 1)
     )
     extra = "controller: {address: 10.0.0.100}\n" if driver != "sim" else ""
-    return parse_inventory(f"name: demo\n{extra}hosts:\n{hosts}")
+    return f"name: demo\n{extra}hosts:\n{hosts}"
 
 
 def test_every_vm_needs_an_arp_entry_per_peer_plus_the_underlay():
-    assert arp_entries_needed(lab_of(32)) == 32 * 31 + 8 * 32 + 256
+    star_underlay = 2 * 31 + 2 * 32  # both ends of 31 tunnels; hosts and controller
+    assert arp_entries_needed(lab_of(32)) == 32 * 31 + star_underlay + 256
+    mesh = parse_inventory(lab_of_text(32).replace("hosts:", "topology: mesh\nhosts:", 1))
+    assert arp_entries_needed(mesh) == 32 * 31 + 2 * (32 * 31 // 2) + 2 * 32 + 256
 
 
 def test_the_default_limits_fit_sixteen_hosts():
@@ -39,11 +46,11 @@ def test_the_default_limits_fit_sixteen_hosts():
 def test_thirty_two_hosts_outgrow_the_arp_table_and_the_socket_buffer():
     found = shortfalls(lab_of(32), DEFAULTS.get)
     assert [(s.key, s.current, s.needed) for s in found] == [
-        (ARP_TABLE, 1024, 1504),
+        (ARP_TABLE, 1024, 1374),
         (SOCKET_BUFFER, 212992, simlimits.HUB_BUFFER_BYTES),
     ]
     text = remedy(found)
-    assert f"sysctl -w {ARP_TABLE}=1504 {SOCKET_BUFFER}={simlimits.HUB_BUFFER_BYTES}" in text
+    assert f"sysctl -w {ARP_TABLE}=1374 {SOCKET_BUFFER}={simlimits.HUB_BUFFER_BYTES}" in text
     assert "ARP entries" in str(found[0])
 
 
