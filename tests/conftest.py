@@ -17,11 +17,11 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-TWO_HOST = """\
+_TWO_HOST = """\
 name: {name}
 openflow: "{openflow}"
 controller:
-  kind: os-ken
+<controller>
 hosts:
   host1:
     vms:
@@ -30,6 +30,15 @@ hosts:
     vms:
       vm2: {{ip: 172.16.0.2/24}}
 """
+
+
+def two_hosts(controller: str = "  kind: os-ken") -> str:
+    """The classic 2-host inventory with this controller section, {name} and {openflow}
+    left for str.format (as make_lab fills them)."""
+    return _TWO_HOST.replace("<controller>", controller)
+
+
+TWO_HOST = two_hosts()
 
 
 def pytest_collection_modifyitems(config, items):

@@ -13,27 +13,13 @@ import time
 import pytest
 
 from labctl.processes import identify, stop
-from tests.conftest import netns_with_prefix
+from tests.conftest import netns_with_prefix, two_hosts
 
 pytestmark = pytest.mark.lab
 
-LAB = """\
-name: {{name}}
-openflow: "{openflow}"
-controller:
-{controller}
-hosts:
-  host1:
-    vms:
-      vm1: {{{{ip: 172.16.0.1/24}}}}
-  host2:
-    vms:
-      vm2: {{{{ip: 172.16.0.2/24}}}}
-"""
-
 
 def inventory(controller: str, openflow: str = "1.0") -> str:
-    return LAB.format(controller=controller, openflow=openflow)
+    return two_hosts(controller).replace("{openflow}", openflow)
 
 
 def assert_reactive_flows(lab, host: str = "host1") -> None:

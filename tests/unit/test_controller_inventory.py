@@ -14,24 +14,12 @@ from labctl.controllers import ryu as ryu_kind
 from labctl.errors import InputError, InventoryError
 from labctl.graph import to_dot, to_mermaid
 from labctl.inventory import parse_inventory
-
-LAB = """\
-name: demo
-openflow: "{openflow}"
-controller:
-{controller}
-hosts:
-  host1:
-    vms:
-      vm1: {{ip: 172.16.0.1/24}}
-  host2:
-    vms:
-      vm2: {{ip: 172.16.0.2/24}}
-"""
+from tests.conftest import two_hosts
 
 
 def lab(controller: str, openflow: str = "1.0", **kwargs):
-    return parse_inventory(LAB.format(controller=controller, openflow=openflow), "lab.yaml", **kwargs)
+    text = two_hosts(controller).format(name="demo", openflow=openflow)
+    return parse_inventory(text, "lab.yaml", **kwargs)
 
 
 def problems(controller: str, openflow: str = "1.0", **kwargs) -> list[str]:
@@ -131,7 +119,7 @@ def test_a_placed_controller_takes_its_hosts_address_not_its_own():
 
 
 def test_a_controller_on_a_real_host_is_refused_clearly():
-    text = LAB.format(controller="  kind: os-ken\n  host: host1\n  address: 10.0.0.9", openflow="1.0")
+    text = two_hosts("  kind: os-ken\n  host: host1\n  address: 10.0.0.9").format(name="demo", openflow="1.0")
     text = text.replace("  host1:\n", "  host1:\n    driver: ovs\n    address: 10.0.0.1\n")
     text = text.replace("  host2:\n", "  host2:\n    driver: ovs\n    address: 10.0.0.2\n")
     with pytest.raises(InventoryError) as info:
