@@ -19,14 +19,12 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 from pydantic_core import PydanticCustomError
 
 from labctl.errors import InventoryError
-from labctl.model import resolve
+from labctl.model import RYU_SWITCH_FOR, resolve
 from labctl.yamlfile import LoadedYaml, YamlProblem, load_yaml
 
 MAX_HOSTS = 64
-# Ryu's learning switch: one module per OpenFlow version, each speaking only its own.
-RYU_SWITCH_FOR = {"1.0": "ryu.app.simple_switch", "1.3": "ryu.app.simple_switch_13"}
-RYU_SWITCH_VERSIONS = {app: version for version, app in RYU_SWITCH_FOR.items()}
 MAX_VMS_PER_HOST = 16
+RYU_SWITCH_VERSIONS = {app: version for version, app in RYU_SWITCH_FOR.items()}
 
 # Names reach namespace names, interface names (15 characters at most) and
 # command lines, so they are kept to a small, shell-safe alphabet.

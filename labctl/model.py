@@ -12,14 +12,13 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from labctl.inventory import InventorySpec
 
-# The app each controller kind runs when the inventory names none; Ryu's learning
-# switch comes in one module per OpenFlow version.
+# The app each controller kind runs when the inventory names none (default_apps).
 DEFAULT_APPS = {
     "os-ken": ("l2_learning",),
     "pox": ("forwarding.l2_learning",),
-    "ryu": ("ryu.app.simple_switch",),
 }
-DEFAULT_APPS_OF13 = {"ryu": ("ryu.app.simple_switch_13",)}
+# Ryu's learning switch: one module per OpenFlow version, each speaking only its own.
+RYU_SWITCH_FOR = {"1.0": "ryu.app.simple_switch", "1.3": "ryu.app.simple_switch_13"}
 OPENFLOW_PROTOCOLS = {"1.0": "OpenFlow10", "1.3": "OpenFlow13"}
 
 
@@ -120,6 +119,12 @@ def default_mac(ip: ipaddress.IPv4Interface) -> str:
     return "02:00:" + ":".join(f"{octet:02x}" for octet in ip.ip.packed)
 
 
+def default_apps(kind: str, openflow: str) -> tuple[str, ...]:
+    if kind == "ryu":
+        return (RYU_SWITCH_FOR[openflow],)
+    return DEFAULT_APPS.get(kind, ())
+
+
 def resolve(spec: InventorySpec, *, source: str, simulate: bool) -> Lab:
     subnet = spec.underlay.subnet
     free = (ip for ip in subnet.hosts() if ip not in {h.underlay_ip for h in spec.hosts.values()})
@@ -153,8 +158,7 @@ def resolve(spec: InventorySpec, *, source: str, simulate: bool) -> Lab:
     else:  # its own simulated host: the last address of the underlay
         taken = {h.underlay_ip for h in hosts}
         ctl_address = next(ip for ip in reversed(list(subnet.hosts())) if ip not in taken)
-    defaults = DEFAULT_APPS_OF13 if spec.openflow == "1.3" else {}
-    apps = tuple(ctl.apps) if ctl.apps is not None else defaults.get(ctl.kind, DEFAULT_APPS.get(ctl.kind, ()))
+    apps = tuple(ctl.apps) if ctl.apps is not None else default_apps(ctl.kind, spec.openflow)
     controller = Controller(ctl.kind, apps, ctl_address, ctl.port, ctl.path, ctl.host)
     return Lab(
         name=spec.name,
