@@ -317,6 +317,12 @@ def rstp_unsettled(show: str) -> list[str]:
     return unsettled
 
 
+def ofctl(protocols: str, *args: str) -> list[str]:
+    """An ovs-ofctl command in the bridge's OpenFlow version: a 1.3-only bridge refuses
+    ovs-ofctl's default 1.0 (the connection just closes, 'Broken pipe')."""
+    return ["ovs-ofctl", "-O", protocols, *args]
+
+
 class Ovs:
     """The OVS of one host, reached over its transport."""
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from labctl.ovs import Ovs
+from labctl.ovs import Ovs, ofctl
 
 _DP_PORT = re.compile(r"^\s*port (\d+): (\S+)")
 _OF_STATS = re.compile(
@@ -52,11 +52,6 @@ def _of_stats(text: str) -> dict[str, dict]:
     return stats
 
 
-def _ofctl(runner) -> list[str]:
-    """ovs-ofctl speaking the lab's OpenFlow version: a 1.3-only bridge refuses 1.0."""
-    return ["ovs-ofctl", "-O", runner.lab.protocols]
-
-
 def names_of(runner, host) -> tuple[dict[int, str], dict[str, str]]:
     """OpenFlow port number -> label, and MAC -> VM name, for one host.
 
@@ -91,7 +86,7 @@ def port_table(runner, host: str | None = None, stats: bool = False) -> list[Por
             continue
         dp = _dp_ports(transport.run(["ovs-appctl", "dpctl/show"]).stdout)
         live = (
-            _of_stats(transport.run([*_ofctl(runner), "dump-ports", runner.lab.bridge]).stdout)
+            _of_stats(transport.run(ofctl(runner.lab.protocols, "dump-ports", runner.lab.bridge)).stdout)
             if stats
             else {}
         )
@@ -152,7 +147,9 @@ def flow_table(runner, host: str | None = None, datapath: bool = False) -> list[
                     {"host": h.name, "flow": flow, "named": _name_macs(f"{match}actions:{actions}", macs)}
                 )
         else:
-            lines = transport.run([*_ofctl(runner), "dump-flows", runner.lab.bridge]).stdout.splitlines()[1:]
+            lines = transport.run(
+                ofctl(runner.lab.protocols, "dump-flows", runner.lab.bridge)
+            ).stdout.splitlines()[1:]
             for flow in (line.strip() for line in lines):
                 named = _name_ports(flow, r"(?:in_port=|output:)(\d+)", ports)
                 rows.append({"host": h.name, "flow": flow, "named": _name_macs(named, macs)})

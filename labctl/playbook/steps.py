@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 
 from labctl.errors import LabctlError
+from labctl.ovs import ofctl
 from labctl.playbook.schema import (
     CaptureArgs,
     ExecArgs,
@@ -51,7 +52,7 @@ def _flows(runner, host: str) -> list[str]:
     if host not in runner.drivers:
         raise StepFailed(f"no host named {host!r}")
     transport = runner.drivers[host].transport()
-    out = transport.run(["ovs-ofctl", "-O", runner.lab.protocols, "dump-flows", runner.lab.bridge]).stdout
+    out = transport.run(ofctl(runner.lab.protocols, "dump-flows", runner.lab.bridge)).stdout
     return [line.strip() for line in out.splitlines()[1:]]
 
 
