@@ -57,7 +57,7 @@ class LabRunner:
         """Build what is missing; return how many changes were made."""
         self.controller.check()
         for shortfall in simlimits.shortfalls(self.lab):
-            self.report.warn(f"{shortfall}; {simlimits.remedy([shortfall])}")
+            self.report.warn(shortfall.advice())
         with self.state.lock("up"), self.state.command_log():
             self.state.write_info(self._info())
             existing = simnet.existing_netns()

@@ -34,7 +34,7 @@ def doctor(ctx, as_json, inventory, simulate, quiet, verbose):
     this machine's kernel limits fit a simulated lab."""
     from labctl.drivers import Context, make_driver
     from labctl.drivers.checks import Check, host_checks
-    from labctl.drivers.simlimits import remedy, shortfalls
+    from labctl.drivers.simlimits import shortfalls
     from labctl.parallel import per_host
     from labctl.state import LabState
 
@@ -42,7 +42,7 @@ def doctor(ctx, as_json, inventory, simulate, quiet, verbose):
     lab = load_lab(inventory, simulate)
     context = Context(lab, LabState(lab.name), report)
     real = [h for h in lab.hosts if h.driver != "sim"]
-    limits = [Check("this machine", "kernel limits", False, f"{s}; {remedy([s])}") for s in shortfalls(lab)]
+    limits = [Check("this machine", "kernel limits", False, s.advice()) for s in shortfalls(lab)]
     if any(h.driver == "sim" for h in lab.hosts) and not limits:
         limits = [Check("this machine", "kernel limits", True, "ARP table and socket buffers fit the lab")]
     drivers = {h.name: make_driver(context, h) for h in real}

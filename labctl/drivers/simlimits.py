@@ -43,6 +43,10 @@ class Shortfall:
     def __str__(self) -> str:
         return f"{self.key} is {self.current}, this lab needs at least {self.needed}: {self.why}"
 
+    def advice(self) -> str:
+        """What is short and the command that fixes it, in one line."""
+        return f"{self}; {remedy([self])}"
+
 
 def read_sysctl(key: str) -> int | None:
     try:
