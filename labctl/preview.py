@@ -15,6 +15,7 @@ import shlex
 from pathlib import Path
 
 from labctl.drivers.base import PlannedStep
+from labctl.errors import InputError
 from labctl.lab import LabRunner
 from labctl.ovs import AddBridge, OvsCommand, render
 from labctl.plan import tunnel_ends, tunnels
@@ -31,7 +32,10 @@ def build(runner: LabRunner) -> dict:
     for kind in dict.fromkeys(type(d) for d in runner.drivers.values()):
         lab_steps += kind.planned_lab_steps(runner.ctx)
     hosts = [_host(runner, host) for host in lab.hosts]
-    problems = []
+    controller = _controller(runner)
+    problems = (
+        [{"field": "controller.path", "problem": controller["problem"]}] if "problem" in controller else []
+    )
     for host in hosts:
         steps = host["steps"] + [s for vm in host["vms"] for s in vm["steps"]]
         problems += [
@@ -51,7 +55,7 @@ def build(runner: LabRunner) -> dict:
         "hub": lab.hub if lab.topology == "star" else None,
         "tunnel_type": lab.tunnel_type,
         "underlay": str(lab.underlay),
-        "controller": _controller(runner),
+        "controller": controller,
         "lab_steps": [s.to_json() for s in lab_steps],
         "tunnels": [
             {"type": lab.tunnel_type, "ends": [end.__dict__ for end in tunnel_ends(lab, t)]}
@@ -65,7 +69,7 @@ def build(runner: LabRunner) -> dict:
 def _controller(runner: LabRunner) -> dict:
     ctl, kind = runner.lab.controller, runner.controller
     place = runner.controller_place()
-    return {
+    out = {
         "kind": ctl.kind,
         "apps": list(ctl.apps),
         "target": ctl.target,
@@ -73,9 +77,17 @@ def _controller(runner: LabRunner) -> dict:
         "host": ctl.host,
         "runs": f"labctl runs it {place}"
         if place
-        else "someone else runs it; labctl only points the bridges at it",
-        "argv": kind.argv() if kind.managed else None,
+        else "someone else runs it; labctl only points bridges at it",
+        "argv": None,
     }
+    if kind.managed and ctl.host is None and not runner.simulated_hosts:
+        out["runs"] += f": {ctl.address} must be its address on the hosts' underlay"
+    if kind.managed:
+        try:
+            out["argv"] = kind.argv()
+        except InputError as exc:  # POX or Ryu not found here: `up` stops at the same error
+            out["problem"] = str(exc)
+    return out
 
 
 def _ovs(command: OvsCommand) -> dict:
@@ -152,13 +164,18 @@ def to_text(data: dict, verbose: bool = False) -> str:
                     f"{data['openflow']} ({data['protocols']}), bridge {data['bridge']} on every host",
                 ),
                 ("topology", f"{topology}, {data['tunnel_type']} tunnels, underlay {data['underlay']}"),
-                ("controller", f"{ctl['kind']} {','.join(ctl['apps']) or '-'} at {ctl['target']}"),
+                (
+                    "controller",
+                    " ".join(w for w in (ctl["kind"], ",".join(ctl["apps"]), "at", ctl["target"]) if w),
+                ),
                 ("", ctl["runs"]),
             ]
         ),
     ]
     if verbose and ctl["argv"]:
         lines.append(f"{INDENT}{'':<{LABEL_WIDTH}}$ {shlex.join(ctl['argv'])}")
+    if "problem" in ctl:
+        lines.append(f"{INDENT}{'':<{LABEL_WIDTH}}! up stops here: {ctl['problem']}")
     if data["lab_steps"]:
         lines += ["", "this machine"]
         lines += _steps("", data["lab_steps"], verbose)

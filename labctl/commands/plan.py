@@ -13,7 +13,7 @@ def register(cli: click.Group) -> None:
     cli.add_command(plan)
 
 
-@click.command()
+@click.command(short_help="What `up` would create, per host; touches nothing.")
 @inventory_option
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable plan (docs/inventory.md).")
 @click.pass_context

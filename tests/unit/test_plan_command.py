@@ -220,3 +220,18 @@ def test_a_setting_up_would_stop_at_exits_2_with_its_line(untouchable, tmp_path)
     line = next(n for n, text in enumerate(no_image.read_text().splitlines(), 1) if text == "  xen1:")
     expected = "hosts.xen1.image: set image: to the base qcow2 image the VMs boot from"
     assert result.stderr == f"labctl: error: {no_image}:{line}: {expected}\n"
+
+
+def test_a_controller_up_could_not_start_here_exits_2_at_its_field(untouchable, tmp_path, monkeypatch):
+    monkeypatch.delenv("LABCTL_POX_PATH", raising=False)
+    inventory = tmp_path / "pox.yaml"
+    inventory.write_text(
+        "name: pox\ncontroller:\n  kind: pox\nhosts:\n  host1:\n    vms:\n      vm1: {ip: 172.16.0.1/24}\n"
+    )
+    result = plan("-i", str(inventory))
+    assert result.exit_code == 2
+    assert "  controller  pox forwarding.l2_learning at tcp:10.250.0.254:6633" in result.stdout
+    assert "! up stops here: controller kind pox needs a POX checkout" in result.stdout
+    assert result.stderr.startswith(
+        f"labctl: error: {inventory}:2: controller.path: controller kind pox needs"
+    )
