@@ -22,7 +22,7 @@ from labctl.plan import tunnel_ends, tunnels
 from labctl.yamlfile import YamlProblem, load_yaml
 
 INDENT = "  "
-LABEL_WIDTH = 12  # the left column of a host's sections: "host", "ovs", VM names, "controller"
+LABEL_WIDTH = 12  # the left column: "inventory", "reach", "setup", "ovs", VM names, "controller"
 
 
 def build(runner: LabRunner) -> dict:
@@ -69,19 +69,18 @@ def build(runner: LabRunner) -> dict:
 def _controller(runner: LabRunner) -> dict:
     ctl, kind = runner.lab.controller, runner.controller
     place = runner.controller_place()
+    runs = f"labctl runs it {place}" if place else "someone else runs it; labctl only points bridges at it"
+    if kind.managed and ctl.host is None and not runner.simulated_hosts:
+        runs += f": {ctl.address} must be its address on the hosts' underlay"
     out = {
         "kind": ctl.kind,
         "apps": list(ctl.apps),
         "target": ctl.target,
         "managed": kind.managed,
         "host": ctl.host,
-        "runs": f"labctl runs it {place}"
-        if place
-        else "someone else runs it; labctl only points bridges at it",
+        "runs": runs,
         "argv": None,
     }
-    if kind.managed and ctl.host is None and not runner.simulated_hosts:
-        out["runs"] += f": {ctl.address} must be its address on the hosts' underlay"
     if kind.managed:
         try:
             out["argv"] = kind.argv()
@@ -197,8 +196,7 @@ def _tunnel_rows(tunnel_list: list[dict]) -> list[str]:
     width = {key: max(len(e[key]) for pair in ends for e in pair) for key in ("host", "underlay_ip", "port")}
 
     def side(end: dict, mirrored: bool) -> str:
-        cells = [f"{end['host']:<{width['host']}}", f"{end['underlay_ip']:<{width['underlay_ip']}}"]
-        cells.append(f"{end['port']:<{width['port']}}")
+        cells = [f"{end[key]:<{width[key]}}" for key in ("host", "underlay_ip", "port")]
         return "  ".join(reversed(cells) if mirrored else cells)
 
     return [f"{INDENT}{side(a, False)}  <->  {side(b, True)}".rstrip() for a, b in ends]
@@ -231,7 +229,7 @@ def _host_text(host: dict, verbose: bool) -> list[str]:
         kind = "simulated" if host["flavor"] == "sim" else f"{host['flavor']}, simulated"
     lines = [f"host {host['name']} ({kind}), underlay {host['underlay_ip']}"]
     lines += _rows([("reach", host["reach"])])
-    lines += _steps("prepare", host["steps"], verbose)
+    lines += _steps("setup", host["steps"], verbose)
     lines += _rows([("ovs" if i == 0 else "", c["change"]) for i, c in enumerate(host["ovs"])])
     if verbose:  # the one transaction, a line per command
         lines.append(f"{pad}  $ {shlex.join(render([]))} \\")

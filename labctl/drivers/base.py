@@ -7,7 +7,6 @@ OVS configuration itself is shared code (plan.py + ovs.py).
 
 from __future__ import annotations
 
-import shlex
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import ClassVar
@@ -42,9 +41,6 @@ class PlannedStep:
     files: tuple[tuple[str, str], ...] = ()
     problem: str = ""
     field: str = ""
-
-    def call(self) -> str:
-        return shlex.join(self.argv) if self.argv else self.api
 
     def to_json(self) -> dict:
         out: dict = {"what": self.what}
