@@ -21,6 +21,13 @@ class Tunnel:
 
 
 @dataclass(frozen=True)
+class TunnelEnd:
+    host: str
+    underlay_ip: str  # the tunnel's local address here, the peer's remote_ip
+    port: str  # the tunnel port on this host's bridge
+
+
+@dataclass(frozen=True)
 class HostPlan:
     host: Host
     commands: tuple[OvsCommand, ...]  # bridges and ports, before the controller is up
@@ -33,6 +40,15 @@ def tunnels(lab: Lab) -> list[Tunnel]:
     if lab.topology == "mesh":
         return [Tunnel(a, b) for a, b in combinations(names, 2)]
     return [Tunnel(lab.hub, n) for n in names if n != lab.hub]
+
+
+def tunnel_ends(lab: Lab, tunnel: Tunnel) -> tuple[TunnelEnd, TunnelEnd]:
+    """Both ends of a tunnel: each host, its underlay address and its port toward the other."""
+    a, b = lab.host(tunnel.a), lab.host(tunnel.b)
+    return (
+        TunnelEnd(a.name, str(a.underlay_ip), tunnel_port(lab, b.name)),
+        TunnelEnd(b.name, str(b.underlay_ip), tunnel_port(lab, a.name)),
+    )
 
 
 def tunnel_peers(lab: Lab, host: str) -> list[str]:

@@ -25,6 +25,37 @@ class Context:
     report: Reporter
 
 
+@dataclass(frozen=True)
+class PlannedStep:
+    """One thing a driver would do for `up`, as `labctl plan` shows it (nothing runs).
+
+    `argv` is a command run on the host, `api` an API call (libvirt, XenAPI);
+    `files` are (name, text) pairs the step writes or sends: the domain XML, the
+    xl cfg at its path, a XenAPI record, a command's input; `problem` says why
+    `up` would stop at this step, `field` which of the host's inventory fields
+    would fix it (a setting it needs is missing)."""
+
+    what: str
+    argv: tuple[str, ...] = ()
+    api: str = ""
+    files: tuple[tuple[str, str], ...] = ()
+    problem: str = ""
+    field: str = ""
+
+    def to_json(self) -> dict:
+        out: dict = {"what": self.what}
+        if self.argv:
+            out["argv"] = list(self.argv)
+        if self.api:
+            out["api"] = self.api
+        if self.files:
+            out["files"] = dict(self.files)
+        if self.problem:
+            out["problem"] = self.problem
+            out["field"] = self.field
+        return out
+
+
 class Driver(ABC):
     name: ClassVar[str]
     datapath_type: ClassVar[str] = "system"
@@ -49,6 +80,24 @@ class Driver(ABC):
     @abstractmethod
     def vm_transport(self, vm: VM) -> Transport:
         """How to run a command (ping) inside the VM."""
+
+    # --- what `labctl plan` shows: descriptions only, no I/O, no connection ---
+    @classmethod
+    def planned_lab_steps(cls, ctx: Context) -> list[PlannedStep]:
+        """What this kind of host needs once per lab on this machine (sim: the underlay)."""
+        return []
+
+    @abstractmethod
+    def planned_host_steps(self) -> list[PlannedStep]:
+        """What prepare() and finish() do to the host itself, besides the OVS transaction."""
+
+    @abstractmethod
+    def planned_vm_steps(self, vm: VM) -> list[PlannedStep]:
+        """The calls that make the VM, in the order `up` makes them."""
+
+    @abstractmethod
+    def planned_vm_port(self, vm: VM) -> str:
+        """The VM's port on the bridge as far as it is known before `up`: a name, or who picks it."""
 
     def prepare(self) -> None:  # noqa: B027 - optional step
         """Get the host ready for OVS work (and create VMs whose ports labctl adds)."""

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
+from labctl.drivers.base import PlannedStep
 from labctl.errors import InputError
 from labctl.transport.base import Transport
 
@@ -46,9 +47,30 @@ def overlay_path(lab: str, vm: str) -> str:
     return f"{lab_dir(lab)}/{vm}.qcow2"
 
 
+NO_IMAGE = "set image: to the base qcow2 image the VMs boot from"
+
+
+def overlay_argvs(base_image: str, overlay: str) -> list[list[str]]:
+    """The commands that make a qcow2 overlay backed by the base image (which stays untouched)."""
+    return [
+        ["mkdir", "-p", overlay.rsplit("/", 1)[0]],
+        ["qemu-img", "create", "-q", "-f", "qcow2", "-b", base_image, "-F", "qcow2", overlay],
+    ]
+
+
 def create_overlay(transport: Transport, base_image: str | None, overlay: str, host: str) -> None:
-    """A qcow2 overlay backed by the base image (which stays untouched)."""
     if not base_image:
-        raise InputError(f"host {host}: set image: to the base qcow2 image the VMs boot from")
-    transport.run(["mkdir", "-p", overlay.rsplit("/", 1)[0]])
-    transport.run(["qemu-img", "create", "-q", "-f", "qcow2", "-b", base_image, "-F", "qcow2", overlay])
+        raise InputError(f"host {host}: {NO_IMAGE}")
+    for argv in overlay_argvs(base_image, overlay):
+        transport.run(argv)
+
+
+def planned_overlay(base_image: str | None, overlay: str) -> list[PlannedStep]:
+    """create_overlay's commands for `labctl plan`; without an image, the step `up` would stop at."""
+    if not base_image:
+        return [PlannedStep(f"qcow2 overlay {overlay}", problem=NO_IMAGE, field="image")]
+    mkdir, create = overlay_argvs(base_image, overlay)
+    return [
+        PlannedStep(f"directory {mkdir[-1]}", argv=tuple(mkdir)),
+        PlannedStep(f"qcow2 overlay {overlay} on the base image {base_image}", argv=tuple(create)),
+    ]

@@ -18,7 +18,7 @@ import threading
 import xml.etree.ElementTree as ET
 
 from labctl.drivers import guests
-from labctl.drivers.base import Context
+from labctl.drivers.base import Context, PlannedStep
 from labctl.drivers.remote import LOCAL_ADDRESSES, RealHostDriver, host_transport
 from labctl.errors import ProvisionError
 from labctl.model import VM, Access, Host
@@ -117,6 +117,29 @@ class KvmDriver(RealHostDriver):
     def finish(self) -> None:
         for vm in self.host.vms:
             self._ensure_vm(vm)
+
+    # --- plan: what prepare() and _ensure_vm() do, described ---
+    def planned_host_steps(self) -> list[PlannedStep]:
+        return [
+            *self.planned_reach_steps(),
+            PlannedStep("connect to libvirt", api=f"libvirt.open({self.uri!r})"),
+        ]
+
+    def planned_vm_steps(self, vm: VM) -> list[PlannedStep]:
+        name = guests.guest_name(self.ctx.lab.name, vm.name)
+        overlay = guests.overlay_path(self.ctx.lab.name, vm.name)
+        return [
+            *guests.planned_overlay(self.host.access.image, overlay),
+            PlannedStep(
+                f"define domain {name}: NIC {vm.mac} on {self.ctx.lab.bridge}, virtualport openvswitch",
+                api="libvirt virConnect.defineXML(domain XML)",
+                files=((f"{name}.xml", self.domain_xml(vm)),),
+            ),
+            PlannedStep(f"start domain {name}", api="libvirt virDomain.create()"),
+        ]
+
+    def planned_vm_port(self, vm: VM) -> str:
+        return "vnetN, chosen by libvirt, which plugs it into the bridge"
 
     def _ensure_vm(self, vm: VM) -> None:
         import libvirt

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 
-from labctl.drivers.base import Context
+from labctl.drivers.base import Context, PlannedStep
 from labctl.drivers.remote import RealHostDriver, host_transport
 from labctl.drivers.simnet import NO_IPV6
 from labctl.model import VM, Access, Host
@@ -78,25 +78,67 @@ class OvsHostDriver(RealHostDriver):
             if self.vm_netns(vm) not in present:
                 self._make_vm(vm)
 
-    def _make_vm(self, vm: VM) -> None:
-        ns, port, run = self.vm_netns(vm), self.vm_port(vm), self._transport.run
-        self.record("ovs-host-vm", netns=ns, vm_port=port)
-        run(["ip", "netns", "add", ns])
-        run(["ip", "netns", "exec", ns, "sysctl", "-q", "-w", *NO_IPV6])
-        run(["ip", "link", "add", port, "type", "veth", "peer", "name", VM_NIC, "netns", ns])
+    def vm_commands(self, vm: VM) -> list[tuple[str, list[str], str | None]]:
+        """The commands that make the VM, a namespace with a veth into the bridge: (what, argv, stdin)."""
+        ns, port = self.vm_netns(vm), self.vm_port(vm)
         lines = [
             f"link set {VM_NIC} address {vm.mac}",
             f"addr replace {vm.ip} dev {VM_NIC}",
             f"link set {VM_NIC} up",
             "link set lo up",
         ]
-        run(["ip", "-n", ns, "-batch", "-"], input="\n".join(lines) + "\n")
-        run(["ip", "link", "set", port, "up"])
+        commands: list[tuple[str, list[str], str | None]] = [
+            (f"namespace {ns}", ["ip", "netns", "add", ns], None),
+            ("no IPv6 in it", ["ip", "netns", "exec", ns, "sysctl", "-q", "-w", *NO_IPV6], None),
+            (
+                f"veth {port} to {VM_NIC} in {ns}",
+                ["ip", "link", "add", port, "type", "veth", "peer", "name", VM_NIC, "netns", ns],
+                None,
+            ),
+            (f"{VM_NIC}: {vm.mac} {vm.ip}", ["ip", "-n", ns, "-batch", "-"], "\n".join(lines) + "\n"),
+            (f"{port} up", ["ip", "link", "set", port, "up"], None),
+        ]
         if self.datapath_type == "netdev":  # userspace OVS never fills in offloaded checksums
-            run(["ethtool", "-K", port, "tx", "off"])
-            run(["ip", "netns", "exec", ns, "ethtool", "-K", VM_NIC, "tx", "off"])
+            commands += [
+                (f"TX checksum offload off on {port}", ["ethtool", "-K", port, "tx", "off"], None),
+                (
+                    f"and on {VM_NIC} in {ns}",
+                    ["ip", "netns", "exec", ns, "ethtool", "-K", VM_NIC, "tx", "off"],
+                    None,
+                ),
+            ]
+        return commands
+
+    def _make_vm(self, vm: VM) -> None:
+        ns, port = self.vm_netns(vm), self.vm_port(vm)
+        self.record("ovs-host-vm", netns=ns, vm_port=port)
+        for _, argv, stdin in self.vm_commands(vm):
+            self._transport.run(argv, input=stdin)
         self.replugged_ports.add(port)
         self.ctx.report.changed(self.host.name, f"VM {vm.name} {vm.ip} (namespace {ns}) on port {port}")
+
+    # --- plan: what prepare(), _make_vm() and finish() do, described ---
+    def planned_host_steps(self) -> list[PlannedStep]:
+        steps = self.planned_reach_steps()
+        if self.datapath_type == "netdev":
+            address = f"{self.host.underlay_ip}/{self.ctx.lab.underlay.prefixlen}"
+            dev = self.host.access.underlay_dev
+            steps.append(
+                PlannedStep(
+                    f"underlay address {address} moves from {dev} to {PHYS_BRIDGE}, "
+                    "where userspace tunnelling looks for it"
+                )
+            )
+        return steps
+
+    def planned_vm_steps(self, vm: VM) -> list[PlannedStep]:
+        return [
+            PlannedStep(what, argv=tuple(argv), files=(("input", stdin),) if stdin is not None else ())
+            for what, argv, stdin in self.vm_commands(vm)
+        ]
+
+    def planned_vm_port(self, vm: VM) -> str:
+        return self.vm_port(vm)
 
     def ovs_commands(self) -> list[OvsCommand]:
         if self.datapath_type != "netdev":

@@ -3,7 +3,7 @@ SSH (or locally, when its address is `localhost`) and checking it has OVS."""
 
 from __future__ import annotations
 
-from labctl.drivers.base import Context, Driver
+from labctl.drivers.base import Context, Driver, PlannedStep
 from labctl.errors import ProvisionError
 from labctl.model import VM, Access, Host
 from labctl.state import LabState
@@ -12,6 +12,8 @@ from labctl.transport.local import LocalTransport
 from labctl.transport.ssh import SshTransport
 
 LOCAL_ADDRESSES = ("localhost", "local")
+OVS_VERSION = ["ovs-vsctl", "--timeout=5", "--version"]  # installed?
+OVS_SHOW = ["ovs-vsctl", "--timeout=5", "show"]  # and its database answering?
 
 
 def host_transport(name: str, address: str, access) -> Transport:
@@ -73,14 +75,18 @@ class RealHostDriver(Driver):
         finally:
             transport.close()
 
+    def planned_reach_steps(self) -> list[PlannedStep]:
+        """What every real host's `up` starts with: check its OVS answers."""
+        return [PlannedStep("check Open vSwitch is installed and answers", argv=tuple(OVS_SHOW))]
+
     def check_ovs(self) -> None:
         """Open vSwitch must be installed and running: one line naming the host if not."""
-        result = self._transport.run(["ovs-vsctl", "--timeout=5", "--version"], check=False)
+        result = self._transport.run(OVS_VERSION, check=False)
         if result.returncode == 127:
             raise ProvisionError(
                 self.host.name, "check Open vSwitch", "ovs-vsctl not found: install openvswitch"
             )
-        result = self._transport.run(["ovs-vsctl", "--timeout=5", "show"], check=False)
+        result = self._transport.run(OVS_SHOW, check=False)
         if not result.ok:
             last = (result.stderr.strip().splitlines() or ["no output"])[-1]
             raise ProvisionError(self.host.name, "check Open vSwitch", f"ovsdb-server not reachable: {last}")

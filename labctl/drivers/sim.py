@@ -15,7 +15,7 @@ import os
 from pathlib import Path
 
 from labctl.drivers import simnet
-from labctl.drivers.base import Context, Driver
+from labctl.drivers.base import Context, Driver, PlannedStep
 from labctl.drivers.naming import vm_port_name
 from labctl.errors import ProvisionError
 from labctl.model import VM
@@ -181,6 +181,34 @@ class SimDriver(Driver):
                 f"daemons did not stay up; see {self.rundir}/ovs-vswitchd.log",
             )
         self.ctx.report.changed(self.host.name, f"started {' and '.join(missing)} (userspace datapath)")
+
+    # --- plan: what ensure_underlay(), prepare() and finish() do, described ---
+    @classmethod
+    def planned_lab_steps(cls, ctx: Context) -> list[PlannedStep]:
+        return [
+            PlannedStep(
+                f"underlay segment {ctx.lab.underlay}: Linux bridge {simnet.UNDERLAY_BRIDGE} "
+                f"in namespace {underlay_netns(ctx)}"
+            )
+        ]
+
+    def planned_host_steps(self) -> list[PlannedStep]:
+        address = f"{self.host.underlay_ip}/{self.ctx.lab.underlay.prefixlen}"
+        return [
+            PlannedStep(f"namespace {self.netns}"),
+            PlannedStep(f"{UNDERLAY_PORT}: a veth into the underlay bridge (port {self.host.name})"),
+            PlannedStep(f"its own {' and '.join(OVS_DAEMONS)}, userspace datapath, files in {self.rundir}"),
+            PlannedStep(
+                f"underlay address {address} on {PHYS_BRIDGE}, where userspace tunnelling looks for it"
+            ),
+        ]
+
+    def planned_vm_steps(self, vm: VM) -> list[PlannedStep]:
+        ns = self.vm_netns(vm)
+        return [PlannedStep(f"namespace {ns}, {VM_NIC} {vm.mac} {vm.ip}: a veth into {self.netns}")]
+
+    def planned_vm_port(self, vm: VM) -> str:
+        return self.vm_port(vm)
 
     def ovs_commands(self) -> list[OvsCommand]:
         return [

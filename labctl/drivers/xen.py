@@ -10,10 +10,17 @@ the lab bridge as vif<domid>.0; the domain id comes from `xl domid`.
 from __future__ import annotations
 
 from labctl.drivers import guests
+from labctl.drivers.base import PlannedStep
 from labctl.drivers.remote import RealHostDriver, host_transport
 from labctl.errors import ProvisionError
 from labctl.model import VM, Access
 from labctl.state import LabState
+
+XL_INFO = ["xl", "info"]  # answers only in a Xen dom0
+
+
+def xl_create(cfg_path: str) -> list[str]:
+    return ["xl", "create", cfg_path]
 
 
 class XenDriver(RealHostDriver):
@@ -21,13 +28,13 @@ class XenDriver(RealHostDriver):
 
     def prepare(self) -> None:
         self.check_ovs()
-        result = self._transport.run(["xl", "info"], check=False)
+        result = self._transport.run(XL_INFO, check=False)
         if result.returncode == 127:
             raise ProvisionError(self.host.name, "check Xen", "xl not found: is this a Xen dom0?")
 
     def doctor_checks(self):
         def xl():
-            result = self._transport.run(["xl", "info"], check=False)
+            result = self._transport.run(XL_INFO, check=False)
             if result.returncode == 127:
                 return False, "xl not found: is this a Xen dom0?"
             return result.ok, "xl info answers" if result.ok else result.stderr.strip()[-200:]
@@ -54,18 +61,43 @@ class XenDriver(RealHostDriver):
             mac=vm.mac,
         )
 
+    def cfg_path(self, vm: VM) -> str:
+        return f"{guests.lab_dir(self.ctx.lab.name)}/{vm.name}.cfg"
+
     def _ensure_vm(self, vm: VM) -> None:
         lab, transport = self.ctx.lab, self._transport
         name = guests.guest_name(lab.name, vm.name)
         if self.domid(name) is not None:
             return
-        cfg_path = f"{guests.lab_dir(lab.name)}/{vm.name}.cfg"
+        cfg_path = self.cfg_path(vm)
         overlay = guests.overlay_path(lab.name, vm.name)
         self.record("xen-vm", name=name, cfg=cfg_path, overlay=overlay)
         guests.create_overlay(transport, self.host.access.image, overlay, self.host.name)
         transport.put_file(cfg_path, self.cfg(vm).encode())
-        transport.run(["xl", "create", cfg_path])
+        transport.run(xl_create(cfg_path))
         self.ctx.report.changed(self.host.name, f"VM {vm.name} (xl create {cfg_path})")
+
+    # --- plan: what prepare() and _ensure_vm() do, described ---
+    def planned_host_steps(self) -> list[PlannedStep]:
+        return [*self.planned_reach_steps(), PlannedStep("check this is a Xen dom0", argv=tuple(XL_INFO))]
+
+    def planned_vm_steps(self, vm: VM) -> list[PlannedStep]:
+        cfg_path = self.cfg_path(vm)
+        overlay = guests.overlay_path(self.ctx.lab.name, vm.name)
+        return [
+            *guests.planned_overlay(self.host.access.image, overlay),
+            PlannedStep(
+                f"write {cfg_path}: vif on {self.ctx.lab.bridge} via vif-openvswitch, MAC {vm.mac}",
+                files=((cfg_path, self.cfg(vm)),),
+            ),
+            PlannedStep(
+                f"create domain {guests.guest_name(self.ctx.lab.name, vm.name)}",
+                argv=tuple(xl_create(cfg_path)),
+            ),
+        ]
+
+    def planned_vm_port(self, vm: VM) -> str:
+        return "vif<domid>.0, the domain id Xen gives it; vif-openvswitch plugs it into the bridge"
 
     def domid(self, name: str) -> int | None:
         result = self._transport.run(["xl", "domid", name], check=False)

@@ -14,10 +14,11 @@ password) and the name labels labctl gave, so `down` removes exactly the VMs
 
 from __future__ import annotations
 
+import json
 import threading
 
 from labctl import secrets
-from labctl.drivers.base import Context
+from labctl.drivers.base import Context, PlannedStep
 from labctl.drivers.remote import RealHostDriver
 from labctl.errors import InputError, ProvisionError
 from labctl.model import VM, Host
@@ -28,6 +29,31 @@ DEFAULT_TEMPLATE = "Other install media"
 
 def _label(lab: str, name: str) -> str:
     return f"lc-{lab}-{name}"
+
+
+def network_record(lab: str, label: str, bridge: str) -> dict:
+    """The lab's network, on a bridge of the lab's name (not xapi's own xapiN)."""
+    return {
+        "name_label": label,
+        "name_description": f"labctl lab {lab}",
+        "MTU": "1500",
+        "other_config": {},
+        "bridge": bridge,
+    }
+
+
+def vif_record(vm: VM, vm_ref: str, network: str) -> dict:
+    """The VM's one NIC (device 0, so dom0 names it vif<domid>.0) on the lab's network."""
+    return {
+        "device": "0",
+        "network": network,
+        "VM": vm_ref,
+        "MAC": vm.mac,
+        "MTU": "1500",
+        "other_config": {},
+        "qos_algorithm_type": "",
+        "qos_algorithm_params": {},
+    }
 
 
 class XenApi:
@@ -121,15 +147,7 @@ class XenServerDriver(RealHostDriver):
         if network is None:
             self.record("xenserver-network", name_label=label, **self._where())
             network = api.call(
-                "create the lab network",
-                "network.create",
-                {
-                    "name_label": label,
-                    "name_description": f"labctl lab {self.ctx.lab.name}",
-                    "MTU": "1500",
-                    "other_config": {},
-                    "bridge": bridge,
-                },
+                "create the lab network", "network.create", network_record(self.ctx.lab.name, label, bridge)
             )
             self.ctx.report.changed(self.host.name, f"XenAPI network {label}")
         actual = api.call("read the network's bridge", "network.get_bridge", network)
@@ -152,25 +170,54 @@ class XenServerDriver(RealHostDriver):
             self.record("xenserver-vm", name_label=label, **self._where())
             ref = api.call(f"clone VM {vm.name}", "VM.clone", template, label)
             api.call(f"provision VM {vm.name}", "VM.provision", ref)
-            api.call(
-                f"add a VIF to {vm.name}",
-                "VIF.create",
-                {
-                    "device": "0",
-                    "network": network,
-                    "VM": ref,
-                    "MAC": vm.mac,
-                    "MTU": "1500",
-                    "other_config": {},
-                    "qos_algorithm_type": "",
-                    "qos_algorithm_params": {},
-                },
-            )
+            api.call(f"add a VIF to {vm.name}", "VIF.create", vif_record(vm, ref, network))
             self.ctx.report.changed(self.host.name, f"VM {vm.name} from template {self.template}")
         if api.call(f"read {vm.name}'s power state", "VM.get_power_state", ref) != "Running":
             api.call(f"start VM {vm.name}", "VM.start", ref, False, False)
             self.ctx.report.changed(self.host.name, f"started VM {vm.name}")
         self._domids[vm.name] = int(api.call(f"read {vm.name}'s domain id", "VM.get_domid", ref))
+
+    # --- plan: what prepare() and finish() do, described ---
+    def planned_host_steps(self) -> list[PlannedStep]:
+        password = f"${secrets.env_name(self.host.name)} or $LABCTL_PASSWORD"
+        if self.password_file:
+            password += f" or {self.password_file}"
+        bridge = self.ctx.lab.bridge
+        label = _label(self.ctx.lab.name, bridge)
+        record = network_record(self.ctx.lab.name, label, bridge)
+        return [
+            PlannedStep(
+                f"log in to XenAPI at {self.url} as {self.user} (password from {password})",
+                api="XenAPI session.login_with_password",
+            ),
+            *self.planned_reach_steps(),
+            PlannedStep(
+                f"network {label} on bridge {bridge}",
+                api="XenAPI network.create(network record)",
+                files=(("network record", json.dumps(record, indent=2)),),
+            ),
+        ]
+
+    def planned_vm_steps(self, vm: VM) -> list[PlannedStep]:
+        label = _label(self.ctx.lab.name, vm.name)
+        network = _label(self.ctx.lab.name, self.ctx.lab.bridge)
+        record = vif_record(vm, f"<VM {label}>", f"<network {network}>")
+        return [
+            PlannedStep(
+                f"VM {label} cloned from template {self.template!r}",
+                api=f"XenAPI VM.clone(template {self.template!r}, {label!r})",
+            ),
+            PlannedStep(f"provision {label}'s disks", api="XenAPI VM.provision"),
+            PlannedStep(
+                f"VIF 0 of {label} on network {network}, MAC {vm.mac}",
+                api="XenAPI VIF.create(VIF record)",
+                files=(("VIF record", json.dumps(record, indent=2)),),
+            ),
+            PlannedStep(f"start {label}", api="XenAPI VM.start(paused=False, force=False)"),
+        ]
+
+    def planned_vm_port(self, vm: VM) -> str:
+        return "vif<domid>.0, the domain id xapi gives it; xapi plugs it into the bridge"
 
     def vm_port(self, vm: VM) -> str:
         """vif<domid>.0: the domain id comes from XenAPI (known once the VM runs)."""

@@ -63,5 +63,9 @@ class Transport(ABC):
         """Run argv attached to this terminal (labctl exec/shell); return its exit code."""
         raise NotImplementedError(f"{type(self).__name__} cannot run commands interactively")
 
+    def describe(self) -> str:
+        """How commands reach the host, in words (`labctl plan`)."""
+        return self.name
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections (SSH); nothing to do for local transports."""

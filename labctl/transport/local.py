@@ -16,6 +16,9 @@ class LocalTransport(Transport):
         self.name = name
         self.env = {**os.environ, **(env or {})}
 
+    def describe(self) -> str:
+        return "this machine, no SSH"
+
     def wrap(self, argv: Sequence[str]) -> list[str]:
         """The argv that actually runs; subclasses enter namespaces here."""
         return list(argv)

@@ -25,5 +25,8 @@ class NetnsTransport(LocalTransport):
         self.netns = netns
         self.ovs_rundir = ovs_rundir
 
+    def describe(self) -> str:
+        return f"namespace {self.netns} on this machine"
+
     def wrap(self, argv: Sequence[str]) -> list[str]:
         return ["ip", "netns", "exec", self.netns, *argv]

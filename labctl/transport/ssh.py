@@ -119,6 +119,15 @@ class SshTransport(Transport):
                 self._conn.close()
                 self._conn = None
 
+    def describe(self) -> str:
+        """Says it without connecting: who, where, sudo, and host keys if not checked."""
+        out = f"SSH {self.user}@{self.address}:{self.port}"
+        if self.user != "root":
+            out += ", commands under sudo -n"
+        if not self.check_host_key:
+            out += ", host key NOT checked (known_hosts: off)"
+        return out
+
     # --- commands ---
     def command_line(self, argv: Sequence[str], env: Mapping[str, str] | None = None) -> str:
         """The remote shell line for argv: quoted word by word, with env and sudo as needed."""
