@@ -1,4 +1,8 @@
-"""Drivers, one per hypervisor kind, registered by the name the inventory uses."""
+"""Drivers, one per hypervisor kind, registered by the name the inventory uses.
+
+A new kind is its module plus one line here: the inventory's `driver:` values and
+the fields each kind adds to its hosts come from this table, in this order.
+"""
 
 from __future__ import annotations
 
@@ -12,11 +16,7 @@ from labctl.errors import InputError
 from labctl.model import Host
 
 DRIVERS: dict[str, type[Driver]] = {
-    SimDriver.name: SimDriver,
-    XenServerDriver.name: XenServerDriver,
-    XenDriver.name: XenDriver,
-    KvmDriver.name: KvmDriver,
-    OvsHostDriver.name: OvsHostDriver,
+    kind.name: kind for kind in (SimDriver, KvmDriver, XenDriver, XenServerDriver, OvsHostDriver)
 }
 
 

@@ -8,14 +8,24 @@ OVS configuration itself is shared code (plan.py + ovs.py).
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
+from labctl.fieldtypes import HostField
 from labctl.model import VM, Host, Lab
 from labctl.ovs import OvsCommand
 from labctl.progress import Reporter
 from labctl.state import LabState
 from labctl.transport.base import Transport
+
+if TYPE_CHECKING:
+    from labctl.inventory import HostSpec
+
+# A check `labctl doctor` runs on a host: (name, probe); the probe returns (ok, detail).
+DoctorCheck = tuple[str, Callable[[], tuple[bool, str]]]
+# An inventory problem: where (a path of keys) and what is wrong.
+Problem = tuple[tuple, str]
 
 
 @dataclass
@@ -31,6 +41,8 @@ class Driver(ABC):
     # True when labctl adds each VM's port to the bridge; False when the
     # hypervisor plugs it in itself (libvirt's virtualport, Xen's vif script).
     adds_vm_ports: ClassVar[bool] = False
+    # Inventory fields only this kind's hosts take (hosts.NAME.FIELD -> host.options).
+    host_fields: ClassVar[dict[str, HostField]] = {}
 
     def __init__(self, ctx: Context, host: Host):
         self.ctx, self.host = ctx, host
@@ -49,6 +61,17 @@ class Driver(ABC):
     @abstractmethod
     def vm_transport(self, vm: VM) -> Transport:
         """How to run a command (ping) inside the VM."""
+
+    @classmethod
+    def inventory_problems(cls, name: str, host: HostSpec, simulate: bool) -> list[Problem]:
+        """What the inventory says about one host of this kind that cannot work.
+
+        `simulate`: every host of the lab runs simulated (--sim or simulate: true)."""
+        return []
+
+    def doctor_checks(self) -> list[DoctorCheck]:
+        """What `labctl doctor` checks on this host besides reach and Open vSwitch."""
+        return []
 
     def prepare(self) -> None:  # noqa: B027 - optional step
         """Get the host ready for OVS work (and create VMs whose ports labctl adds)."""

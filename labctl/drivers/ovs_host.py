@@ -16,13 +16,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from typing import Literal
 
-from labctl.drivers.base import Context
-from labctl.drivers.remote import RealHostDriver, host_transport
+from pydantic import Field
+
+from labctl.drivers.base import Context, Problem
+from labctl.drivers.remote import RealHostDriver
 from labctl.drivers.simnet import NO_IPV6
-from labctl.model import VM, Access, Host
+from labctl.fieldtypes import HostField, Name
+from labctl.model import VM, Host
 from labctl.ovs import AddBridge, AddPort, OvsCommand
-from labctl.state import LabState
 from labctl.transport.base import Completed, Transport
 
 PHYS_BRIDGE = "br-phy"
@@ -55,10 +58,28 @@ class InNetns(Transport):
 class OvsHostDriver(RealHostDriver):
     name = "ovs"
     adds_vm_ports = True
+    host_fields = {
+        # the datapath, and for netdev the NIC that joins br-phy (it carries the underlay IP)
+        "datapath": HostField(
+            Literal["system", "netdev"],
+            Field(default="system"),
+            misplaced="datapath: {value} is for ovs hosts",
+        ),
+        "underlay_dev": HostField(Name | None, Field(default=None)),
+    }
 
     def __init__(self, ctx: Context, host: Host):
         super().__init__(ctx, host)
-        self.datapath_type = host.access.datapath  # type: ignore[misc] - per host, not per kind
+        self.datapath_type = host.options["datapath"]  # type: ignore[misc] - per host, not per kind
+
+    @classmethod
+    def inventory_problems(cls, name, host, simulate: bool) -> list[Problem]:
+        problems = super().inventory_problems(name, host, simulate)
+        if host.datapath == "netdev" and not host.underlay_dev and not simulate:
+            problems.append(
+                (("hosts", name, "underlay_dev"), "datapath: netdev needs the underlay NIC to put in br-phy")
+            )
+        return problems
 
     def vm_port(self, vm: VM) -> str:
         return vm.name
@@ -101,7 +122,10 @@ class OvsHostDriver(RealHostDriver):
     def ovs_commands(self) -> list[OvsCommand]:
         if self.datapath_type != "netdev":
             return []
-        return [AddBridge(PHYS_BRIDGE, "netdev"), AddPort(PHYS_BRIDGE, str(self.host.access.underlay_dev))]
+        return [
+            AddBridge(PHYS_BRIDGE, "netdev"),
+            AddPort(PHYS_BRIDGE, str(self.host.options["underlay_dev"])),
+        ]
 
     def finish(self) -> None:
         """netdev: the underlay address goes on br-phy, where userspace tunnelling looks for it."""
@@ -117,7 +141,7 @@ class OvsHostDriver(RealHostDriver):
         }
         if PHYS_BRIDGE in has:
             return
-        dev = str(self.host.access.underlay_dev)
+        dev = str(self.host.options["underlay_dev"])
         lines = [f"addr del {address} dev {dev}"] if dev in has else []
         lines += [
             f"addr replace {address} dev {PHYS_BRIDGE}",
@@ -130,15 +154,8 @@ class OvsHostDriver(RealHostDriver):
 
     # --- down ---
     @classmethod
-    def undo(cls, record: dict, state: LabState) -> None:
+    def remove(cls, record: dict, transport: Transport) -> None:
         if record["kind"] != "ovs-host-vm":
-            return super().undo(record, state)
-        access = Access(
-            record.get("user"), record.get("port", 22), record.get("key"), record.get("known_hosts")
-        )
-        transport = host_transport(record["host"], record.get("address") or "localhost", access)
-        try:
-            transport.run(["ip", "netns", "del", record["netns"]], check=False)  # gone already is fine
-            transport.run(["ip", "link", "del", record["vm_port"]], check=False)
-        finally:
-            transport.close()
+            return super().remove(record, transport)
+        transport.run(["ip", "netns", "del", record["netns"]], check=False)  # gone already is fine
+        transport.run(["ip", "link", "del", record["vm_port"]], check=False)

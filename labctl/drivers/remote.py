@@ -3,7 +3,7 @@ SSH (or locally, when its address is `localhost`) and checking it has OVS."""
 
 from __future__ import annotations
 
-from labctl.drivers.base import Context, Driver
+from labctl.drivers.base import Context, Driver, Problem
 from labctl.errors import ProvisionError
 from labctl.model import VM, Access, Host
 from labctl.state import LabState
@@ -44,6 +44,17 @@ class RealHostDriver(Driver):
     def transport(self) -> Transport:
         return self._transport
 
+    @classmethod
+    def inventory_problems(cls, name, host, simulate: bool) -> list[Problem]:
+        if simulate or host.address:
+            return []
+        return [
+            (
+                ("hosts", name, "address"),
+                f"a {host.driver} host needs an address (or run the lab simulated: simulate: true / --sim)",
+            )
+        ]
+
     def vm_transport(self, vm: VM) -> Transport:
         raise ProvisionError(
             vm.name,
@@ -54,24 +65,26 @@ class RealHostDriver(Driver):
 
     def record(self, kind: str, **fields) -> None:
         """Journal records also say how to reach the host again (never a secret)."""
-        access = self.host.access
-        reach = {"address": self.host.address, "user": access.user, "port": access.port}
-        reach |= {"key": access.key, "known_hosts": access.known_hosts}
+        reach = {"address": self.host.address, **self.host.access.to_record()}
         super().record(kind, **(reach | fields))
 
     @classmethod
     def undo(cls, record: dict, state: LabState) -> None:
-        """A bridge labctl added to the host's OVS goes again."""
-        if record["kind"] != "ovs-bridge":
-            return
-        access = Access(
-            record.get("user"), record.get("port", 22), record.get("key"), record.get("known_hosts")
+        """Reach the host the record names again, from the record alone, and remove the thing."""
+        transport = host_transport(
+            record["host"], record.get("address") or "localhost", Access.from_record(record)
         )
-        transport = host_transport(record["host"], record.get("address") or "localhost", access)
         try:
-            transport.run(["ovs-vsctl", "--timeout=10", "--if-exists", "del-br", record["bridge"]])
+            cls.remove(record, transport)
         finally:
             transport.close()
+
+    @classmethod
+    def remove(cls, record: dict, transport: Transport) -> None:
+        """Remove what one journal record names, over its host's transport. A kind that
+        records things of its own handles their records and passes the rest up."""
+        if record["kind"] == "ovs-bridge":  # a bridge labctl added to the host's OVS
+            transport.run(["ovs-vsctl", "--timeout=10", "--if-exists", "del-br", record["bridge"]])
 
     def check_ovs(self) -> None:
         """Open vSwitch must be installed and running: one line naming the host if not."""

@@ -10,14 +10,16 @@ the lab bridge as vif<domid>.0; the domain id comes from `xl domid`.
 from __future__ import annotations
 
 from labctl.drivers import guests
-from labctl.drivers.remote import RealHostDriver, host_transport
+from labctl.drivers.base import DoctorCheck
+from labctl.drivers.remote import RealHostDriver
 from labctl.errors import ProvisionError
-from labctl.model import VM, Access
-from labctl.state import LabState
+from labctl.model import VM
+from labctl.transport.base import Transport
 
 
 class XenDriver(RealHostDriver):
     name = "xen"
+    host_fields = {"image": guests.IMAGE}
 
     def prepare(self) -> None:
         self.check_ovs()
@@ -25,7 +27,7 @@ class XenDriver(RealHostDriver):
         if result.returncode == 127:
             raise ProvisionError(self.host.name, "check Xen", "xl not found: is this a Xen dom0?")
 
-    def doctor_checks(self):
+    def doctor_checks(self) -> list[DoctorCheck]:
         def xl():
             result = self._transport.run(["xl", "info"], check=False)
             if result.returncode == 127:
@@ -43,16 +45,7 @@ class XenDriver(RealHostDriver):
             self._ensure_vm(vm)
 
     def cfg(self, vm: VM) -> str:
-        lab = self.ctx.lab
-        return guests.render(
-            "xl.cfg.j2",
-            lab=lab.name,
-            vm=vm.name,
-            name=guests.guest_name(lab.name, vm.name),
-            disk=guests.overlay_path(lab.name, vm.name),
-            bridge=lab.bridge,
-            mac=vm.mac,
-        )
+        return guests.render_guest("xl.cfg.j2", self.ctx.lab, vm)
 
     def _ensure_vm(self, vm: VM) -> None:
         lab, transport = self.ctx.lab, self._transport
@@ -62,7 +55,7 @@ class XenDriver(RealHostDriver):
         cfg_path = f"{guests.lab_dir(lab.name)}/{vm.name}.cfg"
         overlay = guests.overlay_path(lab.name, vm.name)
         self.record("xen-vm", name=name, cfg=cfg_path, overlay=overlay)
-        guests.create_overlay(transport, self.host.access.image, overlay, self.host.name)
+        guests.create_overlay(transport, self.host.options["image"], overlay, self.host.name)
         transport.put_file(cfg_path, self.cfg(vm).encode())
         transport.run(["xl", "create", cfg_path])
         self.ctx.report.changed(self.host.name, f"VM {vm.name} (xl create {cfg_path})")
@@ -76,16 +69,9 @@ class XenDriver(RealHostDriver):
         return f"vif{domid}.0" if domid is not None else f"vif?.0 ({vm.name} not running)"
 
     @classmethod
-    def undo(cls, record: dict, state: LabState) -> None:
+    def remove(cls, record: dict, transport: Transport) -> None:
         if record["kind"] != "xen-vm":
-            return super().undo(record, state)
-        access = Access(
-            record.get("user"), record.get("port", 22), record.get("key"), record.get("known_hosts")
-        )
-        transport = host_transport(record["host"], record.get("address") or "localhost", access)
-        try:
-            if transport.run(["xl", "domid", record["name"]], check=False).ok:
-                transport.run(["xl", "destroy", record["name"]])
-            transport.run(["rm", "-f", record["cfg"], record["overlay"]])
-        finally:
-            transport.close()
+            return super().remove(record, transport)
+        if transport.run(["xl", "domid", record["name"]], check=False).ok:
+            transport.run(["xl", "destroy", record["name"]])
+        transport.run(["rm", "-f", record["cfg"], record["overlay"]])

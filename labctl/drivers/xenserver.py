@@ -16,10 +16,14 @@ from __future__ import annotations
 
 import threading
 
+from pydantic import Field
+
 from labctl import secrets
-from labctl.drivers.base import Context
+from labctl.drivers import guests
+from labctl.drivers.base import Context, DoctorCheck
 from labctl.drivers.remote import RealHostDriver
 from labctl.errors import InputError, ProvisionError
+from labctl.fieldtypes import PATH_PATTERN, HostField
 from labctl.model import VM, Host
 from labctl.state import LabState
 
@@ -76,14 +80,21 @@ class XenApi:
 
 class XenServerDriver(RealHostDriver):
     name = "xenserver"
+    host_fields = {
+        "image": guests.IMAGE,  # the VM template's name label
+        "url": HostField(
+            str | None, Field(default=None, pattern=r"^https?://[A-Za-z0-9_.:\[\]/-]+$")
+        ),  # XenAPI
+        "password_file": HostField(str | None, Field(default=None, pattern=PATH_PATTERN)),  # XenAPI password
+    }
 
     def __init__(self, ctx: Context, host: Host):
         super().__init__(ctx, host)
-        access = host.access
-        self.url = access.url or f"https://{(host.address or 'localhost').rpartition('@')[2]}"
-        self.user = access.user or "root"
-        self.password_file = access.password_file
-        self.template = access.image or DEFAULT_TEMPLATE
+        options = host.options
+        self.url = options["url"] or f"https://{(host.address or 'localhost').rpartition('@')[2]}"
+        self.user = host.access.user or "root"
+        self.password_file = options["password_file"]
+        self.template = options["image"] or DEFAULT_TEMPLATE
         self._api: XenApi | None = None
         self._lock = threading.Lock()
         self._domids: dict[str, int] = {}
@@ -102,7 +113,7 @@ class XenServerDriver(RealHostDriver):
         self.api()  # a wrong password fails here, before dom0 is touched
         self.check_ovs()
 
-    def doctor_checks(self):
+    def doctor_checks(self) -> list[DoctorCheck]:
         def login():
             self.api()
             return True, f"logged in to XenAPI at {self.url} as {self.user}"
