@@ -20,7 +20,7 @@ import xml.etree.ElementTree as ET
 from pydantic import Field
 
 from labctl.drivers import guests
-from labctl.drivers.base import Context, DoctorCheck
+from labctl.drivers.base import DoctorCheck, LabSession
 from labctl.drivers.remote import LOCAL_ADDRESSES, RealHostDriver
 from labctl.errors import ProvisionError
 from labctl.fieldtypes import HostField
@@ -82,8 +82,8 @@ class KvmDriver(RealHostDriver):
         "image": guests.IMAGE,
     }
 
-    def __init__(self, ctx: Context, host: Host):
-        super().__init__(ctx, host)
+    def __init__(self, session: LabSession, host: Host):
+        super().__init__(session, host)
         self.uri = host.options["uri"] or default_uri(host)
         self._conn = None
         self._lock = threading.Lock()
@@ -113,7 +113,7 @@ class KvmDriver(RealHostDriver):
 
     def domain_xml(self, vm: VM) -> str:
         return guests.render_guest(
-            "libvirt-domain.xml.j2", self.ctx.lab, vm, domain_type=domain_type(self.uri)
+            "libvirt-domain.xml.j2", self.session.lab, vm, domain_type=domain_type(self.uri)
         )
 
     def finish(self) -> None:
@@ -123,24 +123,24 @@ class KvmDriver(RealHostDriver):
     def _ensure_vm(self, vm: VM) -> None:
         import libvirt
 
-        conn, name = self.libvirt(), guests.guest_name(self.ctx.lab.name, vm.name)
+        conn, name = self.libvirt(), guests.guest_name(self.session.lab.name, vm.name)
         step = f"define and start VM {vm.name}"
         try:
             domain = lookup(conn, name)
             if domain is None:
-                overlay = guests.overlay_path(self.ctx.lab.name, vm.name)
+                overlay = guests.overlay_path(self.session.lab.name, vm.name)
                 self.record("kvm-vm", uri=self.uri, name=name, overlay=overlay)
                 guests.create_overlay(self._transport, self.host.options["image"], overlay, self.host.name)
                 domain = conn.defineXML(self.domain_xml(vm))
-                self.ctx.report.changed(self.host.name, f"VM {vm.name} defined ({self.uri})")
+                self.session.report.changed(self.host.name, f"VM {vm.name} defined ({self.uri})")
             if not domain.isActive():
                 domain.create()
-                self.ctx.report.changed(self.host.name, f"VM {vm.name} started")
+                self.session.report.changed(self.host.name, f"VM {vm.name} started")
         except libvirt.libvirtError as exc:
             raise ProvisionError(self.host.name, step, exc.get_error_message()) from None
 
     def vm_port(self, vm: VM) -> str:
-        domain = lookup(self.libvirt(), guests.guest_name(self.ctx.lab.name, vm.name))
+        domain = lookup(self.libvirt(), guests.guest_name(self.session.lab.name, vm.name))
         tap = tap_of(domain.XMLDesc(), vm.mac) if domain is not None and domain.isActive() else None
         return tap or f"vnet? ({vm.name} not running)"
 

@@ -20,7 +20,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from labctl.drivers.base import Context, Problem
+from labctl.drivers.base import LabSession, Problem
 from labctl.drivers.remote import RealHostDriver
 from labctl.drivers.simnet import NO_IPV6
 from labctl.fieldtypes import HostField, Name
@@ -68,8 +68,8 @@ class OvsHostDriver(RealHostDriver):
         "underlay_dev": HostField(Name | None, Field(default=None)),
     }
 
-    def __init__(self, ctx: Context, host: Host):
-        super().__init__(ctx, host)
+    def __init__(self, session: LabSession, host: Host):
+        super().__init__(session, host)
         self.datapath_type = host.options["datapath"]  # type: ignore[misc] - per host, not per kind
 
     @classmethod
@@ -85,7 +85,7 @@ class OvsHostDriver(RealHostDriver):
         return vm.name
 
     def vm_netns(self, vm: VM) -> str:
-        return f"lc-{self.ctx.lab.name}-{vm.name}"
+        return f"lc-{self.session.lab.name}-{vm.name}"
 
     def vm_transport(self, vm: VM) -> Transport:
         return InNetns(vm.name, self._transport, self.vm_netns(vm))
@@ -117,7 +117,7 @@ class OvsHostDriver(RealHostDriver):
             run(["ethtool", "-K", port, "tx", "off"])
             run(["ip", "netns", "exec", ns, "ethtool", "-K", VM_NIC, "tx", "off"])
         self.replugged_ports.add(port)
-        self.ctx.report.changed(self.host.name, f"VM {vm.name} {vm.ip} (namespace {ns}) on port {port}")
+        self.session.report.changed(self.host.name, f"VM {vm.name} {vm.ip} (namespace {ns}) on port {port}")
 
     def ovs_commands(self) -> list[OvsCommand]:
         if self.datapath_type != "netdev":
@@ -131,7 +131,7 @@ class OvsHostDriver(RealHostDriver):
         """netdev: the underlay address goes on br-phy, where userspace tunnelling looks for it."""
         if self.datapath_type != "netdev":
             return
-        address = f"{self.host.underlay_ip}/{self.ctx.lab.underlay.prefixlen}"
+        address = f"{self.host.underlay_ip}/{self.session.lab.underlay.prefixlen}"
         links = json.loads(self._transport.run(["ip", "-j", "addr", "show"]).stdout)
         has = {
             link["ifname"]
@@ -150,7 +150,7 @@ class OvsHostDriver(RealHostDriver):
         ]
         self._transport.run(["ip", "-batch", "-"], input="\n".join(lines) + "\n")
         self._transport.run(["ethtool", "-K", PHYS_BRIDGE, "tx", "off"])
-        self.ctx.report.changed(self.host.name, f"underlay address {address} on {PHYS_BRIDGE}")
+        self.session.report.changed(self.host.name, f"underlay address {address} on {PHYS_BRIDGE}")
 
     # --- down ---
     @classmethod

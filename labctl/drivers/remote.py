@@ -3,7 +3,7 @@ SSH (or locally, when its address is `localhost`) and checking it has OVS."""
 
 from __future__ import annotations
 
-from labctl.drivers.base import Context, Driver, Problem
+from labctl.drivers.base import Driver, LabSession, Problem
 from labctl.errors import ProvisionError
 from labctl.model import VM, Access, Host
 from labctl.state import LabState
@@ -37,8 +37,8 @@ class RealHostDriver(Driver):
     datapath_type = "system"
     adds_vm_ports = False
 
-    def __init__(self, ctx: Context, host: Host):
-        super().__init__(ctx, host)
+    def __init__(self, session: LabSession, host: Host):
+        super().__init__(session, host)
         self._transport = host_transport(host.name, host.address or "localhost", host.access)
 
     def transport(self) -> Transport:
@@ -67,6 +67,10 @@ class RealHostDriver(Driver):
         """Journal records also say how to reach the host again (never a secret)."""
         reach = {"address": self.host.address, **self.host.access.to_record()}
         super().record(kind, **(reach | fields))
+
+    def adding_bridge(self, bridge: str) -> None:
+        """A real host keeps its OVS after down: note each bridge we add, before adding it."""
+        self.record("ovs-bridge", bridge=bridge)
 
     @classmethod
     def undo(cls, record: dict, state: LabState) -> None:

@@ -45,10 +45,10 @@ class XenDriver(RealHostDriver):
             self._ensure_vm(vm)
 
     def cfg(self, vm: VM) -> str:
-        return guests.render_guest("xl.cfg.j2", self.ctx.lab, vm)
+        return guests.render_guest("xl.cfg.j2", self.session.lab, vm)
 
     def _ensure_vm(self, vm: VM) -> None:
-        lab, transport = self.ctx.lab, self._transport
+        lab, transport = self.session.lab, self._transport
         name = guests.guest_name(lab.name, vm.name)
         if self.domid(name) is not None:
             return
@@ -58,14 +58,14 @@ class XenDriver(RealHostDriver):
         guests.create_overlay(transport, self.host.options["image"], overlay, self.host.name)
         transport.put_file(cfg_path, self.cfg(vm).encode())
         transport.run(["xl", "create", cfg_path])
-        self.ctx.report.changed(self.host.name, f"VM {vm.name} (xl create {cfg_path})")
+        self.session.report.changed(self.host.name, f"VM {vm.name} (xl create {cfg_path})")
 
     def domid(self, name: str) -> int | None:
         result = self._transport.run(["xl", "domid", name], check=False)
         return int(result.stdout.strip()) if result.ok and result.stdout.strip().isdigit() else None
 
     def vm_port(self, vm: VM) -> str:
-        domid = self.domid(guests.guest_name(self.ctx.lab.name, vm.name))
+        domid = self.domid(guests.guest_name(self.session.lab.name, vm.name))
         return f"vif{domid}.0" if domid is not None else f"vif?.0 ({vm.name} not running)"
 
     @classmethod

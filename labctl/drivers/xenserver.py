@@ -20,7 +20,7 @@ from pydantic import Field
 
 from labctl import secrets
 from labctl.drivers import guests
-from labctl.drivers.base import Context, DoctorCheck
+from labctl.drivers.base import DoctorCheck, LabSession
 from labctl.drivers.remote import RealHostDriver
 from labctl.errors import InputError, ProvisionError
 from labctl.fieldtypes import PATH_PATTERN, HostField
@@ -88,8 +88,8 @@ class XenServerDriver(RealHostDriver):
         "password_file": HostField(str | None, Field(default=None, pattern=PATH_PATTERN)),  # XenAPI password
     }
 
-    def __init__(self, ctx: Context, host: Host):
-        super().__init__(ctx, host)
+    def __init__(self, session: LabSession, host: Host):
+        super().__init__(session, host)
         options = host.options
         self.url = options["url"] or f"https://{(host.address or 'localhost').rpartition('@')[2]}"
         self.user = host.access.user or "root"
@@ -121,13 +121,13 @@ class XenServerDriver(RealHostDriver):
         return [("XenAPI login", login)]
 
     def finish(self) -> None:
-        api, lab = self.api(), self.ctx.lab
+        api, lab = self.api(), self.session.lab
         network = self._ensure_network(api, lab.bridge)
         for vm in self.host.vms:
             self._ensure_vm(api, vm, network)
 
     def _ensure_network(self, api: XenApi, bridge: str) -> str:
-        label = _label(self.ctx.lab.name, bridge)
+        label = _label(self.session.lab.name, bridge)
         network = api.one("find the lab network", "network", label)
         if network is None:
             self.record("xenserver-network", name_label=label, **self._where())
@@ -136,13 +136,13 @@ class XenServerDriver(RealHostDriver):
                 "network.create",
                 {
                     "name_label": label,
-                    "name_description": f"labctl lab {self.ctx.lab.name}",
+                    "name_description": f"labctl lab {self.session.lab.name}",
                     "MTU": "1500",
                     "other_config": {},
                     "bridge": bridge,
                 },
             )
-            self.ctx.report.changed(self.host.name, f"XenAPI network {label}")
+            self.session.report.changed(self.host.name, f"XenAPI network {label}")
         actual = api.call("read the network's bridge", "network.get_bridge", network)
         if actual != bridge:
             raise ProvisionError(
@@ -154,7 +154,7 @@ class XenServerDriver(RealHostDriver):
         return network
 
     def _ensure_vm(self, api: XenApi, vm: VM, network: str) -> None:
-        label = _label(self.ctx.lab.name, vm.name)
+        label = _label(self.session.lab.name, vm.name)
         ref = api.one(f"find VM {vm.name}", "VM", label)
         if ref is None:
             template = api.one(f"find template {self.template}", "VM", self.template)
@@ -177,16 +177,16 @@ class XenServerDriver(RealHostDriver):
                     "qos_algorithm_params": {},
                 },
             )
-            self.ctx.report.changed(self.host.name, f"VM {vm.name} from template {self.template}")
+            self.session.report.changed(self.host.name, f"VM {vm.name} from template {self.template}")
         if api.call(f"read {vm.name}'s power state", "VM.get_power_state", ref) != "Running":
             api.call(f"start VM {vm.name}", "VM.start", ref, False, False)
-            self.ctx.report.changed(self.host.name, f"started VM {vm.name}")
+            self.session.report.changed(self.host.name, f"started VM {vm.name}")
         self._domids[vm.name] = int(api.call(f"read {vm.name}'s domain id", "VM.get_domid", ref))
 
     def vm_port(self, vm: VM) -> str:
         """vif<domid>.0: the domain id comes from XenAPI (known once the VM runs)."""
         if vm.name not in self._domids:
-            ref = self.api().one(f"find VM {vm.name}", "VM", _label(self.ctx.lab.name, vm.name))
+            ref = self.api().one(f"find VM {vm.name}", "VM", _label(self.session.lab.name, vm.name))
             if ref is None:
                 return f"vif?.0 ({vm.name} not created)"
             self._domids[vm.name] = int(self.api().call("read the domain id", "VM.get_domid", ref))
