@@ -1,24 +1,16 @@
 """The Lab model: an inventory with every default resolved. Plain, immutable data.
 
-Everything after loading works from this model; nothing here does I/O.
+Everything after loading works from this model; nothing here does I/O, and
+nothing here knows the inventory's schema (resolve.py fills the defaults in).
 """
 
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import Any
 
-if TYPE_CHECKING:
-    from labctl.inventory import InventorySpec
-
-# The app each controller kind runs when the inventory names none (default_apps).
-DEFAULT_APPS = {
-    "os-ken": ("l2_learning",),
-    "pox": ("forwarding.l2_learning",),
-}
-# Ryu's learning switch: one module per OpenFlow version, each speaking only its own.
-RYU_SWITCH_FOR = {"1.0": "ryu.app.simple_switch", "1.3": "ryu.app.simple_switch_13"}
 OPENFLOW_PROTOCOLS = {"1.0": "OpenFlow10", "1.3": "OpenFlow13"}
 
 
@@ -31,20 +23,27 @@ class VM:
     index: int  # position on its host, from 0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Access:
-    """How a real host is reached (SSH) and what its driver is told (libvirt URI, XenAPI URL, image)."""
+    """How a real host is reached over SSH. Journal records carry it (never a secret),
+    so `down` reaches the host again without the inventory."""
 
     user: str | None = None
     port: int = 22
     key: str | None = None
     known_hosts: str | None = None  # a file, "off", or None for ~/.ssh/known_hosts
-    uri: str | None = None
-    image: str | None = None
-    url: str | None = None
-    password_file: str | None = None
-    datapath: str = "system"
-    underlay_dev: str | None = None
+
+    def to_record(self) -> dict[str, Any]:
+        return {"user": self.user, "port": self.port, "key": self.key, "known_hosts": self.known_hosts}
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> Access:
+        return cls(
+            user=record.get("user"),
+            port=record.get("port", 22),
+            key=record.get("key"),
+            known_hosts=record.get("known_hosts"),
+        )
 
 
 @dataclass(frozen=True)
@@ -57,6 +56,8 @@ class Host:
     vms: tuple[VM, ...]
     index: int
     access: Access = Access()
+    # The fields the host's driver kind declares (its `host_fields`), with their defaults.
+    options: Mapping[str, Any] = field(default_factory=dict, hash=False)
 
 
 @dataclass(frozen=True)
@@ -112,65 +113,3 @@ class Lab:
         if not isinstance(found, VM):
             raise KeyError(name)
         return found
-
-
-def default_mac(ip: ipaddress.IPv4Interface) -> str:
-    """A locally administered MAC that shows the VM's address: 172.16.0.1 -> 02:00:ac:10:00:01."""
-    return "02:00:" + ":".join(f"{octet:02x}" for octet in ip.ip.packed)
-
-
-def default_apps(kind: str, openflow: str) -> tuple[str, ...]:
-    if kind == "ryu":
-        return (RYU_SWITCH_FOR[openflow],)
-    return DEFAULT_APPS.get(kind, ())
-
-
-def resolve(spec: InventorySpec, *, source: str, simulate: bool) -> Lab:
-    subnet = spec.underlay.subnet
-    free = (ip for ip in subnet.hosts() if ip not in {h.underlay_ip for h in spec.hosts.values()})
-    hosts = []
-    for index, (name, host) in enumerate(spec.hosts.items()):
-        underlay_ip = host.underlay_ip or next(free)
-        vms = tuple(
-            VM(vm_name, name, vm.ip, vm.mac or default_mac(vm.ip), vm_index)
-            for vm_index, (vm_name, vm) in enumerate(host.vms.items())
-        )
-        driver = "sim" if simulate or host.driver == "sim" else host.driver
-        access = Access(
-            host.user,
-            host.port,
-            host.key,
-            host.known_hosts,
-            host.uri,
-            host.image,
-            host.url,
-            host.password_file,
-            host.datapath,
-            host.underlay_dev,
-        )
-        hosts.append(Host(name, driver, host.driver, host.address, underlay_ip, vms, index, access))
-
-    ctl = spec.controller
-    if ctl.address is not None:
-        ctl_address = ctl.address
-    elif ctl.host is not None:  # on a lab host: that host's underlay address
-        ctl_address = next(h.underlay_ip for h in hosts if h.name == ctl.host)
-    else:  # its own simulated host: the last address of the underlay
-        taken = {h.underlay_ip for h in hosts}
-        ctl_address = next(ip for ip in reversed(list(subnet.hosts())) if ip not in taken)
-    apps = tuple(ctl.apps) if ctl.apps is not None else default_apps(ctl.kind, spec.openflow)
-    controller = Controller(ctl.kind, apps, ctl_address, ctl.port, ctl.path, ctl.host)
-    return Lab(
-        name=spec.name,
-        source=source,
-        openflow=spec.openflow,
-        bridge=spec.bridge,
-        topology=spec.topology,
-        hub=spec.hub or hosts[0].name,
-        tunnel_type=spec.tunnel_type,
-        controller=controller,
-        underlay=subnet,
-        hosts=tuple(hosts),
-        simulated=all(h.driver == "sim" for h in hosts),
-        description=spec.description,
-    )

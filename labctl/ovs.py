@@ -21,10 +21,6 @@ from labctl.transport.base import Transport
 Pairs = tuple[tuple[str, str], ...]
 
 
-def _pairs(mapping: dict[str, str] | None = None) -> Pairs:
-    return tuple(sorted((mapping or {}).items()))
-
-
 def _map_arg(column: str, pairs: Pairs) -> list[str]:
     return [f"{column}:{key}={value}" for key, value in pairs]
 
@@ -130,20 +126,6 @@ class SetController:
 
 
 @dataclass(frozen=True)
-class DelBridge:
-    name: str
-
-    def argv(self) -> list[str]:
-        return ["--if-exists", "del-br", self.name]
-
-    def satisfied_by(self, snap: OvsSnapshot) -> bool:
-        return self.name not in snap.bridges
-
-    def describe(self) -> str:
-        return f"remove bridge {self.name}"
-
-
-@dataclass(frozen=True)
 class DelPort:
     bridge: str
     name: str
@@ -159,7 +141,7 @@ class DelPort:
         return f"unplug port {self.name} from {self.bridge}"
 
 
-OvsCommand = AddBridge | AddPort | SetController | DelBridge | DelPort
+OvsCommand = AddBridge | AddPort | SetController | DelPort
 
 
 def unplug_stale(commands: Sequence[OvsCommand], snap: OvsSnapshot, ports: set[str]) -> list[DelPort]:
@@ -214,9 +196,6 @@ class OvsSnapshot:
     bridges: dict[str, BridgeState]
     interfaces: dict[str, InterfaceState]
     port_config: dict[str, dict[str, str]] = field(default_factory=dict)  # Port other_config by name
-
-    def bridge_of(self, port: str) -> str | None:
-        return next((b.name for b in self.bridges.values() if port in b.ports), None)
 
 
 def _ovsdb(value):

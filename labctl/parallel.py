@@ -1,4 +1,4 @@
-"""Run one task per host in a thread pool; collect a result or an error per host."""
+"""Run one task per item (a host, a VM) in a thread pool; collect a result or an error per item."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ class Outcome(Generic[R]):
     error: BaseException | None = None
 
 
-def per_host(
+def in_parallel(
     task: Callable[[T], R], items: Iterable[T], name: Callable[[T], str], workers: int = 32
 ) -> list[Outcome[R]]:
     items = list(items)

@@ -1,7 +1,7 @@
 """What `up` would do, described without doing any of it: `labctl plan`.
 
 It builds the LabRunner `up` builds and asks each part to describe itself: the
-OVS command objects of LabRunner.host_plan (the very commands `up` applies, in
+OVS command objects of HostBuilder.plan (the very commands `up` applies, in
 its one transaction per host), each driver's planned_*_steps (made from the
 code its `up` runs: the domain XML, the xl cfg, the XenAPI records), the tunnels
 with both ends, and where the controller runs. Building the drivers opens no
@@ -30,7 +30,7 @@ def build(runner: LabRunner) -> dict:
     lab = runner.lab
     lab_steps: list[PlannedStep] = []
     for kind in dict.fromkeys(type(d) for d in runner.drivers.values()):
-        lab_steps += kind.planned_lab_steps(runner.ctx)
+        lab_steps += kind.planned_lab_steps(runner.session)
     hosts = [_host(runner, host) for host in lab.hosts]
     controller = _controller(runner)
     problems = (
@@ -68,9 +68,12 @@ def build(runner: LabRunner) -> dict:
 
 def _controller(runner: LabRunner) -> dict:
     ctl, kind = runner.lab.controller, runner.controller
-    place = runner.controller_place()
-    runs = f"labctl runs it {place}" if place else "someone else runs it; labctl only points bridges at it"
-    if kind.managed and ctl.host is None and not runner.simulated_hosts:
+    runs = (
+        f"labctl runs it {runner.control.site.where}"
+        if kind.managed
+        else "someone else runs it; labctl only points bridges at it"
+    )
+    if kind.managed and ctl.host is None and not runner.lab.simulated:
         runs += f": {ctl.address} must be its address on the hosts' underlay"
     out = {
         "kind": ctl.kind,
@@ -101,7 +104,7 @@ def _ovs(command: OvsCommand) -> dict:
 
 def _host(runner: LabRunner, host) -> dict:
     driver = runner.drivers[host.name]
-    plan = runner.host_plan(host)
+    plan = runner.builder.plan(host)
     plugged_by = "labctl, in the OVS transaction" if driver.adds_vm_ports else "the hypervisor"
     return {
         "name": host.name,

@@ -13,6 +13,8 @@ import time
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 
+NETNS_DIR = "/run/netns"  # where `ip netns add` pins a namespace by its name
+
 
 @dataclass(frozen=True)
 class ProcessId:
@@ -95,6 +97,21 @@ def _reap(procs: list[ProcessId]) -> None:
             os.waitpid(proc.pid, os.WNOHANG)
         except ChildProcessError:
             pass
+
+
+def named_netns_inode(name: str) -> int | None:
+    """A named namespace's inode (`ip netns add` pins it in /run/netns): what
+    /proc/PID/ns/net of every process inside it points at."""
+    try:
+        return os.stat(f"{NETNS_DIR}/{name}").st_ino
+    except OSError:
+        return None
+
+
+def in_named_netns(names: Iterable[str]) -> list[ProcessId]:
+    """Processes living in the named network namespaces (which labctl created)."""
+    inodes = {inode for inode in map(named_netns_inode, names) if inode is not None}
+    return in_netns(inodes) if inodes else []
 
 
 def in_netns(inodes: set[int]) -> list[ProcessId]:

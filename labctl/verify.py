@@ -19,12 +19,13 @@ processes per phase instead of 992 ping processes. Phases:
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from itertools import permutations
 
 from labctl.errors import LabctlError
 from labctl.model import VM, Lab
-from labctl.parallel import per_host
+from labctl.parallel import in_parallel
 
 _FPING_LINE = re.compile(r"^(\d+\.\d+\.\d+\.\d+)\s+:\s+(.*)$")
 
@@ -112,9 +113,9 @@ SETTLE_ROUNDS = 4  # retries of the pairs whose set-up probe got no answer yet
 SETTLE_TIMEOUT_MS = 2000
 
 
-def first_half(vms: list[VM]):
-    """Splits the ordered pairs so each VM starts about as many set-ups as any other:
-    a -> b is in the first half when b is less than half the ring ahead of a."""
+def in_first_half(vms: list[VM]) -> Callable[[VM, VM], bool]:
+    """A predicate that splits the ordered pairs so each VM starts about as many set-ups
+    as any other: a -> b is in the first half when b is less than half the ring ahead of a."""
     index, n = {vm.name: i for i, vm in enumerate(vms)}, len(vms)
 
     def pick(a: VM, b: VM) -> bool:
@@ -150,7 +151,7 @@ def ping_all(
             return {(src.name, dst.name): (rtts.get(str(dst.ip.ip)), error) for dst in targets}
 
         out: dict[tuple[str, str], tuple] = {}
-        for outcome in per_host(run, jobs, lambda job: job[0].name, workers=64):
+        for outcome in in_parallel(run, jobs, lambda job: job[0].name, workers=64):
             if outcome.error is None:
                 out.update(outcome.value)
         return out
@@ -158,7 +159,7 @@ def ping_all(
     def answered(probe: tuple | None) -> bool:
         return bool(probe and probe[0] and probe[0][0] is not None)
 
-    ahead = first_half(vms)
+    ahead = in_first_half(vms)
     first = from_each(ahead, 1, 1000, SETUP_TIMEOUT_MS, first_wave_spacing_ms(lab))
     first |= from_each(lambda a, b: a is not b and not ahead(a, b), 1, 1000, SETUP_TIMEOUT_MS)
     # Settle: in a big lab some set-up probes come back late, behind the controller's

@@ -32,21 +32,21 @@ def register(cli: click.Group) -> None:
 def doctor(ctx, as_json, inventory, simulate, quiet, verbose):
     """Check every real host has what the lab needs (OVS, permissions, hypervisor), and that
     this machine's kernel limits fit a simulated lab."""
-    from labctl.drivers import Context, make_driver
+    from labctl.drivers import LabSession, make_driver
     from labctl.drivers.checks import Check, host_checks
     from labctl.drivers.simlimits import shortfalls
-    from labctl.parallel import per_host
+    from labctl.parallel import in_parallel
     from labctl.state import LabState
 
     report = setup_output(ctx, quiet, verbose)
     lab = load_lab(inventory, simulate)
-    context = Context(lab, LabState(lab.name), report)
+    context = LabSession(lab, LabState(lab.name), report)
     real = [h for h in lab.hosts if h.driver != "sim"]
     limits = [Check("this machine", "kernel limits", False, s.advice()) for s in shortfalls(lab)]
     if any(h.driver == "sim" for h in lab.hosts) and not limits:
         limits = [Check("this machine", "kernel limits", True, "ARP table and socket buffers fit the lab")]
     drivers = {h.name: make_driver(context, h) for h in real}
-    outcomes = per_host(lambda h: host_checks(lab, drivers[h.name]), real, lambda h: h.name)
+    outcomes = in_parallel(lambda h: host_checks(lab, drivers[h.name]), real, lambda h: h.name)
     for driver in drivers.values():
         driver.transport().close()
     checks = limits + [c for o in outcomes for c in (o.value or [])]

@@ -11,14 +11,19 @@ import shutil
 import time
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from labctl.errors import CommandError, ProvisionError
 from labctl.model import Lab
 from labctl.processes import ProcessId, alive
 from labctl.transport.base import Transport
 
+if TYPE_CHECKING:
+    from labctl.inventory import InventorySpec
+
 LOG_TAIL_LINES = 15
+# An inventory problem: where (a path of keys) and what is wrong.
+Problem = tuple[tuple, str]
 
 
 def log_tail(path: str | Path, lines: int = LOG_TAIL_LINES) -> str:
@@ -30,12 +35,29 @@ def log_tail(path: str | Path, lines: int = LOG_TAIL_LINES) -> str:
 
 
 class ControllerKind(ABC):
-    kind: ClassVar[str]
+    kind: ClassVar[str]  # the inventory's controller.kind
+    label: ClassVar[str]  # its name in messages
     managed: ClassVar[bool] = True  # False: someone else runs it (remote)
+    takes_apps: ClassVar[bool] = True
+    takes_app_options: ClassVar[bool] = False  # apps: may hold --options (POX's command line)
+    openflow_versions: ClassVar[tuple[str, ...]] = ("1.0", "1.3")
 
     def __init__(self, lab: Lab, log_path: Path):
         self.lab, self.log_path = lab, log_path
         self.spec = lab.controller
+
+    # --- what the inventory may say (validation and defaults) ---
+    @classmethod
+    def default_apps(cls, openflow: str) -> tuple[str, ...]:
+        """The apps it runs when the inventory names none."""
+        return ()
+
+    @classmethod
+    def inventory_problems(cls, spec: InventorySpec, simulate: bool) -> list[Problem]:
+        """Rules of this kind the schema cannot say. `simulate`: every host runs simulated."""
+        return []
+
+    # --- start, check, stop ---
 
     @abstractmethod
     def argv(self) -> list[str]:

@@ -9,6 +9,11 @@ from labctl.controllers.base import ControllerKind
 
 class OsKenController(ControllerKind):
     kind = "os-ken"
+    label = "os-ken"
+
+    @classmethod
+    def default_apps(cls, openflow: str) -> tuple[str, ...]:
+        return ("l2_learning",)  # labctl's own, behaving like POX's forwarding.l2_learning
 
     def argv(self) -> list[str]:
         return [

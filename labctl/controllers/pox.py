@@ -34,6 +34,13 @@ def pox_checkout(configured: str | None) -> Path:
 
 class PoxController(ControllerKind):
     kind = "pox"
+    label = "POX"
+    takes_app_options = True
+    openflow_versions = ("1.0",)
+
+    @classmethod
+    def default_apps(cls, openflow: str) -> tuple[str, ...]:
+        return ("forwarding.l2_learning",)
 
     def check(self) -> None:
         pox_checkout(self.spec.path)

@@ -14,8 +14,12 @@ import os
 import subprocess
 from pathlib import Path
 
-from labctl.controllers.base import ControllerKind
+from labctl.controllers.base import ControllerKind, Problem
 from labctl.errors import InputError
+
+# Ryu's learning switch: one module per OpenFlow version, each speaking only its own.
+SWITCH_FOR = {"1.0": "ryu.app.simple_switch", "1.3": "ryu.app.simple_switch_13"}
+VERSION_OF_SWITCH = {app: version for version, app in SWITCH_FOR.items()}
 
 RYU_PYTHON_ENV = "LABCTL_RYU_PYTHON"
 PROJECT_VENV = Path(__file__).resolve().parents[2] / ".venv-ryu"
@@ -46,6 +50,26 @@ def ryu_python(configured: str | None) -> Path:
 
 class RyuController(ControllerKind):
     kind = "ryu"
+    label = "Ryu"
+
+    @classmethod
+    def default_apps(cls, openflow: str) -> tuple[str, ...]:
+        return (SWITCH_FOR[openflow],)
+
+    @classmethod
+    def inventory_problems(cls, spec, simulate: bool) -> list[Problem]:
+        problems = []
+        for index, app in enumerate(spec.controller.apps or []):
+            speaks = VERSION_OF_SWITCH.get(app, spec.openflow)
+            if speaks != spec.openflow:
+                problems.append(
+                    (
+                        ("controller", "apps", index),
+                        f'{app} speaks OpenFlow {speaks} only; with openflow: "{spec.openflow}" use '
+                        f"{SWITCH_FOR[spec.openflow]}",
+                    )
+                )
+        return problems
 
     def check(self) -> None:
         python = ryu_python(self.spec.path)

@@ -11,6 +11,8 @@ from labctl.model import OPENFLOW_PROTOCOLS
 
 class OvsTestController(ControllerKind):
     kind = "ovs-testcontroller"
+    label = "ovs-testcontroller"
+    takes_apps = False
 
     def argv(self) -> list[str]:
         return [

@@ -1,8 +1,12 @@
-"""Drivers, one per hypervisor kind, registered by the name the inventory uses."""
+"""Drivers, one per hypervisor kind, registered by the name the inventory uses.
+
+A new kind is its module plus one line here: the inventory's `driver:` values and
+the fields each kind adds to its hosts come from this table, in this order.
+"""
 
 from __future__ import annotations
 
-from labctl.drivers.base import Context, Driver
+from labctl.drivers.base import Driver, LabSession
 from labctl.drivers.kvm import KvmDriver
 from labctl.drivers.ovs_host import OvsHostDriver
 from labctl.drivers.sim import SimDriver
@@ -12,15 +16,11 @@ from labctl.errors import InputError
 from labctl.model import Host
 
 DRIVERS: dict[str, type[Driver]] = {
-    SimDriver.name: SimDriver,
-    XenServerDriver.name: XenServerDriver,
-    XenDriver.name: XenDriver,
-    KvmDriver.name: KvmDriver,
-    OvsHostDriver.name: OvsHostDriver,
+    kind.name: kind for kind in (SimDriver, KvmDriver, XenDriver, XenServerDriver, OvsHostDriver)
 }
 
 
-def make_driver(ctx: Context, host: Host) -> Driver:
+def make_driver(session: LabSession, host: Host) -> Driver:
     try:
         cls = DRIVERS[host.driver]
     except KeyError:
@@ -28,7 +28,7 @@ def make_driver(ctx: Context, host: Host) -> Driver:
             f"host {host.name}: the {host.driver} driver is not available in this version of labctl; "
             "run the lab simulated (simulate: true, or --sim)"
         ) from None
-    return cls(ctx, host)
+    return cls(session, host)
 
 
-__all__ = ["DRIVERS", "Context", "Driver", "make_driver"]
+__all__ = ["DRIVERS", "LabSession", "Driver", "make_driver"]

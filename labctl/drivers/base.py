@@ -8,18 +8,30 @@ OVS configuration itself is shared code (plan.py + ovs.py).
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import ClassVar
+from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar
 
+from labctl.fieldtypes import HostField
 from labctl.model import VM, Host, Lab
 from labctl.ovs import OvsCommand
 from labctl.progress import Reporter
 from labctl.state import LabState
 from labctl.transport.base import Transport
+from labctl.transport.local import LocalTransport
+
+if TYPE_CHECKING:
+    from labctl.inventory import HostSpec
+
+# A check `labctl doctor` runs on a host: (name, probe); the probe returns (ok, detail).
+DoctorCheck = tuple[str, Callable[[], tuple[bool, str]]]
+# An inventory problem: where (a path of keys) and what is wrong.
+Problem = tuple[tuple, str]
 
 
 @dataclass
-class Context:
+class LabSession:
     lab: Lab
     state: LabState
     report: Reporter
@@ -56,15 +68,26 @@ class PlannedStep:
         return out
 
 
+@dataclass(frozen=True)
+class ControllerSite:
+    """Where a managed controller runs when it is on no lab host."""
+
+    transport: Transport
+    where: str  # for status: "in its own namespace lc-lab-controller", "on this machine"
+    netns: str | None = None  # a namespace labctl made for the controller alone
+
+
 class Driver(ABC):
     name: ClassVar[str]
     datapath_type: ClassVar[str] = "system"
     # True when labctl adds each VM's port to the bridge; False when the
     # hypervisor plugs it in itself (libvirt's virtualport, Xen's vif script).
     adds_vm_ports: ClassVar[bool] = False
+    # Inventory fields only this kind's hosts take (hosts.NAME.FIELD -> host.options).
+    host_fields: ClassVar[dict[str, HostField]] = {}
 
-    def __init__(self, ctx: Context, host: Host):
-        self.ctx, self.host = ctx, host
+    def __init__(self, session: LabSession, host: Host):
+        self.session, self.host = session, host
         # Ports whose device prepare() had to re-create (a VM rebuilt after drift):
         # the OVS port must be re-plugged to use the new device.
         self.replugged_ports: set[str] = set()
@@ -83,7 +106,7 @@ class Driver(ABC):
 
     # --- what `labctl plan` shows: descriptions only, no I/O, no connection ---
     @classmethod
-    def planned_lab_steps(cls, ctx: Context) -> list[PlannedStep]:
+    def planned_lab_steps(cls, session: LabSession) -> list[PlannedStep]:
         """What this kind of host needs once per lab on this machine (sim: the underlay)."""
         return []
 
@@ -99,6 +122,27 @@ class Driver(ABC):
     def planned_vm_port(self, vm: VM) -> str:
         """The VM's port on the bridge as far as it is known before `up`: a name, or who picks it."""
 
+    # --- what the kind does once per lab ---
+    @classmethod  # noqa: B027 - an optional step
+    def prepare_lab(cls, session: LabSession, drivers: list[Driver]) -> None:
+        """Before any host of this kind is built, once per `up`: what its hosts share (optional)."""
+
+    @classmethod
+    def controller_site(cls, session: LabSession) -> ControllerSite:
+        """Where the controller runs for a lab of this kind's hosts, unless it is on a lab host."""
+        return ControllerSite(LocalTransport("controller"), "on this machine")
+
+    @classmethod
+    def inventory_problems(cls, name: str, host: HostSpec, simulate: bool) -> list[Problem]:
+        """What the inventory says about one host of this kind that cannot work.
+
+        `simulate`: every host of the lab runs simulated (--sim or simulate: true)."""
+        return []
+
+    def doctor_checks(self) -> list[DoctorCheck]:
+        """What `labctl doctor` checks on this host besides reach and Open vSwitch."""
+        return []
+
     def prepare(self) -> None:  # noqa: B027 - optional step
         """Get the host ready for OVS work (and create VMs whose ports labctl adds)."""
 
@@ -109,12 +153,27 @@ class Driver(ABC):
     def finish(self) -> None:  # noqa: B027 - optional step
         """Work after the OVS transaction (addresses on bridges, VMs the hypervisor plugs in)."""
 
+    def adding_bridge(self, bridge: str) -> None:  # noqa: B027 - optional step
+        """`up` is about to add this bridge to the host's OVS (a real host keeps its OVS after down)."""
+
+    def before_tunnels(self, peers: list[Driver]) -> None:  # noqa: B027 - optional step
+        """Before the host first reaches its tunnel peers over the underlay."""
+
+    def missing(self) -> tuple[str | None, list[str]]:
+        """What `status` cannot learn from the host's OVS: (why the host cannot be asked at
+        all, or None; drift lines for what is missing besides OVS configuration)."""
+        return None, []
+
+    def log_path(self) -> Path | None:
+        """The host's ovs-vswitchd log, where labctl runs the daemon itself."""
+        return None
+
     def record(self, kind: str, **fields) -> None:
         """Journal something this driver is about to create on its host, *before* creating it.
 
         The record carries the driver's name and the host, so `down` can hand it
         back to `undo` without the inventory."""
-        self.ctx.state.record(kind, driver=self.name, host=self.host.name, **fields)
+        self.session.state.record(kind, driver=self.name, host=self.host.name, **fields)
 
     @classmethod
     def undo(cls, record: dict, state: LabState) -> None:

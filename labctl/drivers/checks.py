@@ -21,7 +21,8 @@ class Check:
     detail: str
 
 
-def _first_line(text: str) -> str:
+def _last_line(text: str) -> str:
+    """The last non-blank line: where a tool says what went wrong."""
     lines = [line for line in text.strip().splitlines() if line.strip()]
     return lines[-1] if lines else "no output"
 
@@ -49,7 +50,7 @@ def host_checks(lab: Lab, driver: Driver) -> list[Check]:
         result = transport.run(["ovs-vsctl", "--version"], check=False)
         if result.returncode == 127:
             return False, "ovs-vsctl not found: install openvswitch-switch"
-        return result.ok, _first_line(result.stdout.splitlines()[0] if result.ok else result.stderr)
+        return result.ok, _last_line(result.stdout.splitlines()[0] if result.ok else result.stderr)
 
     def ovsdb():
         result = transport.run(
@@ -59,7 +60,7 @@ def host_checks(lab: Lab, driver: Driver) -> list[Check]:
             return True, f"ovsdb-server answers (OVS {result.stdout.strip().strip(chr(34))})"
         return (
             False,
-            f"cannot reach ovsdb-server: {_first_line(result.stderr)} (is openvswitch-switch running?)",
+            f"cannot reach ovsdb-server: {_last_line(result.stderr)} (is openvswitch-switch running?)",
         )
 
     def datapath():
@@ -80,10 +81,8 @@ def host_checks(lab: Lab, driver: Driver) -> list[Check]:
         "ovsdb-server reachable (permissions)", ovsdb
     ):
         check("datapath", datapath)
-    extra = getattr(driver, "doctor_checks", None)
-    if extra is not None:
-        for name, probe in extra():
-            check(name, probe)
+    for name, probe in driver.doctor_checks():
+        check(name, probe)
     peers = ", ".join(str(h.underlay_ip) for h in lab.hosts if h.name != host)
     proto = "IP protocol 47" if lab.tunnel_type == "gre" else "UDP 4789"
     out.append(

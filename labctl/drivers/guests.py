@@ -11,14 +11,21 @@ import os
 from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from pydantic import Field
 
 from labctl.drivers.base import PlannedStep
 from labctl.errors import InputError
+from labctl.fieldtypes import HostField
+from labctl.model import VM, Lab
 from labctl.transport.base import Transport
 
 MEMORY_MIB = 256
 VCPUS = 1
 GUEST_DIR = "/var/lib/labctl"  # on the host: overlays and configs, one directory per lab (LABCTL_GUEST_DIR)
+
+
+# `image:` of a host: kvm, xen: the base qcow2 image; xenserver: the VM template's name label.
+IMAGE = HostField(str | None, Field(default=None, pattern=r"^[A-Za-z0-9_./~+() -]{1,255}$"))
 
 
 def templates_dir() -> Path:
@@ -33,6 +40,20 @@ def render(template: str, **values) -> str:
         keep_trailing_newline=True,
     )
     return env.get_template(template).render(memory_mib=MEMORY_MIB, vcpus=VCPUS, **values)
+
+
+def render_guest(template: str, lab: Lab, vm: VM, **values) -> str:
+    """A guest's hypervisor config (libvirt domain, xl cfg): what every guest template is given."""
+    return render(
+        template,
+        lab=lab.name,
+        vm=vm.name,
+        name=guest_name(lab.name, vm.name),
+        disk=overlay_path(lab.name, vm.name),
+        bridge=lab.bridge,
+        mac=vm.mac,
+        **values,
+    )
 
 
 def guest_name(lab: str, vm: str) -> str:

@@ -17,12 +17,15 @@ from __future__ import annotations
 import threading
 import xml.etree.ElementTree as ET
 
+from pydantic import Field
+
 from labctl.drivers import guests
-from labctl.drivers.base import Context, PlannedStep
-from labctl.drivers.remote import LOCAL_ADDRESSES, RealHostDriver, host_transport
+from labctl.drivers.base import DoctorCheck, LabSession, PlannedStep
+from labctl.drivers.remote import LOCAL_ADDRESSES, RealHostDriver
 from labctl.errors import ProvisionError
-from labctl.model import VM, Access, Host
-from labctl.state import LabState
+from labctl.fieldtypes import HostField
+from labctl.model import VM, Host
+from labctl.transport.base import Transport
 
 
 def default_uri(host: Host) -> str:
@@ -71,10 +74,17 @@ def tap_of(domain_xml: str, mac: str) -> str | None:
 
 class KvmDriver(RealHostDriver):
     name = "kvm"
+    host_fields = {
+        # the libvirt URI (default: qemu:///system here, qemu+ssh://user@address/system elsewhere)
+        "uri": HostField(
+            str | None, Field(default=None, pattern=r"^[a-z0-9+]+://[A-Za-z0-9_.@:\[\]/?=&%-]*$")
+        ),
+        "image": guests.IMAGE,
+    }
 
-    def __init__(self, ctx: Context, host: Host):
-        super().__init__(ctx, host)
-        self.uri = host.access.uri or default_uri(host)
+    def __init__(self, session: LabSession, host: Host):
+        super().__init__(session, host)
+        self.uri = host.options["uri"] or default_uri(host)
         self._conn = None
         self._lock = threading.Lock()
 
@@ -88,7 +98,7 @@ class KvmDriver(RealHostDriver):
         self.check_ovs()
         self.libvirt()
 
-    def doctor_checks(self):
+    def doctor_checks(self) -> list[DoctorCheck]:
         def connect():
             conn = self.libvirt()
             return True, f"libvirt {self.uri} answers ({conn.getType()} {conn.getVersion()})"
@@ -102,16 +112,8 @@ class KvmDriver(RealHostDriver):
         return [("libvirt connection", connect), ("qemu-img", qemu_img)]
 
     def domain_xml(self, vm: VM) -> str:
-        lab = self.ctx.lab
-        return guests.render(
-            "libvirt-domain.xml.j2",
-            domain_type=domain_type(self.uri),
-            lab=lab.name,
-            vm=vm.name,
-            name=guests.guest_name(lab.name, vm.name),
-            disk=guests.overlay_path(lab.name, vm.name),
-            bridge=lab.bridge,
-            mac=vm.mac,
+        return guests.render_guest(
+            "libvirt-domain.xml.j2", self.session.lab, vm, domain_type=domain_type(self.uri)
         )
 
     def finish(self) -> None:
@@ -126,12 +128,12 @@ class KvmDriver(RealHostDriver):
         ]
 
     def planned_vm_steps(self, vm: VM) -> list[PlannedStep]:
-        name = guests.guest_name(self.ctx.lab.name, vm.name)
-        overlay = guests.overlay_path(self.ctx.lab.name, vm.name)
+        name = guests.guest_name(self.session.lab.name, vm.name)
+        overlay = guests.overlay_path(self.session.lab.name, vm.name)
         return [
-            *guests.planned_overlay(self.host.access.image, overlay),
+            *guests.planned_overlay(self.host.options["image"], overlay),
             PlannedStep(
-                f"define domain {name}: NIC {vm.mac} on {self.ctx.lab.bridge}, virtualport openvswitch",
+                f"define domain {name}: NIC {vm.mac} on {self.session.lab.bridge}, virtualport openvswitch",
                 api="libvirt virConnect.defineXML(domain XML)",
                 files=((f"{name}.xml", self.domain_xml(vm)),),
             ),
@@ -144,31 +146,31 @@ class KvmDriver(RealHostDriver):
     def _ensure_vm(self, vm: VM) -> None:
         import libvirt
 
-        conn, name = self.libvirt(), guests.guest_name(self.ctx.lab.name, vm.name)
+        conn, name = self.libvirt(), guests.guest_name(self.session.lab.name, vm.name)
         step = f"define and start VM {vm.name}"
         try:
             domain = lookup(conn, name)
             if domain is None:
-                overlay = guests.overlay_path(self.ctx.lab.name, vm.name)
+                overlay = guests.overlay_path(self.session.lab.name, vm.name)
                 self.record("kvm-vm", uri=self.uri, name=name, overlay=overlay)
-                guests.create_overlay(self._transport, self.host.access.image, overlay, self.host.name)
+                guests.create_overlay(self._transport, self.host.options["image"], overlay, self.host.name)
                 domain = conn.defineXML(self.domain_xml(vm))
-                self.ctx.report.changed(self.host.name, f"VM {vm.name} defined ({self.uri})")
+                self.session.report.changed(self.host.name, f"VM {vm.name} defined ({self.uri})")
             if not domain.isActive():
                 domain.create()
-                self.ctx.report.changed(self.host.name, f"VM {vm.name} started")
+                self.session.report.changed(self.host.name, f"VM {vm.name} started")
         except libvirt.libvirtError as exc:
             raise ProvisionError(self.host.name, step, exc.get_error_message()) from None
 
     def vm_port(self, vm: VM) -> str:
-        domain = lookup(self.libvirt(), guests.guest_name(self.ctx.lab.name, vm.name))
+        domain = lookup(self.libvirt(), guests.guest_name(self.session.lab.name, vm.name))
         tap = tap_of(domain.XMLDesc(), vm.mac) if domain is not None and domain.isActive() else None
         return tap or f"vnet? ({vm.name} not running)"
 
     @classmethod
-    def undo(cls, record: dict, state: LabState) -> None:
+    def remove(cls, record: dict, transport: Transport) -> None:
         if record["kind"] != "kvm-vm":
-            return super().undo(record, state)
+            return super().remove(record, transport)
         import libvirt
 
         conn = open_libvirt(record["uri"], record["host"])
@@ -184,11 +186,4 @@ class KvmDriver(RealHostDriver):
             ) from None
         finally:
             conn.close()
-        access = Access(
-            record.get("user"), record.get("port", 22), record.get("key"), record.get("known_hosts")
-        )
-        transport = host_transport(record["host"], record.get("address") or "localhost", access)
-        try:
-            transport.run(["rm", "-f", record["overlay"]])
-        finally:
-            transport.close()
+        transport.run(["rm", "-f", record["overlay"]])

@@ -16,13 +16,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from typing import Literal
 
-from labctl.drivers.base import Context, PlannedStep
-from labctl.drivers.remote import RealHostDriver, host_transport
+from pydantic import Field
+
+from labctl.drivers.base import LabSession, PlannedStep, Problem
+from labctl.drivers.remote import RealHostDriver
 from labctl.drivers.simnet import NO_IPV6
-from labctl.model import VM, Access, Host
+from labctl.fieldtypes import HostField, Name
+from labctl.model import VM, Host
 from labctl.ovs import AddBridge, AddPort, OvsCommand
-from labctl.state import LabState
 from labctl.transport.base import Completed, Transport
 
 PHYS_BRIDGE = "br-phy"
@@ -55,16 +58,34 @@ class InNetns(Transport):
 class OvsHostDriver(RealHostDriver):
     name = "ovs"
     adds_vm_ports = True
+    host_fields = {
+        # the datapath, and for netdev the NIC that joins br-phy (it carries the underlay IP)
+        "datapath": HostField(
+            Literal["system", "netdev"],
+            Field(default="system"),
+            misplaced="datapath: {value} is for ovs hosts",
+        ),
+        "underlay_dev": HostField(Name | None, Field(default=None)),
+    }
 
-    def __init__(self, ctx: Context, host: Host):
-        super().__init__(ctx, host)
-        self.datapath_type = host.access.datapath  # type: ignore[misc] - per host, not per kind
+    def __init__(self, session: LabSession, host: Host):
+        super().__init__(session, host)
+        self.datapath_type = host.options["datapath"]  # type: ignore[misc] - per host, not per kind
+
+    @classmethod
+    def inventory_problems(cls, name, host, simulate: bool) -> list[Problem]:
+        problems = super().inventory_problems(name, host, simulate)
+        if host.datapath == "netdev" and not host.underlay_dev and not simulate:
+            problems.append(
+                (("hosts", name, "underlay_dev"), "datapath: netdev needs the underlay NIC to put in br-phy")
+            )
+        return problems
 
     def vm_port(self, vm: VM) -> str:
         return vm.name
 
     def vm_netns(self, vm: VM) -> str:
-        return f"lc-{self.ctx.lab.name}-{vm.name}"
+        return f"lc-{self.session.lab.name}-{vm.name}"
 
     def vm_transport(self, vm: VM) -> Transport:
         return InNetns(vm.name, self._transport, self.vm_netns(vm))
@@ -115,14 +136,14 @@ class OvsHostDriver(RealHostDriver):
         for _, argv, stdin in self.vm_commands(vm):
             self._transport.run(argv, input=stdin)
         self.replugged_ports.add(port)
-        self.ctx.report.changed(self.host.name, f"VM {vm.name} {vm.ip} (namespace {ns}) on port {port}")
+        self.session.report.changed(self.host.name, f"VM {vm.name} {vm.ip} (namespace {ns}) on port {port}")
 
     # --- plan: what prepare(), _make_vm() and finish() do, described ---
     def planned_host_steps(self) -> list[PlannedStep]:
         steps = self.planned_reach_steps()
         if self.datapath_type == "netdev":
-            address = f"{self.host.underlay_ip}/{self.ctx.lab.underlay.prefixlen}"
-            dev = self.host.access.underlay_dev
+            address = f"{self.host.underlay_ip}/{self.session.lab.underlay.prefixlen}"
+            dev = self.host.options["underlay_dev"]
             steps.append(
                 PlannedStep(
                     f"underlay address {address} moves from {dev} to {PHYS_BRIDGE}, "
@@ -143,13 +164,16 @@ class OvsHostDriver(RealHostDriver):
     def ovs_commands(self) -> list[OvsCommand]:
         if self.datapath_type != "netdev":
             return []
-        return [AddBridge(PHYS_BRIDGE, "netdev"), AddPort(PHYS_BRIDGE, str(self.host.access.underlay_dev))]
+        return [
+            AddBridge(PHYS_BRIDGE, "netdev"),
+            AddPort(PHYS_BRIDGE, str(self.host.options["underlay_dev"])),
+        ]
 
     def finish(self) -> None:
         """netdev: the underlay address goes on br-phy, where userspace tunnelling looks for it."""
         if self.datapath_type != "netdev":
             return
-        address = f"{self.host.underlay_ip}/{self.ctx.lab.underlay.prefixlen}"
+        address = f"{self.host.underlay_ip}/{self.session.lab.underlay.prefixlen}"
         links = json.loads(self._transport.run(["ip", "-j", "addr", "show"]).stdout)
         has = {
             link["ifname"]
@@ -159,7 +183,7 @@ class OvsHostDriver(RealHostDriver):
         }
         if PHYS_BRIDGE in has:
             return
-        dev = str(self.host.access.underlay_dev)
+        dev = str(self.host.options["underlay_dev"])
         lines = [f"addr del {address} dev {dev}"] if dev in has else []
         lines += [
             f"addr replace {address} dev {PHYS_BRIDGE}",
@@ -168,19 +192,12 @@ class OvsHostDriver(RealHostDriver):
         ]
         self._transport.run(["ip", "-batch", "-"], input="\n".join(lines) + "\n")
         self._transport.run(["ethtool", "-K", PHYS_BRIDGE, "tx", "off"])
-        self.ctx.report.changed(self.host.name, f"underlay address {address} on {PHYS_BRIDGE}")
+        self.session.report.changed(self.host.name, f"underlay address {address} on {PHYS_BRIDGE}")
 
     # --- down ---
     @classmethod
-    def undo(cls, record: dict, state: LabState) -> None:
+    def remove(cls, record: dict, transport: Transport) -> None:
         if record["kind"] != "ovs-host-vm":
-            return super().undo(record, state)
-        access = Access(
-            record.get("user"), record.get("port", 22), record.get("key"), record.get("known_hosts")
-        )
-        transport = host_transport(record["host"], record.get("address") or "localhost", access)
-        try:
-            transport.run(["ip", "netns", "del", record["netns"]], check=False)  # gone already is fine
-            transport.run(["ip", "link", "del", record["vm_port"]], check=False)
-        finally:
-            transport.close()
+            return super().remove(record, transport)
+        transport.run(["ip", "netns", "del", record["netns"]], check=False)  # gone already is fine
+        transport.run(["ip", "link", "del", record["vm_port"]], check=False)

@@ -3,7 +3,7 @@ SSH (or locally, when its address is `localhost`) and checking it has OVS."""
 
 from __future__ import annotations
 
-from labctl.drivers.base import Context, Driver, PlannedStep
+from labctl.drivers.base import Driver, LabSession, PlannedStep, Problem
 from labctl.errors import ProvisionError
 from labctl.model import VM, Access, Host
 from labctl.state import LabState
@@ -39,12 +39,23 @@ class RealHostDriver(Driver):
     datapath_type = "system"
     adds_vm_ports = False
 
-    def __init__(self, ctx: Context, host: Host):
-        super().__init__(ctx, host)
+    def __init__(self, session: LabSession, host: Host):
+        super().__init__(session, host)
         self._transport = host_transport(host.name, host.address or "localhost", host.access)
 
     def transport(self) -> Transport:
         return self._transport
+
+    @classmethod
+    def inventory_problems(cls, name, host, simulate: bool) -> list[Problem]:
+        if simulate or host.address:
+            return []
+        return [
+            (
+                ("hosts", name, "address"),
+                f"a {host.driver} host needs an address (or run the lab simulated: simulate: true / --sim)",
+            )
+        ]
 
     def vm_transport(self, vm: VM) -> Transport:
         raise ProvisionError(
@@ -56,28 +67,34 @@ class RealHostDriver(Driver):
 
     def record(self, kind: str, **fields) -> None:
         """Journal records also say how to reach the host again (never a secret)."""
-        access = self.host.access
-        reach = {"address": self.host.address, "user": access.user, "port": access.port}
-        reach |= {"key": access.key, "known_hosts": access.known_hosts}
+        reach = {"address": self.host.address, **self.host.access.to_record()}
         super().record(kind, **(reach | fields))
+
+    def adding_bridge(self, bridge: str) -> None:
+        """A real host keeps its OVS after down: note each bridge we add, before adding it."""
+        self.record("ovs-bridge", bridge=bridge)
 
     @classmethod
     def undo(cls, record: dict, state: LabState) -> None:
-        """A bridge labctl added to the host's OVS goes again."""
-        if record["kind"] != "ovs-bridge":
-            return
-        access = Access(
-            record.get("user"), record.get("port", 22), record.get("key"), record.get("known_hosts")
+        """Reach the host the record names again, from the record alone, and remove the thing."""
+        transport = host_transport(
+            record["host"], record.get("address") or "localhost", Access.from_record(record)
         )
-        transport = host_transport(record["host"], record.get("address") or "localhost", access)
         try:
-            transport.run(["ovs-vsctl", "--timeout=10", "--if-exists", "del-br", record["bridge"]])
+            cls.remove(record, transport)
         finally:
             transport.close()
 
     def planned_reach_steps(self) -> list[PlannedStep]:
         """What every real host's `up` starts with: check its OVS answers."""
         return [PlannedStep("check Open vSwitch is installed and answers", argv=tuple(OVS_SHOW))]
+
+    @classmethod
+    def remove(cls, record: dict, transport: Transport) -> None:
+        """Remove what one journal record names, over its host's transport. A kind that
+        records things of its own handles their records and passes the rest up."""
+        if record["kind"] == "ovs-bridge":  # a bridge labctl added to the host's OVS
+            transport.run(["ovs-vsctl", "--timeout=10", "--if-exists", "del-br", record["bridge"]])
 
     def check_ovs(self) -> None:
         """Open vSwitch must be installed and running: one line naming the host if not."""

@@ -15,12 +15,12 @@ import os
 from pathlib import Path
 
 from labctl.drivers import simnet
-from labctl.drivers.base import Context, Driver, PlannedStep
+from labctl.drivers.base import ControllerSite, Driver, LabSession, PlannedStep
 from labctl.drivers.naming import vm_port_name
 from labctl.errors import ProvisionError
 from labctl.model import VM
 from labctl.ovs import AddBridge, AddPort, OvsCommand
-from labctl.processes import alive, identify, netns_inode, read_pidfile
+from labctl.processes import alive, identify, named_netns_inode, netns_inode, read_pidfile
 from labctl.transport.base import Transport
 from labctl.transport.netns import NetnsTransport
 
@@ -31,57 +31,54 @@ OVS_SCHEMA = "/usr/share/openvswitch/vswitch.ovsschema"
 OVS_DAEMONS = ("ovsdb-server", "ovs-vswitchd")
 
 
-def underlay_netns(ctx: Context) -> str:
-    return simnet.netns_name(ctx.lab.name, "underlay")
+def underlay_netns(session: LabSession) -> str:
+    return simnet.netns_name(session.lab.name, "underlay")
 
 
-def ensure_underlay(ctx: Context, existing: set[str]) -> None:
+def ensure_underlay(session: LabSession, existing: set[str]) -> None:
     """The shared segment: one Linux bridge in its own namespace."""
-    ns = underlay_netns(ctx)
-    simnet.ensure_netns(ctx.state, ns, existing)
+    ns = underlay_netns(session)
+    simnet.ensure_netns(session.state, ns, existing)
     if simnet.UNDERLAY_BRIDGE not in simnet.links(ns):  # also after an up killed right here
         simnet.ip_batch(
             ns,
             [f"link add {simnet.UNDERLAY_BRIDGE} type bridge", f"link set {simnet.UNDERLAY_BRIDGE} up"],
             ns,
         )
-        ctx.report.changed("underlay", f"segment {ctx.lab.underlay} ({ns})")
+        session.report.changed("underlay", f"segment {session.lab.underlay} ({ns})")
 
 
-def attach_to_underlay(ctx: Context, netns: str, port: str, address: str) -> bool:
+def attach_to_underlay(session: LabSession, netns: str, port: str, address: str) -> bool:
     """eth0 in `netns`, plugged into the underlay bridge as `port`."""
-    plen = ctx.lab.underlay.prefixlen
+    plen = session.lab.underlay.prefixlen
     addr_lines = [f"addr replace {address}/{plen} dev {UNDERLAY_PORT}"] if address else []
     return simnet.ensure_veth(
         netns,
         UNDERLAY_PORT,
-        underlay_netns(ctx),
+        underlay_netns(session),
         port,
         peer_lines=[f"link set {port} master {simnet.UNDERLAY_BRIDGE} up"],
         lines=[*addr_lines, f"link set {UNDERLAY_PORT} up"],
     )
 
 
-def controller_transport(ctx: Context) -> NetnsTransport:
-    return NetnsTransport("controller", simnet.netns_name(ctx.lab.name, "controller"))
+def controller_transport(session: LabSession) -> NetnsTransport:
+    return NetnsTransport("controller", simnet.netns_name(session.lab.name, "controller"))
 
 
-def ensure_controller_host(ctx: Context, existing: set[str]) -> NetnsTransport:
+def ensure_controller_host(session: LabSession, existing: set[str]) -> NetnsTransport:
     """The controller's own simulated host on the underlay."""
-    ns = simnet.netns_name(ctx.lab.name, "controller")
-    if simnet.ensure_netns(ctx.state, ns, existing):
-        ctx.report.changed("controller", f"namespace {ns}")
-    if attach_to_underlay(ctx, ns, "controller", str(ctx.lab.controller.address)):
-        ctx.report.changed("controller", f"underlay address {ctx.lab.controller.address}")
-    return controller_transport(ctx)
+    ns = simnet.netns_name(session.lab.name, "controller")
+    if simnet.ensure_netns(session.state, ns, existing):
+        session.report.changed("controller", f"namespace {ns}")
+    if attach_to_underlay(session, ns, "controller", str(session.lab.controller.address)):
+        session.report.changed("controller", f"underlay address {session.lab.controller.address}")
+    return controller_transport(session)
 
 
 def ovs_daemon_pids(rundir: str, netns: str) -> list:
     """Our OVS daemons for one simulated host: pidfile PID, checked to be inside its namespace."""
-    try:
-        ns_inode = os.stat(f"/run/netns/{netns}").st_ino
-    except OSError:
-        ns_inode = None
+    ns_inode = named_netns_inode(netns)
     found = []
     for daemon in OVS_DAEMONS:
         pid = read_pidfile(f"{rundir}/{daemon}.pid")
@@ -116,10 +113,10 @@ class SimDriver(Driver):
     datapath_type = "netdev"
     adds_vm_ports = True
 
-    def __init__(self, ctx: Context, host):
-        super().__init__(ctx, host)
-        self.netns = simnet.netns_name(ctx.lab.name, host.name)
-        self.rundir = str(ctx.state.dir / "hosts" / host.name)
+    def __init__(self, session: LabSession, host):
+        super().__init__(session, host)
+        self.netns = simnet.netns_name(session.lab.name, host.name)
+        self.rundir = str(session.state.dir / "hosts" / host.name)
         self._transport = NetnsTransport(host.name, self.netns, self.rundir)
         self.existing_netns: set[str] = set()
         self.underlay_mac: str | None = None  # br-phy's MAC, known after finish()
@@ -127,21 +124,47 @@ class SimDriver(Driver):
     def transport(self) -> NetnsTransport:
         return self._transport
 
+    # --- what every simulated host shares ---
+    @classmethod
+    def prepare_lab(cls, session: LabSession, drivers: list[Driver]) -> None:
+        """The underlay segment, and the controller's own namespace on it (unless it runs
+        on a lab host); one look at the namespaces that exist serves every host."""
+        existing = simnet.existing_netns()
+        ensure_underlay(session, existing)
+        if session.lab.controller.host is None:
+            ensure_controller_host(session, existing)
+        for driver in drivers:
+            driver.existing_netns = existing  # type: ignore[attr-defined]
+
+    @classmethod
+    def controller_site(cls, session: LabSession) -> ControllerSite:
+        transport = controller_transport(session)
+        return ControllerSite(transport, f"in its own namespace {transport.netns}", transport.netns)
+
+    def log_path(self) -> Path:
+        return Path(self.rundir) / "ovs-vswitchd.log"
+
+    def missing(self) -> tuple[str | None, list[str]]:
+        present = simnet.existing_netns()
+        if self.netns not in present:
+            return f"namespace {self.netns} is missing", []
+        return None, [f"VM {vm.name} is missing" for vm in self.host.vms if self.vm_netns(vm) not in present]
+
     def vm_port(self, vm: VM) -> str:
         return vm_port_name(self.host.flavor, vm)
 
     def vm_netns(self, vm: VM) -> str:
-        return simnet.netns_name(self.ctx.lab.name, vm.name)
+        return simnet.netns_name(self.session.lab.name, vm.name)
 
     def vm_transport(self, vm: VM) -> NetnsTransport:
         return NetnsTransport(vm.name, self.vm_netns(vm))
 
     # --- up ---
     def prepare(self) -> None:
-        report, host = self.ctx.report, self.host.name
-        if simnet.ensure_netns(self.ctx.state, self.netns, self.existing_netns):
+        report, host = self.session.report, self.host.name
+        if simnet.ensure_netns(self.session.state, self.netns, self.existing_netns):
             report.changed(host, f"namespace {self.netns}")
-        if attach_to_underlay(self.ctx, self.netns, host, ""):
+        if attach_to_underlay(self.session, self.netns, host, ""):
             report.changed(host, "underlay link")
         for vm in self.host.vms:
             self._ensure_vm(vm)
@@ -149,7 +172,7 @@ class SimDriver(Driver):
 
     def _ensure_vm(self, vm: VM) -> None:
         ns, port = self.vm_netns(vm), self.vm_port(vm)
-        created = simnet.ensure_netns(self.ctx.state, ns, self.existing_netns)
+        created = simnet.ensure_netns(self.session.state, ns, self.existing_netns)
         wired = simnet.ensure_veth(
             self.netns,
             port,
@@ -165,14 +188,14 @@ class SimDriver(Driver):
         if wired:
             self.replugged_ports.add(port)
         if created or wired:
-            self.ctx.report.changed(self.host.name, f"VM {vm.name} {vm.ip} on port {port}")
+            self.session.report.changed(self.host.name, f"VM {vm.name} {vm.ip} on port {port}")
 
     def _ensure_ovs_daemons(self) -> None:
         running = {p.pid for p in ovs_daemon_pids(self.rundir, self.netns) if alive(p)}
         missing = [d for d in OVS_DAEMONS if read_pidfile(f"{self.rundir}/{d}.pid") not in running]
         if not missing:
             return
-        self.ctx.state.record("ovs-daemons", host=self.host.name, rundir=self.rundir, netns=self.netns)
+        self.session.state.record("ovs-daemons", host=self.host.name, rundir=self.rundir, netns=self.netns)
         start_ovs_daemons(self._transport, self.rundir, missing)
         if len(ovs_daemon_pids(self.rundir, self.netns)) != len(OVS_DAEMONS):
             raise ProvisionError(
@@ -180,20 +203,20 @@ class SimDriver(Driver):
                 "start Open vSwitch",
                 f"daemons did not stay up; see {self.rundir}/ovs-vswitchd.log",
             )
-        self.ctx.report.changed(self.host.name, f"started {' and '.join(missing)} (userspace datapath)")
+        self.session.report.changed(self.host.name, f"started {' and '.join(missing)} (userspace datapath)")
 
     # --- plan: what ensure_underlay(), prepare() and finish() do, described ---
     @classmethod
-    def planned_lab_steps(cls, ctx: Context) -> list[PlannedStep]:
+    def planned_lab_steps(cls, session: LabSession) -> list[PlannedStep]:
         return [
             PlannedStep(
-                f"underlay segment {ctx.lab.underlay}: Linux bridge {simnet.UNDERLAY_BRIDGE} "
-                f"in namespace {underlay_netns(ctx)}"
+                f"underlay segment {session.lab.underlay}: Linux bridge {simnet.UNDERLAY_BRIDGE} "
+                f"in namespace {underlay_netns(session)}"
             )
         ]
 
     def planned_host_steps(self) -> list[PlannedStep]:
-        address = f"{self.host.underlay_ip}/{self.ctx.lab.underlay.prefixlen}"
+        address = f"{self.host.underlay_ip}/{self.session.lab.underlay.prefixlen}"
         return [
             PlannedStep(f"namespace {self.netns}"),
             PlannedStep(f"{UNDERLAY_PORT}: a veth into the underlay bridge (port {self.host.name})"),
@@ -218,7 +241,7 @@ class SimDriver(Driver):
 
     def finish(self) -> None:
         """The underlay address goes on br-phy, where userspace tunnelling looks for it."""
-        address = f"{self.host.underlay_ip}/{self.ctx.lab.underlay.prefixlen}"
+        address = f"{self.host.underlay_ip}/{self.session.lab.underlay.prefixlen}"
         [link] = json.loads(self._transport.run(["ip", "-j", "addr", "show", "dev", PHYS_BRIDGE]).stdout)
         self.underlay_mac = link["address"]
         if any(a.get("local") == str(self.host.underlay_ip) for a in link.get("addr_info", [])):
@@ -229,13 +252,15 @@ class SimDriver(Driver):
             self.host.name,
         )
         simnet.tx_off(self.netns, PHYS_BRIDGE)
-        self.ctx.report.changed(self.host.name, f"underlay address {address} on {PHYS_BRIDGE}")
+        self.session.report.changed(self.host.name, f"underlay address {address} on {PHYS_BRIDGE}")
 
-    def seed_tunnel_neighbours(self, peers: dict[str, str]) -> None:
-        """Tell OVS each tunnel peer's underlay MAC (address -> MAC).
+    def before_tunnels(self, peers: list[Driver]) -> None:
+        """Tell OVS each tunnel peer's underlay MAC (br-phy's, known after its finish()).
 
         With userspace tunnelling OVS drops a packet whose tunnel neighbour is
         not resolved yet, and it learns neighbours only by snooping ARP on br-phy,
         which depends on timing. Seeding them makes the first VM packet cross."""
-        for address, mac in peers.items():
-            self._transport.run(["ovs-appctl", "tnl/neigh/set", PHYS_BRIDGE, address, mac])
+        for peer in peers:
+            if isinstance(peer, SimDriver) and peer.underlay_mac:
+                address = str(peer.host.underlay_ip)
+                self._transport.run(["ovs-appctl", "tnl/neigh/set", PHYS_BRIDGE, address, peer.underlay_mac])

@@ -9,9 +9,11 @@ checksums are never filled in and TCP silently fails.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 
 from labctl.errors import CommandError, ProvisionError
+from labctl.processes import NETNS_DIR
 from labctl.state import LabState
 from labctl.transport.local import LocalTransport
 
@@ -25,8 +27,11 @@ def netns_name(lab: str, name: str) -> str:
 
 
 def existing_netns() -> set[str]:
-    out = _local.run(["ip", "-j", "netns", "list"]).stdout.strip()
-    return {entry["name"] for entry in json.loads(out or "[]")}
+    """The named namespaces (what `ip netns list` lists), read without starting a process."""
+    try:
+        return set(os.listdir(NETNS_DIR))
+    except FileNotFoundError:
+        return set()
 
 
 def ip_batch(netns: str, lines: list[str], where: str) -> None:

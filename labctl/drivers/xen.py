@@ -10,11 +10,11 @@ the lab bridge as vif<domid>.0; the domain id comes from `xl domid`.
 from __future__ import annotations
 
 from labctl.drivers import guests
-from labctl.drivers.base import PlannedStep
-from labctl.drivers.remote import RealHostDriver, host_transport
+from labctl.drivers.base import DoctorCheck, PlannedStep
+from labctl.drivers.remote import RealHostDriver
 from labctl.errors import ProvisionError
-from labctl.model import VM, Access
-from labctl.state import LabState
+from labctl.model import VM
+from labctl.transport.base import Transport
 
 XL_INFO = ["xl", "info"]  # answers only in a Xen dom0
 
@@ -25,6 +25,7 @@ def xl_create(cfg_path: str) -> list[str]:
 
 class XenDriver(RealHostDriver):
     name = "xen"
+    host_fields = {"image": guests.IMAGE}
 
     def prepare(self) -> None:
         self.check_ovs()
@@ -32,7 +33,7 @@ class XenDriver(RealHostDriver):
         if result.returncode == 127:
             raise ProvisionError(self.host.name, "check Xen", "xl not found: is this a Xen dom0?")
 
-    def doctor_checks(self):
+    def doctor_checks(self) -> list[DoctorCheck]:
         def xl():
             result = self._transport.run(XL_INFO, check=False)
             if result.returncode == 127:
@@ -50,32 +51,23 @@ class XenDriver(RealHostDriver):
             self._ensure_vm(vm)
 
     def cfg(self, vm: VM) -> str:
-        lab = self.ctx.lab
-        return guests.render(
-            "xl.cfg.j2",
-            lab=lab.name,
-            vm=vm.name,
-            name=guests.guest_name(lab.name, vm.name),
-            disk=guests.overlay_path(lab.name, vm.name),
-            bridge=lab.bridge,
-            mac=vm.mac,
-        )
+        return guests.render_guest("xl.cfg.j2", self.session.lab, vm)
 
     def cfg_path(self, vm: VM) -> str:
-        return f"{guests.lab_dir(self.ctx.lab.name)}/{vm.name}.cfg"
+        return f"{guests.lab_dir(self.session.lab.name)}/{vm.name}.cfg"
 
     def _ensure_vm(self, vm: VM) -> None:
-        lab, transport = self.ctx.lab, self._transport
+        lab, transport = self.session.lab, self._transport
         name = guests.guest_name(lab.name, vm.name)
         if self.domid(name) is not None:
             return
         cfg_path = self.cfg_path(vm)
         overlay = guests.overlay_path(lab.name, vm.name)
         self.record("xen-vm", name=name, cfg=cfg_path, overlay=overlay)
-        guests.create_overlay(transport, self.host.access.image, overlay, self.host.name)
+        guests.create_overlay(transport, self.host.options["image"], overlay, self.host.name)
         transport.put_file(cfg_path, self.cfg(vm).encode())
         transport.run(xl_create(cfg_path))
-        self.ctx.report.changed(self.host.name, f"VM {vm.name} (xl create {cfg_path})")
+        self.session.report.changed(self.host.name, f"VM {vm.name} (xl create {cfg_path})")
 
     # --- plan: what prepare() and _ensure_vm() do, described ---
     def planned_host_steps(self) -> list[PlannedStep]:
@@ -83,15 +75,15 @@ class XenDriver(RealHostDriver):
 
     def planned_vm_steps(self, vm: VM) -> list[PlannedStep]:
         cfg_path = self.cfg_path(vm)
-        overlay = guests.overlay_path(self.ctx.lab.name, vm.name)
+        overlay = guests.overlay_path(self.session.lab.name, vm.name)
         return [
-            *guests.planned_overlay(self.host.access.image, overlay),
+            *guests.planned_overlay(self.host.options["image"], overlay),
             PlannedStep(
-                f"write {cfg_path}: vif on {self.ctx.lab.bridge} via vif-openvswitch, MAC {vm.mac}",
+                f"write {cfg_path}: vif on {self.session.lab.bridge} via vif-openvswitch, MAC {vm.mac}",
                 files=((cfg_path, self.cfg(vm)),),
             ),
             PlannedStep(
-                f"create domain {guests.guest_name(self.ctx.lab.name, vm.name)}",
+                f"create domain {guests.guest_name(self.session.lab.name, vm.name)}",
                 argv=tuple(xl_create(cfg_path)),
             ),
         ]
@@ -104,20 +96,13 @@ class XenDriver(RealHostDriver):
         return int(result.stdout.strip()) if result.ok and result.stdout.strip().isdigit() else None
 
     def vm_port(self, vm: VM) -> str:
-        domid = self.domid(guests.guest_name(self.ctx.lab.name, vm.name))
+        domid = self.domid(guests.guest_name(self.session.lab.name, vm.name))
         return f"vif{domid}.0" if domid is not None else f"vif?.0 ({vm.name} not running)"
 
     @classmethod
-    def undo(cls, record: dict, state: LabState) -> None:
+    def remove(cls, record: dict, transport: Transport) -> None:
         if record["kind"] != "xen-vm":
-            return super().undo(record, state)
-        access = Access(
-            record.get("user"), record.get("port", 22), record.get("key"), record.get("known_hosts")
-        )
-        transport = host_transport(record["host"], record.get("address") or "localhost", access)
-        try:
-            if transport.run(["xl", "domid", record["name"]], check=False).ok:
-                transport.run(["xl", "destroy", record["name"]])
-            transport.run(["rm", "-f", record["cfg"], record["overlay"]])
-        finally:
-            transport.close()
+            return super().remove(record, transport)
+        if transport.run(["xl", "domid", record["name"]], check=False).ok:
+            transport.run(["xl", "destroy", record["name"]])
+        transport.run(["rm", "-f", record["cfg"], record["overlay"]])

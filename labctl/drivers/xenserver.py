@@ -17,10 +17,14 @@ from __future__ import annotations
 import json
 import threading
 
+from pydantic import Field
+
 from labctl import secrets
-from labctl.drivers.base import Context, PlannedStep
+from labctl.drivers import guests
+from labctl.drivers.base import DoctorCheck, LabSession, PlannedStep
 from labctl.drivers.remote import RealHostDriver
 from labctl.errors import InputError, ProvisionError
+from labctl.fieldtypes import PATH_PATTERN, HostField
 from labctl.model import VM, Host
 from labctl.state import LabState
 
@@ -102,14 +106,21 @@ class XenApi:
 
 class XenServerDriver(RealHostDriver):
     name = "xenserver"
+    host_fields = {
+        "image": guests.IMAGE,  # the VM template's name label
+        "url": HostField(
+            str | None, Field(default=None, pattern=r"^https?://[A-Za-z0-9_.:\[\]/-]+$")
+        ),  # XenAPI
+        "password_file": HostField(str | None, Field(default=None, pattern=PATH_PATTERN)),  # XenAPI password
+    }
 
-    def __init__(self, ctx: Context, host: Host):
-        super().__init__(ctx, host)
-        access = host.access
-        self.url = access.url or f"https://{(host.address or 'localhost').rpartition('@')[2]}"
-        self.user = access.user or "root"
-        self.password_file = access.password_file
-        self.template = access.image or DEFAULT_TEMPLATE
+    def __init__(self, session: LabSession, host: Host):
+        super().__init__(session, host)
+        options = host.options
+        self.url = options["url"] or f"https://{(host.address or 'localhost').rpartition('@')[2]}"
+        self.user = host.access.user or "root"
+        self.password_file = options["password_file"]
+        self.template = options["image"] or DEFAULT_TEMPLATE
         self._api: XenApi | None = None
         self._lock = threading.Lock()
         self._domids: dict[str, int] = {}
@@ -128,7 +139,7 @@ class XenServerDriver(RealHostDriver):
         self.api()  # a wrong password fails here, before dom0 is touched
         self.check_ovs()
 
-    def doctor_checks(self):
+    def doctor_checks(self) -> list[DoctorCheck]:
         def login():
             self.api()
             return True, f"logged in to XenAPI at {self.url} as {self.user}"
@@ -136,20 +147,22 @@ class XenServerDriver(RealHostDriver):
         return [("XenAPI login", login)]
 
     def finish(self) -> None:
-        api, lab = self.api(), self.ctx.lab
+        api, lab = self.api(), self.session.lab
         network = self._ensure_network(api, lab.bridge)
         for vm in self.host.vms:
             self._ensure_vm(api, vm, network)
 
     def _ensure_network(self, api: XenApi, bridge: str) -> str:
-        label = _label(self.ctx.lab.name, bridge)
+        label = _label(self.session.lab.name, bridge)
         network = api.one("find the lab network", "network", label)
         if network is None:
             self.record("xenserver-network", name_label=label, **self._where())
             network = api.call(
-                "create the lab network", "network.create", network_record(self.ctx.lab.name, label, bridge)
+                "create the lab network",
+                "network.create",
+                network_record(self.session.lab.name, label, bridge),
             )
-            self.ctx.report.changed(self.host.name, f"XenAPI network {label}")
+            self.session.report.changed(self.host.name, f"XenAPI network {label}")
         actual = api.call("read the network's bridge", "network.get_bridge", network)
         if actual != bridge:
             raise ProvisionError(
@@ -161,7 +174,7 @@ class XenServerDriver(RealHostDriver):
         return network
 
     def _ensure_vm(self, api: XenApi, vm: VM, network: str) -> None:
-        label = _label(self.ctx.lab.name, vm.name)
+        label = _label(self.session.lab.name, vm.name)
         ref = api.one(f"find VM {vm.name}", "VM", label)
         if ref is None:
             template = api.one(f"find template {self.template}", "VM", self.template)
@@ -171,10 +184,10 @@ class XenServerDriver(RealHostDriver):
             ref = api.call(f"clone VM {vm.name}", "VM.clone", template, label)
             api.call(f"provision VM {vm.name}", "VM.provision", ref)
             api.call(f"add a VIF to {vm.name}", "VIF.create", vif_record(vm, ref, network))
-            self.ctx.report.changed(self.host.name, f"VM {vm.name} from template {self.template}")
+            self.session.report.changed(self.host.name, f"VM {vm.name} from template {self.template}")
         if api.call(f"read {vm.name}'s power state", "VM.get_power_state", ref) != "Running":
             api.call(f"start VM {vm.name}", "VM.start", ref, False, False)
-            self.ctx.report.changed(self.host.name, f"started VM {vm.name}")
+            self.session.report.changed(self.host.name, f"started VM {vm.name}")
         self._domids[vm.name] = int(api.call(f"read {vm.name}'s domain id", "VM.get_domid", ref))
 
     # --- plan: what prepare() and finish() do, described ---
@@ -182,9 +195,9 @@ class XenServerDriver(RealHostDriver):
         password = f"${secrets.env_name(self.host.name)} or $LABCTL_PASSWORD"
         if self.password_file:
             password += f" or {self.password_file}"
-        bridge = self.ctx.lab.bridge
-        label = _label(self.ctx.lab.name, bridge)
-        record = network_record(self.ctx.lab.name, label, bridge)
+        bridge = self.session.lab.bridge
+        label = _label(self.session.lab.name, bridge)
+        record = network_record(self.session.lab.name, label, bridge)
         return [
             PlannedStep(
                 f"log in to XenAPI at {self.url} as {self.user} (password from {password})",
@@ -199,8 +212,8 @@ class XenServerDriver(RealHostDriver):
         ]
 
     def planned_vm_steps(self, vm: VM) -> list[PlannedStep]:
-        label = _label(self.ctx.lab.name, vm.name)
-        network = _label(self.ctx.lab.name, self.ctx.lab.bridge)
+        label = _label(self.session.lab.name, vm.name)
+        network = _label(self.session.lab.name, self.session.lab.bridge)
         record = vif_record(vm, f"<VM {label}>", f"<network {network}>")
         return [
             PlannedStep(
@@ -222,7 +235,7 @@ class XenServerDriver(RealHostDriver):
     def vm_port(self, vm: VM) -> str:
         """vif<domid>.0: the domain id comes from XenAPI (known once the VM runs)."""
         if vm.name not in self._domids:
-            ref = self.api().one(f"find VM {vm.name}", "VM", _label(self.ctx.lab.name, vm.name))
+            ref = self.api().one(f"find VM {vm.name}", "VM", _label(self.session.lab.name, vm.name))
             if ref is None:
                 return f"vif?.0 ({vm.name} not created)"
             self._domids[vm.name] = int(self.api().call("read the domain id", "VM.get_domid", ref))

@@ -11,7 +11,6 @@ import time
 from pathlib import Path
 
 from labctl import processes
-from labctl.drivers.sim import controller_transport
 from labctl.errors import InputError, ProvisionError
 from labctl.processes import ProcessId
 
@@ -51,7 +50,7 @@ def start_capture(runner, path: str | Path, timeout: float = 10.0) -> str:
     log = runner.state.dir / "capture.log"
     log.unlink(missing_ok=True)
     port = runner.lab.controller.port
-    transport = controller_transport(runner.ctx)
+    transport = runner.control.transport  # where the controller runs sees every session
     # --immediate-mode and -U: each packet is written as it comes, so a capture stopped
     # right after the traffic (or read while running) holds all of it
     pid = transport.spawn(

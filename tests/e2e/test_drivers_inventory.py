@@ -37,7 +37,7 @@ def test_a_real_lab_resolves_with_its_access_settings():
     lab = parse_inventory(REAL)
     kvm1 = lab.host("kvm1")
     assert kvm1.driver == "kvm" and kvm1.access.key == "~/.ssh/lab" and kvm1.access.known_hosts == "off"
-    assert lab.host("box").access.datapath == "system" and not lab.simulated
+    assert lab.host("box").options["datapath"] == "system" and not lab.simulated
 
 
 def test_real_hosts_need_the_controllers_address():

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from labctl.drivers import DRIVERS, Context
+from labctl.drivers import DRIVERS, LabSession
 from labctl.drivers.xenserver import XenServerDriver
 from labctl.errors import ProvisionError
 from labctl.inventory import parse_inventory
@@ -44,7 +44,7 @@ def driver(xapi, tmp_path, monkeypatch):
     password_file.write_text("s3cret\n")
     lab = parse_inventory(INVENTORY.format(url=xapi.url, password_file=password_file))
     state = LabState(lab.name, root=tmp_path / "state")
-    return XenServerDriver(Context(lab, state, Reporter(quiet=True)), lab.host("xs1"))
+    return XenServerDriver(LabSession(lab, state, Reporter(quiet=True)), lab.host("xs1"))
 
 
 def down(state: LabState) -> None:
@@ -66,7 +66,7 @@ def test_up_creates_network_vms_and_vifs_on_br0(driver, xapi):
     assert [(v["device"], v["MAC"]) for v in vifs] == [("0", "02:00:ac:10:00:01"), ("0", "02:00:ac:10:00:02")]
     assert {v["network"] for v in vifs} == set(xapi.do_network_get_by_name_label("lc-xs-br0"))
     # XenServer's port names: vif<domid>.<device>, the domain id from XenAPI
-    lab = driver.ctx.lab
+    lab = driver.session.lab
     assert [driver.vm_port(vm) for vm in lab.vms] == ["vif1.0", "vif2.0"]
 
 
@@ -79,10 +79,10 @@ def test_up_twice_changes_nothing(driver, xapi):
 
 def test_journal_holds_where_not_the_password(driver):
     driver.finish()
-    records = driver.ctx.state.records()
+    records = driver.session.state.records()
     assert {r["kind"] for r in records} == {"xenserver-network", "xenserver-vm"}
     assert all(r["driver"] == "xenserver" and r["host"] == "xs1" for r in records)
-    assert "s3cret" not in (driver.ctx.state.dir / "journal.jsonl").read_text()
+    assert "s3cret" not in (driver.session.state.dir / "journal.jsonl").read_text()
 
 
 def test_down_undoes_exactly_what_up_made(driver, xapi):
@@ -92,13 +92,13 @@ def test_down_undoes_exactly_what_up_made(driver, xapi):
     )
     driver.finish()
     xapi.calls.clear()
-    down(driver.ctx.state)
+    down(driver.session.state)
     removed = [c[0] for c in xapi.changes()]
     per_vm = ["VM.hard_shutdown", "VIF.destroy", "VDI.destroy", "VM.destroy"]
     assert removed == per_vm * 2 + ["network.destroy"]  # newest first: VMs, then their network
     left = {cls: set(objs) for cls, objs in xapi.objects.items()}
     assert left == {cls: refs | ({bystander} if cls == "VM" else set()) for cls, refs in before.items()}
-    down(driver.ctx.state)  # down again: everything is gone already, nothing fails
+    down(driver.session.state)  # down again: everything is gone already, nothing fails
 
 
 def test_wrong_password_is_one_line(driver, monkeypatch):

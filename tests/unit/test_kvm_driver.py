@@ -11,7 +11,7 @@ import xml.etree.ElementTree as ET
 import libvirt
 import pytest
 
-from labctl.drivers import DRIVERS, Context
+from labctl.drivers import DRIVERS, LabSession
 from labctl.drivers.kvm import KvmDriver, default_uri
 from labctl.inventory import parse_inventory
 from labctl.progress import Reporter
@@ -40,14 +40,14 @@ def kvm(tmp_path, monkeypatch, request):
     name = f"k{abs(hash(request.node.name)) % 10**6}"  # test:///default is shared by the process
     lab = parse_inventory(INVENTORY.format(name=name, address="localhost", image=base))
     state = LabState(lab.name, root=tmp_path / "state")
-    driver = KvmDriver(Context(lab, state, Reporter(quiet=True)), lab.host("kvm1"))
+    driver = KvmDriver(LabSession(lab, state, Reporter(quiet=True)), lab.host("kvm1"))
     yield driver
     for record in reversed(state.records()):
         DRIVERS[record["driver"]].undo(record, state)
 
 
 def test_domain_xml_plugs_the_nic_into_br0_with_openvswitch_and_is_valid(kvm, tmp_path):
-    vm = kvm.ctx.lab.vm("vm1")
+    vm = kvm.session.lab.vm("vm1")
     text = kvm.domain_xml(vm)
     root = ET.fromstring(text)
     iface = root.find("devices/interface")
@@ -57,8 +57,8 @@ def test_domain_xml_plugs_the_nic_into_br0_with_openvswitch_and_is_valid(kvm, tm
     assert iface.find("mac").get("address") == vm.mac
     disk = root.find("devices/disk")
     assert disk.find("driver").get("type") == "qcow2"
-    assert disk.find("source").get("file") == f"{tmp_path}/guests/{kvm.ctx.lab.name}/vm1.qcow2"
-    assert root.findtext("name") == f"lc-{kvm.ctx.lab.name}-vm1"
+    assert disk.find("source").get("file") == f"{tmp_path}/guests/{kvm.session.lab.name}/vm1.qcow2"
+    assert root.findtext("name") == f"lc-{kvm.session.lab.name}-vm1"
     path = tmp_path / "domain.xml"
     path.write_text(text.replace("type='test'", "type='kvm'"))
     checked = subprocess.run(["virt-xml-validate", str(path), "domain"], capture_output=True, text=True)
@@ -68,10 +68,10 @@ def test_domain_xml_plugs_the_nic_into_br0_with_openvswitch_and_is_valid(kvm, tm
 def test_up_defines_and_starts_each_vm_on_a_qcow2_overlay(kvm, tmp_path):
     kvm.finish()
     conn = libvirt.open("test:///default")
-    for vm in kvm.ctx.lab.vms:
-        domain = conn.lookupByName(f"lc-{kvm.ctx.lab.name}-{vm.name}")
+    for vm in kvm.session.lab.vms:
+        domain = conn.lookupByName(f"lc-{kvm.session.lab.name}-{vm.name}")
         assert domain.isActive()
-        overlay = tmp_path / "guests" / kvm.ctx.lab.name / f"{vm.name}.qcow2"
+        overlay = tmp_path / "guests" / kvm.session.lab.name / f"{vm.name}.qcow2"
         info = json.loads(
             subprocess.run(
                 ["qemu-img", "info", "--output=json", str(overlay)],
@@ -85,18 +85,18 @@ def test_up_defines_and_starts_each_vm_on_a_qcow2_overlay(kvm, tmp_path):
         dev = ET.fromstring(domain.XMLDesc()).find("devices/interface/target").get("dev")
         assert kvm.vm_port(vm) == dev and dev
     kvm.finish()  # up twice: nothing new
-    assert len(kvm.ctx.state.records()) == 2
+    assert len(kvm.session.state.records()) == 2
 
 
 def test_down_destroys_undefines_and_removes_the_overlays(kvm, tmp_path):
     kvm.finish()
-    state = kvm.ctx.state
+    state = kvm.session.state
     for record in reversed(state.records()):
         DRIVERS[record["driver"]].undo(record, state)
     conn = libvirt.open("test:///default")
     names = {d.name() for d in conn.listAllDomains()}
-    assert not {n for n in names if n.startswith(f"lc-{kvm.ctx.lab.name}-")}
-    assert list((tmp_path / "guests" / kvm.ctx.lab.name).iterdir()) == []
+    assert not {n for n in names if n.startswith(f"lc-{kvm.session.lab.name}-")}
+    assert list((tmp_path / "guests" / kvm.session.lab.name).iterdir()) == []
 
 
 def test_remote_hosts_get_a_qemu_ssh_uri():

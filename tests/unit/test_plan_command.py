@@ -155,7 +155,7 @@ def test_json_plan_is_the_same_commands_and_files_up_uses(untouchable):
     }
     runner = LabRunner(load_inventory(MIXED))
     for host in data["hosts"]:
-        up_plan = runner.host_plan(runner.lab.host(host["name"]))
+        up_plan = runner.builder.plan(runner.lab.host(host["name"]))
         assert host["ovs_transaction"] == render(up_plan.commands)
         assert [c["argv"] for c in host["ovs"]] == [c.argv() for c in up_plan.commands]
         assert host["controller"]["argv"] == render([up_plan.controller])

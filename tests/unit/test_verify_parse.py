@@ -1,5 +1,12 @@
 from labctl.inventory import parse_inventory
-from labctl.verify import PingResult, first_half, first_wave_spacing_ms, parse_fping, render_table, result_of
+from labctl.verify import (
+    PingResult,
+    first_wave_spacing_ms,
+    in_first_half,
+    parse_fping,
+    render_table,
+    result_of,
+)
 
 FPING = """172.16.0.2 : 7.68 0.594 0.251
 172.16.0.9 : - - -
@@ -58,7 +65,7 @@ def star(n: int):
 def test_the_first_wave_gives_every_vm_as_many_set_ups_and_covers_each_pair_once():
     for n in (2, 5, 32):
         vms = list(star(n).vms)
-        ahead = first_half(vms)
+        ahead = in_first_half(vms)
         firsts = [(a.name, b.name) for a in vms for b in vms if a is not b and ahead(a, b)]
         # each unordered pair once in the first wave, the reverse in the second
         assert len(firsts) == n * (n - 1) // 2 and len(set(map(frozenset, firsts))) == len(firsts)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from labctl.drivers import DRIVERS, Context
+from labctl.drivers import DRIVERS, LabSession
 from labctl.drivers.xen import XenDriver
 from labctl.inventory import parse_inventory
 from labctl.progress import Reporter
@@ -42,7 +42,7 @@ def xen(tmp_path, monkeypatch):
     subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(base), "16M"], check=True)
     lab = parse_inventory(INVENTORY.format(image=base))
     state = LabState(lab.name, root=tmp_path / "state")
-    return XenDriver(Context(lab, state, Reporter(quiet=True)), lab.host("xen1"))
+    return XenDriver(LabSession(lab, state, Reporter(quiet=True)), lab.host("xen1"))
 
 
 def xl_calls(tmp_path: Path) -> list[list[str]]:
@@ -55,7 +55,7 @@ def parse_cfg(text: str) -> dict[str, str]:
 
 
 def test_cfg_has_each_field_for_the_vm(xen, tmp_path):
-    vm2 = xen.ctx.lab.vm("vm2")
+    vm2 = xen.session.lab.vm("vm2")
     cfg = parse_cfg(xen.cfg(vm2))
     assert cfg["name"] == '"lc-xl-vm2"'
     assert cfg["type"] == '"hvm"'
@@ -72,7 +72,7 @@ def test_up_creates_each_vm_with_xl_and_names_its_port_from_the_domid(xen, tmp_p
         ["create", f"{tmp_path}/guests/xl/vm1.cfg"],
         ["create", f"{tmp_path}/guests/xl/vm2.cfg"],
     ]
-    assert [xen.vm_port(vm) for vm in xen.ctx.lab.vms] == ["vif1.0", "vif2.0"]
+    assert [xen.vm_port(vm) for vm in xen.session.lab.vms] == ["vif1.0", "vif2.0"]
     info = subprocess.run(
         ["qemu-img", "info", "--output=json", f"{tmp_path}/guests/xl/vm1.qcow2"],
         capture_output=True,
@@ -86,12 +86,12 @@ def test_up_creates_each_vm_with_xl_and_names_its_port_from_the_domid(xen, tmp_p
 
 def test_down_destroys_the_domains_and_removes_cfg_and_overlays(xen, tmp_path):
     xen.finish()
-    records = xen.ctx.state.records()
+    records = xen.session.state.records()
     assert [(r["kind"], r["name"]) for r in records] == [("xen-vm", "lc-xl-vm1"), ("xen-vm", "lc-xl-vm2")]
     for record in reversed([r for r in records if "driver" in r]):
-        DRIVERS[record["driver"]].undo(record, xen.ctx.state)
+        DRIVERS[record["driver"]].undo(record, xen.session.state)
     destroys = [c for c in xl_calls(tmp_path) if c[0] == "destroy"]
     assert destroys == [["destroy", "lc-xl-vm2"], ["destroy", "lc-xl-vm1"]]
     assert list((tmp_path / "guests" / "xl").iterdir()) == []
     for record in records:  # down again: gone already, nothing fails
-        DRIVERS[record["driver"]].undo(record, xen.ctx.state)
+        DRIVERS[record["driver"]].undo(record, xen.session.state)
