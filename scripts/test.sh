@@ -5,4 +5,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh --test
 .venv/bin/ruff check labctl tests bench
-exec .venv/bin/python -m pytest -p no:cacheprovider "$@"
+# -rs: every skipped test says why, in one line (e.g. the POX tests without POX)
+exec .venv/bin/python -m pytest -p no:cacheprovider -rs "$@"
