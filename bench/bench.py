@@ -15,6 +15,7 @@ Runs as root; uses its own state dir and lab names, and removes everything.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import subprocess
@@ -107,8 +108,33 @@ def floor(hosts: int, workdir: Path) -> float:
     return took
 
 
+DEFAULT_SIZES = [2, 8, 16, 32]
+
+
+def host_count(text: str) -> int:
+    n = int(text) if text.isdigit() else 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"expected a number of hosts (1 or more), found {text!r}")
+    return n
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "sizes",
+        nargs="*",
+        type=host_count,
+        default=DEFAULT_SIZES,
+        metavar="HOSTS",
+        help=f"simulated lab sizes to time, in hosts (default: {' '.join(map(str, DEFAULT_SIZES))})",
+    )
+    return parser.parse_args(argv)
+
+
 def main() -> None:
-    sizes = [int(a) for a in sys.argv[1:]] or [2, 8, 16, 32]
+    sizes = parse_args().sizes
     rows = []
     with tempfile.TemporaryDirectory(prefix="labctl-bench-") as tmp:
         tmpdir = Path(tmp)

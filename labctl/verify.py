@@ -204,6 +204,22 @@ def render_table(results: list[PingResult]) -> str:
         )
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in [header, *rows]]
-    ok = sum(r.ok for r in results)
-    lines.append(f"{ok}/{len(results)} pairs reachable with 0% loss")
+    lines.append(summary(results))
     return "\n".join(lines)
+
+
+def summary(results: list[PingResult]) -> str:
+    """One line: how many pairs answered, and of the others how many lost packets or never
+    answered (`0/N ... with 0% loss` read as if nothing had been lost when nothing answered)."""
+    answered = sum(r.received > 0 for r in results)
+    lossy = sum(r.received > 0 and not r.ok for r in results)
+    silent = len(results) - answered
+    head = f"{answered}/{len(results)} pairs answered"
+    if not lossy and not silent:
+        return f"{head}, no packet lost"
+    problems = [
+        f"{n} {'pair' if n == 1 else 'pairs'} {what}"
+        for n, what in ((lossy, "lost packets"), (silent, "did not answer"))
+        if n
+    ]
+    return f"{head}; {', '.join(problems)}"

@@ -4,7 +4,7 @@
 # it installs only what is missing.
 #   scripts/setup.sh          what `labctl up` needs
 #   scripts/setup.sh --ryu    also Ryu (controller kind ryu) in its own environment, .venv-ryu
-#   scripts/setup.sh --test   also what the test suite needs (Ryu included)
+#   scripts/setup.sh --test   also what the test suite needs (Ryu included; POX where GitHub is reachable)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -90,4 +90,10 @@ if [ "$ryu" = yes ] && [ ! -e "$ryu_stamp" ]; then
     .venv-ryu/bin/pip install -q "setuptools<68" wheel pbr
     .venv-ryu/bin/pip install -q --no-build-isolation ryu==4.34 "eventlet==0.33.3" "dnspython>=2,<3"
     touch "$ryu_stamp"
+fi
+
+# POX for the POX tests: not on PyPI or in Debian, so a pinned clone where GitHub is
+# reachable; without it the POX tests skip (scripts/get-pox.sh says how to run them).
+if [ "$test" = yes ]; then
+    bash scripts/get-pox.sh
 fi

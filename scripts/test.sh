@@ -5,4 +5,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh --test
 .venv/bin/ruff check labctl tests bench
-exec .venv/bin/python -m pytest -p no:cacheprovider "$@"
+# -rfEs: the default summary of failures and errors, and why each skipped test skipped
+# (one line each, e.g. the POX tests without POX)
+exec .venv/bin/python -m pytest -p no:cacheprovider -rfEs "$@"

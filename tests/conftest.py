@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.find_pox import pox_for_tests
+
 REPO = Path(__file__).resolve().parent.parent
 _TWO_HOST = """\
 name: {name}
@@ -189,11 +191,13 @@ def make_lab(tmp_path, lab_env):
 
 @pytest.fixture(scope="session")
 def pox_checkout(tmp_path_factory) -> Path:
-    """The vendored POX (shared/vendor/pox.tar.gz, see its README), unpacked once per run."""
-    tarball = REPO.parent / "shared" / "vendor" / "pox.tar.gz"
-    assert tarball.exists(), f"the vendored POX is missing: {tarball}"
+    """A POX checkout for the POX tests, from the first place tests/find_pox.py lists that
+    has one (a tarball is unpacked once per run); without POX the test skips or fails there."""
+    source = pox_for_tests(REPO)
+    if not source.packed:
+        return source.path
     target = tmp_path_factory.mktemp("pox")
-    with tarfile.open(tarball) as archive:
+    with tarfile.open(source.path) as archive:
         archive.extractall(target, filter="data")
     return target / "pox"
 

@@ -6,6 +6,7 @@ from labctl.verify import (
     parse_fping,
     render_table,
     result_of,
+    summary,
 )
 
 FPING = """172.16.0.2 : 7.68 0.594 0.251
@@ -54,7 +55,29 @@ def test_table_lists_every_pair_and_a_summary():
     ]
     table = render_table(rows)
     assert "vm1 -> vm2 (172.16.0.2)  5.50" in table and "100%" in table
-    assert table.splitlines()[-1] == "1/2 pairs reachable with 0% loss"
+    assert table.splitlines()[-1] == "1/2 pairs answered; 1 pair did not answer"
+
+
+def pair(received: int, sent: int = 3, error: str | None = None) -> PingResult:
+    rtt = (0.1, 0.2, 0.3) if received else (None, None, None)
+    return PingResult("vm1", "vm2", "172.16.0.2", sent, received, *rtt, error=error)
+
+
+def test_summary_when_every_pair_answered_every_ping_is_short():
+    assert summary([pair(3), pair(3)]) == "2/2 pairs answered, no packet lost"
+
+
+def test_summary_counts_pairs_that_lost_some_packets_apart_from_pairs_that_never_answered():
+    assert (
+        summary([pair(3), pair(3), pair(2), pair(0)])
+        == "3/4 pairs answered; 1 pair lost packets, 1 pair did not answer"
+    )
+    assert summary([pair(3), pair(1), pair(2)]) == "3/3 pairs answered; 2 pairs lost packets"
+
+
+def test_summary_when_nothing_answers_says_so_and_not_that_nothing_was_lost():
+    silent = [pair(0), pair(0, error="no answer"), pair(0, sent=0, error="fping: can't create socket")]
+    assert summary(silent) == "0/3 pairs answered; 3 pairs did not answer"
 
 
 def star(n: int):
