@@ -8,14 +8,15 @@ import sys
 import click
 
 from labctl import __version__
-from labctl.clikit import handles_errors, inventory_option, lab_runner, load_lab, setup_output
+from labctl.clikit import Needs, handles_errors, inventory_option, lab_runner, setup_output, state_to_remove
 from labctl.commands import register_all
 from labctl.errors import EXIT_OK, EXIT_VERIFY_FAILED
 
 EPILOG = """Exit codes: 0 ok, 1 verification failed, 2 bad input (inventory, usage),
-3 provisioning or runtime failure.
+3 provisioning or runtime failure, or privileges missing (said before anything is done).
 
-With no -i, the bundled two-host lab (inventories/blog-2host.yaml) runs simulated."""
+With no -i, the bundled two-host lab (inventories/blog-2host.yaml) runs simulated.
+A lab that is up keeps the mode it was made in: after `up --sim`, no more --sim."""
 
 
 @click.group(epilog=EPILOG, context_settings={"help_option_names": ["-h", "--help"]})
@@ -35,7 +36,7 @@ def cli(ctx: click.Context, quiet: bool, verbose: bool) -> None:
 @handles_errors
 def up(ctx, inventory, simulate, quiet, verbose, timeout):
     """Build the lab: bridges, tunnels, controller, VMs. Safe to run again."""
-    runner = lab_runner(ctx, inventory, simulate, quiet, verbose)
+    runner = lab_runner(ctx, inventory, simulate, quiet, verbose, needs=Needs.CHANGES)
     changes = runner.up(timeout=timeout)
     took = runner.report.elapsed()
     if changes:
@@ -50,16 +51,18 @@ def up(ctx, inventory, simulate, quiet, verbose, timeout):
 @click.pass_context
 @handles_errors
 def down(ctx, inventory, simulate, quiet, verbose, lab_name):
-    """Remove everything the lab's `up` made, and nothing else."""
-    from labctl.lab import teardown
-    from labctl.state import LabState
+    """Remove everything the lab's `up` made, and nothing else.
 
-    name = lab_name or load_lab(inventory, simulate).name
+    The journal says what that is: of the inventory only the lab's name is read, and
+    --sim changes nothing."""
+    from labctl.lab import teardown
+
+    state = state_to_remove(inventory, lab_name)
     report = setup_output(ctx, quiet, verbose)
-    if teardown(LabState(name), report):
-        click.echo(f"lab {name} removed ({report.elapsed():.1f}s)")
+    if teardown(state, report):
+        click.echo(f"lab {state.lab_name} removed ({report.elapsed():.1f}s)")
     else:
-        click.echo(f"lab {name} is not up: nothing to remove")
+        click.echo(f"lab {state.lab_name} is not up: nothing to remove")
 
 
 @cli.command()
@@ -69,7 +72,7 @@ def down(ctx, inventory, simulate, quiet, verbose, lab_name):
 @handles_errors
 def status(ctx, inventory, simulate, quiet, verbose, as_json):
     """Hosts, bridges, ports, tunnels, controller, and whether each bridge is connected."""
-    runner = lab_runner(ctx, inventory, simulate, quiet, verbose)
+    runner = lab_runner(ctx, inventory, simulate, quiet, verbose, needs=Needs.HOSTS)
     data = runner.status()
     if as_json:
         click.echo(json.dumps(data, indent=2))
@@ -138,7 +141,7 @@ def verify(ctx, inventory, simulate, quiet, verbose, as_json, count, junit_path)
     """Ping every ordered pair of VMs, in parallel. Exit 1 if any pair loses packets."""
     from labctl.verify import ping_all, render_table
 
-    runner = lab_runner(ctx, inventory, simulate, quiet, verbose)
+    runner = lab_runner(ctx, inventory, simulate, quiet, verbose, needs=Needs.HOSTS)
     problems = runner.problems()
     if problems:
         if as_json:

@@ -38,6 +38,11 @@ class LockedError(LabctlError):
     """Another labctl process is working on the same lab."""
 
 
+class PrivilegeError(LabctlError):
+    """This process may not do what the command needs (root, the state directory);
+    raised before anything is touched. Exit 3: the input is fine, this machine is not."""
+
+
 class ProvisionError(LabctlError):
     """A step failed on a host; names the host and the step."""
 

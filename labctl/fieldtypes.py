@@ -16,10 +16,11 @@ from pydantic import BeforeValidator
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticCustomError
 
+from labctl.state import LAB_NAME_PATTERN, LAB_NAME_RULE  # a lab's name is its state directory's
+
 # Names reach namespace names, interface names (15 characters at most) and
 # command lines, so they are kept to a small, shell-safe alphabet.
 NAME_RULE = "1-11 characters: lower-case letters, digits, '-' or '_', starting with a letter"
-LAB_NAME_RULE = "1-20 characters: lower-case letters, digits or '-', starting with a letter"
 APP_RULE = (
     "a Python module path such as forwarding.l2_learning (letters, digits, '_' and '.'), "
     "or for POX an option such as --no-flood or --hold-down=5"
@@ -66,7 +67,7 @@ def openflow_version(value: Any) -> Any:
 
 
 Name = Annotated[str, _matcher(r"[a-z][a-z0-9_-]{0,10}", NAME_RULE, "a name")]
-LabName = Annotated[str, _matcher(r"[a-z][a-z0-9-]{0,19}", LAB_NAME_RULE, "a lab name")]
+LabName = Annotated[str, _matcher(LAB_NAME_PATTERN, LAB_NAME_RULE, "a lab name")]
 AppName = Annotated[
     str,
     _matcher(

@@ -18,7 +18,7 @@ from pathlib import Path
 from types import UnionType
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, create_model
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, ValidationError, create_model
 
 from labctl import rules
 from labctl.controllers import KINDS
@@ -35,8 +35,9 @@ from labctl.fieldtypes import (
     Name,
     openflow_version,
 )
+from labctl.model import Lab
 from labctl.resolve import resolve
-from labctl.yamlfile import LoadedYaml, YamlProblem, load_yaml
+from labctl.yamlfile import LoadedYaml, YamlProblem, load_yaml, read_text
 
 MAX_HOSTS = 64
 MAX_VMS_PER_HOST = 16
@@ -179,35 +180,83 @@ def _problem(source: str, loaded: LoadedYaml, loc: tuple, text: str) -> str:
 # --- entry points ----------------------------------------------------------
 
 
-def parse_inventory(text: str, source: str = "<inventory>", *, simulate: bool = False):
-    """Validate inventory text; returns the resolved Lab or raises InventoryError."""
-    try:
-        loaded = load_yaml(text)
-    except YamlProblem as exc:
-        place = f"{source}:{exc.line}" if exc.line else source
-        raise InventoryError([f"{place}: {exc.message}"]) from None
-    if not isinstance(loaded.data, dict):
-        found = type(loaded.data).__name__ if loaded.data is not None else "an empty file"
-        raise InventoryError([f"{source}:1: expected a mapping with name: and hosts:, found {found}"])
-    try:
-        spec = InventorySpec.model_validate(loaded.data)
-    except ValidationError as exc:
-        raise InventoryError(
-            [_problem(source, loaded, tuple(e["loc"]), _describe(e)) for e in exc.errors()]
-        ) from None
-    simulate = simulate or spec.simulate
-    problems = rules.problems(spec, simulate)
-    if problems:
-        raise InventoryError([_problem(source, loaded, loc, text) for loc, text in problems])
-    return resolve(spec, source=source, simulate=simulate)
+class InventoryDocument:
+    """An inventory file read and parsed as YAML, not yet validated.
+
+    Its lab name can be read on its own (`lab_name`), before the whole file is
+    validated (`validate`): the name says where the lab's state is, and the state
+    says in which mode a lab that is up was made -- which decides how to validate.
+    """
+
+    def __init__(self, text: str, source: str = "<inventory>"):
+        self.source = source
+        try:
+            self.loaded = load_yaml(text)
+        except YamlProblem as exc:
+            raise InventoryError([_yaml_problem(source, exc)]) from None
+
+    def _mapping(self) -> dict:
+        data = self.loaded.data
+        if not isinstance(data, dict):
+            found = type(data).__name__ if data is not None else "an empty file"
+            raise InventoryError(
+                [f"{self.source}:1: expected a mapping with name: and hosts:, found {found}"]
+            )
+        return data
+
+    def lab_name(self) -> str:
+        """The `name:` alone, checked as validation checks it; InventoryError if it cannot be read."""
+        data = self._mapping()
+        if "name" not in data:
+            raise InventoryError([f"{self.source}:1: name: required field is missing"])
+        try:
+            return _LAB_NAME.validate_python(data["name"])
+        except ValidationError as exc:
+            raise InventoryError(
+                [_problem(self.source, self.loaded, ("name",), _describe(e)) for e in exc.errors()]
+            ) from None
+
+    def validate(self, *, simulate: bool = False) -> Lab:
+        """The resolved Lab, or InventoryError listing every problem."""
+        data = self._mapping()
+        try:
+            spec = InventorySpec.model_validate(data)
+        except ValidationError as exc:
+            raise InventoryError(
+                [_problem(self.source, self.loaded, tuple(e["loc"]), _describe(e)) for e in exc.errors()]
+            ) from None
+        simulate = simulate or spec.simulate
+        problems = rules.problems(spec, simulate)
+        if problems:
+            raise InventoryError([_problem(self.source, self.loaded, loc, text) for loc, text in problems])
+        return resolve(spec, source=self.source, simulate=simulate)
 
 
-def load_inventory(path: str | Path, *, simulate: bool = False):
+_LAB_NAME = TypeAdapter(LabName)
+
+
+def _yaml_problem(source: str, exc: YamlProblem) -> str:
+    return f"{source}:{exc.line}: {exc.message}" if exc.line else f"{source}: {exc.message}"
+
+
+def read_inventory(path: str | Path) -> InventoryDocument:
+    """Read an inventory file (refused unread when it is absurdly large) and parse its YAML."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_text(path)
     except FileNotFoundError:
         raise InventoryError([f"{path}: no such inventory file"]) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InventoryError([f"{path}: cannot read: {exc}"]) from None
-    return parse_inventory(text, str(path), simulate=simulate)
+    except YamlProblem as exc:
+        raise InventoryError([_yaml_problem(str(path), exc)]) from None
+    except OSError as exc:
+        raise InventoryError([f"{path}: cannot read: {exc.strerror or exc}"]) from None
+    return InventoryDocument(text, str(path))
+
+
+def parse_inventory(text: str, source: str = "<inventory>", *, simulate: bool = False) -> Lab:
+    """Validate inventory text; returns the resolved Lab or raises InventoryError."""
+    return InventoryDocument(text, source).validate(simulate=simulate)
+
+
+def load_inventory(path: str | Path, *, simulate: bool = False) -> Lab:
+    return read_inventory(path).validate(simulate=simulate)

@@ -118,6 +118,7 @@ class LabRunner:
             "lab": self.lab.name,
             "inventory": os.path.abspath(self.lab.source),
             "created": info.get("created") or dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            # every later command on this lab runs it in this mode (LabState.recorded_simulated)
             "simulated": self.lab.simulated,
         }
 

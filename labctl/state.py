@@ -12,23 +12,40 @@ import fcntl
 import json
 import logging
 import os
+import re
 import shutil
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from labctl.errors import LockedError
+from labctl.errors import InputError, LockedError
 
 DEFAULT_ROOT = "/run/labctl"
+# A lab's name is its state directory's name (and part of every namespace's), so
+# it is checked here too: `down --lab ..` must never name a directory above the root.
+LAB_NAME_PATTERN = r"[a-z][a-z0-9-]{0,19}"
+LAB_NAME_RULE = "1-20 characters: lower-case letters, digits or '-', starting with a letter"
 
 
 def state_root() -> Path:
     return Path(os.environ.get("LABCTL_STATE_DIR", DEFAULT_ROOT))
 
 
+def labs_with_state(root: Path | None = None) -> list[str]:
+    """The names of the labs that have a journal under the state root."""
+    root = root or state_root()
+    try:
+        names = sorted(entry.name for entry in root.iterdir() if (entry / "journal.jsonl").is_file())
+    except OSError:
+        return []
+    return [name for name in names if re.fullmatch(LAB_NAME_PATTERN, name)]
+
+
 class LabState:
     def __init__(self, lab_name: str, root: Path | None = None):
+        if not isinstance(lab_name, str) or not re.fullmatch(LAB_NAME_PATTERN, lab_name):
+            raise InputError(f"{lab_name!r} is not a lab name ({LAB_NAME_RULE})")
         self.lab_name = lab_name
         self.dir = (root or state_root()) / lab_name
         self.journal_path = self.dir / "journal.jsonl"
@@ -37,7 +54,7 @@ class LabState:
 
     # --- the journal ---
     def exists(self) -> bool:
-        return self.journal_path.exists()
+        return os.path.exists(self.journal_path)  # False, not an error, where we may not look
 
     def record(self, kind: str, **fields) -> None:
         line = json.dumps({"kind": kind, **fields}, sort_keys=True) + "\n"
@@ -74,10 +91,41 @@ class LabState:
         tmp.replace(self.info_path)
 
     def read_info(self) -> dict:
+        """lab.json, or {} when it is missing, unreadable or garbled (it only helps)."""
         try:
-            return json.loads(self.info_path.read_text(encoding="utf-8"))
-        except (FileNotFoundError, json.JSONDecodeError):
+            info = json.loads(self.info_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):  # ValueError: bad JSON, bytes that are not UTF-8
             return {}
+        return info if isinstance(info, dict) else {}
+
+    def recorded_simulated(self) -> bool | None:
+        """How the lab that is up was made: True simulated, False on real hosts, None
+        when it is not up or that is not known (then the command line decides).
+
+        lab.json says so (`up` writes it first); when it is lost or garbled, a journal
+        that lists namespaces is a simulated lab's (real hosts make none here)."""
+        if not self.exists():
+            return None
+        simulated = self.read_info().get("simulated")
+        if isinstance(simulated, bool):
+            return simulated
+        try:
+            return True if self.records("netns") else None
+        except OSError:
+            return None
+
+    def unwritable(self) -> Path | None:
+        """The directory this process would have to write the lab's state in, and may
+        not (None when it may): the lab's own directory, and the root that holds the
+        locks -- or, where they do not exist yet, the directory they would be made in."""
+        for path in (self.dir, self.dir.parent):
+            while not os.path.isdir(path):
+                if os.path.lexists(path) or path == path.parent:  # a file where a directory goes
+                    return path
+                path = path.parent
+            if not os.access(path, os.W_OK | os.X_OK, effective_ids=True):
+                return path
+        return None
 
     @contextmanager
     def command_log(self) -> Iterator[Path]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from labctl.clikit import handles_errors, inventory_option, lab_runner
+from labctl.clikit import Needs, handles_errors, inventory_option, lab_runner
 
 
 def register(cli: click.Group) -> None:
@@ -22,11 +22,13 @@ def logs(ctx, name, inventory, simulate, quiet, verbose, lines):
     """Print the controller's log, or a simulated host's ovs-vswitchd log."""
     from labctl.errors import LabctlError
 
-    path = lab_runner(ctx, inventory, simulate, quiet, verbose).log_path(name)
+    path = lab_runner(ctx, inventory, simulate, quiet, verbose, needs=Needs.FILES).log_path(name)
     try:
         text = path.read_text(encoding="utf-8", errors="replace")
     except FileNotFoundError:
         raise LabctlError(f"no log yet at {path} (is the lab up?)") from None
+    except OSError as exc:
+        raise LabctlError(f"cannot read {path}: {exc.strerror or exc}") from None
     output = text.splitlines()[-lines:] if lines else text.splitlines()
     click.echo("\n".join(output))
 
@@ -43,6 +45,6 @@ def controller():
 @handles_errors
 def restart(ctx, inventory, simulate, quiet, verbose, timeout):
     """Stop the controller and start it again; wait until every bridge is back."""
-    runner = lab_runner(ctx, inventory, simulate, quiet, verbose)
+    runner = lab_runner(ctx, inventory, simulate, quiet, verbose, needs=Needs.CHANGES)
     proc = runner.restart_controller(timeout=timeout)
     click.echo(f"controller {runner.lab.controller.kind} restarted (pid {proc.pid}), every bridge connected")

@@ -11,7 +11,7 @@ import sys
 
 import click
 
-from labctl.clikit import handles_errors, inventory_option, lab_runner
+from labctl.clikit import Needs, handles_errors, inventory_option, lab_runner
 
 
 def register(cli: click.Group) -> None:
@@ -30,7 +30,7 @@ def exec_(ctx, name, command, inventory, simulate, quiet, verbose):
 
     Put `--` before the command: labctl exec vm1 -- ping -c1 172.16.0.2
     """
-    transport = lab_runner(ctx, inventory, simulate, quiet, verbose).transport_of(name)
+    transport = lab_runner(ctx, inventory, simulate, quiet, verbose, needs=Needs.HOSTS).transport_of(name)
     sys.exit(transport.interactive(list(command)))
 
 
@@ -41,5 +41,5 @@ def exec_(ctx, name, command, inventory, simulate, quiet, verbose):
 @handles_errors
 def shell(ctx, name, inventory, simulate, quiet, verbose):
     """An interactive shell in the VM or host NAME ($SHELL, else /bin/sh)."""
-    transport = lab_runner(ctx, inventory, simulate, quiet, verbose).transport_of(name)
+    transport = lab_runner(ctx, inventory, simulate, quiet, verbose, needs=Needs.HOSTS).transport_of(name)
     sys.exit(transport.interactive([os.environ.get("SHELL", "/bin/sh")]))

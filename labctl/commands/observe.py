@@ -6,7 +6,7 @@ import json
 
 import click
 
-from labctl.clikit import handles_errors, inventory_option, lab_runner
+from labctl.clikit import Needs, handles_errors, inventory_option, lab_runner
 
 
 def register(cli: click.Group) -> None:
@@ -46,7 +46,7 @@ def ports(ctx, host, inventory, simulate, quiet, verbose, stats, as_json):
     """OpenFlow and datapath port numbers, names, and the VM or tunnel behind each port."""
     from labctl.observe.tables import port_table
 
-    runner = _ready(lab_runner(ctx, inventory, simulate, quiet, verbose))
+    runner = _ready(lab_runner(ctx, inventory, simulate, quiet, verbose, needs=Needs.HOSTS))
     _check_host(runner, host)
     rows = port_table(runner, host, stats)
     if as_json:
@@ -82,7 +82,7 @@ def flows(ctx, host, inventory, simulate, quiet, verbose, datapath, raw, as_json
     """OpenFlow (or datapath) flows per host, with ports and MACs named."""
     from labctl.observe.tables import flow_table
 
-    runner = _ready(lab_runner(ctx, inventory, simulate, quiet, verbose))
+    runner = _ready(lab_runner(ctx, inventory, simulate, quiet, verbose, needs=Needs.HOSTS))
     _check_host(runner, host)
     rows = flow_table(runner, host, datapath)
     if as_json:
@@ -111,7 +111,7 @@ def capture_start(ctx, inventory, simulate, quiet, verbose, output):
     """Start recording; `labctl capture stop` (or `down`) ends it."""
     from labctl.observe.capture import start_capture
 
-    runner = _ready(lab_runner(ctx, inventory, simulate, quiet, verbose))
+    runner = _ready(lab_runner(ctx, inventory, simulate, quiet, verbose, needs=Needs.CHANGES))
     path = start_capture(runner, output or f"{runner.lab.name}-openflow.pcap")
     click.echo(f"capturing the OpenFlow channel to {path}")
 
@@ -124,7 +124,7 @@ def capture_stop(ctx, inventory, simulate, quiet, verbose):
     """Stop recording; prints the pcap file."""
     from labctl.observe.capture import stop_capture
 
-    runner = lab_runner(ctx, inventory, simulate, quiet, verbose)
+    runner = lab_runner(ctx, inventory, simulate, quiet, verbose, needs=Needs.CHANGES)
     path = stop_capture(runner)
     click.echo(f"capture saved in {path}" if path else "no capture is running")
 
@@ -158,7 +158,7 @@ def trace(ctx, inventory, simulate, quiet, verbose, pcap, hosts, types, everythi
     from labctl.observe.trace import Names, render_full, render_line
     from labctl.observe.trace import trace as decode_trace
 
-    runner = lab_runner(ctx, inventory, simulate, quiet, verbose)
+    runner = lab_runner(ctx, inventory, simulate, quiet, verbose, needs=Needs.FILES)
     path = pcap or (last_capture_file(runner) if runner.state.exists() else None)
     if not path:
         raise InputError("no capture: `labctl capture start` first, or give --pcap FILE")

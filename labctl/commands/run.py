@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from labctl.clikit import handles_errors, inventory_option, load_lab, setup_output
+from labctl.clikit import Needs, handles_errors, inventory_option, lab_runner
 
 
 def register(cli: click.Group) -> None:
@@ -33,15 +33,15 @@ def run(ctx, playbook, inventory, simulate, quiet, verbose, as_json, junit_path)
     wrong (nothing run), 3 when a step could not run at all.
     """
     from labctl import junit
-    from labctl.lab import LabRunner
     from labctl.playbook import exit_code, load_playbook
     from labctl.playbook import run as run_steps
 
     loaded = load_playbook(playbook)
     book, steps = loaded.book, loaded.steps
-    lab = load_lab(inventory or loaded.inventory_path(), simulate)
-    loaded.check_names(lab)
-    runner = LabRunner(lab, setup_output(ctx, quiet, verbose))
+    runner = lab_runner(
+        ctx, inventory or loaded.inventory_path(), simulate, quiet, verbose, needs=Needs.CHANGES
+    )
+    loaded.check_names(runner.lab)
 
     def show(outcome) -> None:
         if not as_json:

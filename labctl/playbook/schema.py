@@ -21,7 +21,7 @@ from pydantic import (
 )
 
 from labctl.errors import InventoryError
-from labctl.yamlfile import YamlProblem, load_yaml
+from labctl.yamlfile import YamlProblem, load_yaml, read_text
 
 Name = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,10}$")]
 
@@ -195,11 +195,15 @@ def _split(raw) -> tuple[str | None, object]:
 def load_playbook(path: str | Path) -> LoadedPlaybook:
     path = Path(path)
     try:
-        loaded = load_yaml(path.read_text(encoding="utf-8"))
+        loaded = load_yaml(read_text(path))
     except (FileNotFoundError, IsADirectoryError):
         raise InventoryError([f"{path}: no such playbook"]) from None
+    except OSError as exc:
+        raise InventoryError([f"{path}: cannot read: {exc.strerror or exc}"]) from None
     except YamlProblem as exc:
-        raise InventoryError([f"{path}:{exc.line or 1}: {exc.message}"]) from None
+        raise InventoryError(
+            [f"{path}:{exc.line}: {exc.message}" if exc.line else f"{path}: {exc.message}"]
+        ) from None
     if not isinstance(loaded.data, dict):
         raise InventoryError([f"{path}:1: a playbook is a mapping with name: and steps:"])
     try:
