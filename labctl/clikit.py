@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from labctl.defaults import DEFAULT_INVENTORY
+from labctl.defaults import DEFAULT_INVENTORY, find_inventory
 from labctl.errors import LabctlError
 from labctl.inventory import load_inventory
 from labctl.progress import Reporter
@@ -54,7 +54,7 @@ def inventory_option(func):
         "-i",
         "--inventory",
         type=click.Path(dir_okay=False, path_type=Path),
-        help="Inventory file (default: the bundled 2-host lab, simulated).",
+        help="Inventory file, or a bundled inventory's name (default: blog-2host, 2 hosts, simulated).",
     )(func)
 
 
@@ -68,7 +68,7 @@ def setup_output(ctx: click.Context, quiet: bool, verbose: bool) -> Reporter:
 def load_lab(inventory: Path | None, simulate: bool):
     if inventory is None:
         return load_inventory(DEFAULT_INVENTORY, simulate=True)
-    return load_inventory(inventory, simulate=simulate)
+    return load_inventory(find_inventory(inventory), simulate=simulate)
 
 
 def lab_runner(ctx: click.Context, inventory: Path | None, simulate: bool, quiet: bool, verbose: bool):

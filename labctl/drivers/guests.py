@@ -1,8 +1,9 @@
 """What the KVM and Xen drivers share about guests: names, templates, disks.
 
-Templates live in the repository's templates/ directory (LABCTL_TEMPLATES
-points elsewhere). Each guest's disk is a qcow2 overlay on the host's base
-image (`image:` in the inventory), so the base is never written to.
+Templates ship with labctl (labctl/data/templates/, shown as templates/ in a
+clone); LABCTL_TEMPLATES names another directory to take them from. Each
+guest's disk is a qcow2 overlay on the host's base image (`image:` in the
+inventory), so the base is never written to.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
+from labctl.defaults import TEMPLATES
 from labctl.errors import InputError
 from labctl.transport.base import Transport
 
@@ -21,7 +23,7 @@ GUEST_DIR = "/var/lib/labctl"  # on the host: overlays and configs, one director
 
 
 def templates_dir() -> Path:
-    return Path(os.environ.get("LABCTL_TEMPLATES") or Path(__file__).resolve().parents[2] / "templates")
+    return Path(os.environ.get("LABCTL_TEMPLATES") or TEMPLATES)
 
 
 def render(template: str, **values) -> str:
