@@ -23,6 +23,7 @@ from labctl.drivers.remote import LOCAL_ADDRESSES, RealHostDriver, host_transpor
 from labctl.errors import ProvisionError
 from labctl.model import VM, Access, Host
 from labctl.state import LabState
+from labctl.versions import dotted
 
 
 def default_uri(host: Host) -> str:
@@ -91,7 +92,10 @@ class KvmDriver(RealHostDriver):
     def doctor_checks(self):
         def connect():
             conn = self.libvirt()
-            return True, f"libvirt {self.uri} answers ({conn.getType()} {conn.getVersion()})"
+            return True, (
+                f"libvirt {self.uri} answers (libvirt {dotted(conn.getLibVersion())}, "
+                f"{conn.getType()} {dotted(conn.getVersion())})"
+            )
 
         def qemu_img():
             result = self._transport.run(["qemu-img", "--version"], check=False)
