@@ -15,7 +15,7 @@ from pathlib import Path
 
 import click
 
-from labctl.defaults import DEFAULT_INVENTORY
+from labctl.defaults import DEFAULT_INVENTORY, find_inventory
 from labctl.errors import InputError, InventoryError, LabctlError, PrivilegeError
 from labctl.inventory import InventoryDocument, read_inventory
 from labctl.model import Lab
@@ -62,7 +62,7 @@ def inventory_option(func):
         "-i",
         "--inventory",
         type=click.Path(dir_okay=False, path_type=Path),
-        help="Inventory file (default: the bundled 2-host lab, simulated).",
+        help="Inventory file, or a bundled inventory's name (default: blog-2host, 2 hosts, simulated).",
     )(func)
 
 
@@ -126,9 +126,14 @@ def lab_in_its_mode(document: InventoryDocument, simulate: bool, state: LabState
     return lab
 
 
+def inventory_path(inventory: Path | None) -> Path:
+    """-i FILE (a file, or a bundled inventory's name), or the bundled classic lab."""
+    return find_inventory(inventory) if inventory else DEFAULT_INVENTORY
+
+
 def load_lab(inventory: Path | None, simulate: bool) -> Lab:
     """The inventory's lab (the bundled one, simulated, with no -i), in the mode its state records."""
-    document = read_inventory(inventory or DEFAULT_INVENTORY)
+    document = read_inventory(inventory_path(inventory))
     try:
         state = LabState(document.lab_name())
     except InventoryError:
@@ -153,7 +158,9 @@ def state_to_remove(inventory: Path | None, lab_name: str | None) -> LabState:
     the journal says what to undo, so the rest of the file need not validate in any mode."""
     if lab_name is None:
         try:
-            lab_name = read_inventory(inventory or DEFAULT_INVENTORY).lab_name()
+            lab_name = read_inventory(
+                find_inventory(inventory) if inventory else DEFAULT_INVENTORY
+            ).lab_name()
         except InventoryError as exc:
             known = labs_with_state()
             labs = f" (labs with state in {state_root()}: {', '.join(known)})" if known else ""

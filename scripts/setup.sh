@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install what labctl needs on Debian 12 (as root): system packages, then a
-# Python environment in .venv with labctl installed in it. Safe to re-run:
-# it installs only what is missing.
+# Python environment in .venv with labctl installed in it, every Python package
+# at the version constraints.txt pins. Safe to re-run: it installs only what is
+# missing or what a changed constraints file asks for.
 #   scripts/setup.sh          what `labctl up` needs
 #   scripts/setup.sh --ryu    also Ryu (controller kind ryu) in its own environment, .venv-ryu
 #   scripts/setup.sh --test   also what the test suite needs (Ryu included; POX where GitHub is reachable)
@@ -68,10 +69,12 @@ raise_sysctl net.core.rmem_default 2097152
 if [ ! -x .venv/bin/python ]; then
     python3 -m venv .venv
 fi
-stamp=".venv/.labctl-installed-$(sha1sum pyproject.toml | cut -c1-12)-${extras[0]}"
+# Every package at the version constraints.txt pins (scripts/lock.sh refreshes it), so
+# each machine and CI run gets the same; the stamp changes when either file does.
+stamp=".venv/.labctl-installed-$(cat pyproject.toml constraints.txt | sha1sum | cut -c1-12)-${extras[0]}"
 if [ ! -e "$stamp" ]; then
-    .venv/bin/pip install -q --upgrade pip >/dev/null
-    .venv/bin/pip install -q -e "${extras[@]}"
+    .venv/bin/pip install -q -c constraints.txt --upgrade pip >/dev/null
+    .venv/bin/pip install -q -c constraints.txt -e "${extras[@]}"
     rm -f .venv/.labctl-installed-*
     touch "$stamp"
 fi
@@ -80,15 +83,18 @@ fi
 # builds only with setuptools < 68 (its setup hook reads easy_install.get_script_args,
 # since removed), hence no build isolation; on Python 3.11 it runs with eventlet
 # 0.33.3 and dnspython 2 (0.30.2, its era, fails there), plus the shim in
-# labctl/controllers/ryu_runner.py. See docs/controllers.md.
-ryu_stamp=".venv-ryu/.labctl-ryu-4.34-eventlet-0.33.3"
+# labctl/controllers/ryu_runner.py. See docs/controllers.md. Ryu's dependencies are
+# pinned in constraints-ryu.txt (scripts/lock.sh); the stamp changes with it.
+ryu_stamp=".venv-ryu/.labctl-ryu-4.34-$(sha1sum constraints-ryu.txt | cut -c1-12)"
 if [ "$ryu" = yes ] && [ ! -e "$ryu_stamp" ]; then
     echo "setup: installing Ryu 4.34 in .venv-ryu"
     if [ ! -x .venv-ryu/bin/python ]; then
         python3 -m venv .venv-ryu
     fi
-    .venv-ryu/bin/pip install -q "setuptools<68" wheel pbr
-    .venv-ryu/bin/pip install -q --no-build-isolation ryu==4.34 "eventlet==0.33.3" "dnspython>=2,<3"
+    .venv-ryu/bin/pip install -q -c constraints-ryu.txt "setuptools<68" wheel pbr
+    .venv-ryu/bin/pip install -q -c constraints-ryu.txt --no-build-isolation \
+        ryu==4.34 "eventlet==0.33.3" "dnspython>=2,<3"
+    rm -f .venv-ryu/.labctl-ryu-*
     touch "$ryu_stamp"
 fi
 

@@ -1,5 +1,8 @@
 """`labctl doctor -i FILE`: check each real host is ready for the lab, over its transport.
 
+It starts with the versions a bug report needs (labctl, Python, the system, this
+machine's OVS, the controllers, libvirt; labctl/versions.py), then the checks.
+
 Checks per host: it can be reached (SSH, key or agent, known_hosts), Open
 vSwitch is installed and its database answers with our permissions (root or
 passwordless sudo), the datapath (kernel module or userspace), what the
@@ -31,15 +34,20 @@ def register(cli: click.Group) -> None:
 @handles_errors
 def doctor(ctx, as_json, inventory, simulate, quiet, verbose):
     """Check every real host has what the lab needs (OVS, permissions, hypervisor), and that
-    this machine's kernel limits fit a simulated lab."""
+    this machine's kernel limits fit a simulated lab. Starts with the versions of labctl,
+    Python, OVS, the controllers and libvirt (for a bug report); each real host's OVS
+    version is in its checks."""
     from labctl.drivers import LabSession, make_driver
     from labctl.drivers.checks import Check, host_checks
     from labctl.drivers.simlimits import shortfalls
     from labctl.parallel import in_parallel
     from labctl.state import LabState
+    from labctl.versions import render
+    from labctl.versions import report as version_report
 
     report = setup_output(ctx, quiet, verbose)
     lab = load_lab(inventory, simulate)
+    versions = version_report(lab.controller)
     context = LabSession(lab, LabState(lab.name), report)
     real = [h for h in lab.hosts if h.driver != "sim"]
     limits = [Check("this machine", "kernel limits", False, s.advice()) for s in shortfalls(lab)]
@@ -57,8 +65,14 @@ def doctor(ctx, as_json, inventory, simulate, quiet, verbose):
             for o in outcomes
             if o.error
         ]
-        click.echo(json.dumps({"ok": not failed, "checks": rows}, indent=2))
+        click.echo(
+            json.dumps(
+                {"ok": not failed, "versions": [v.to_json() for v in versions], "checks": rows}, indent=2
+            )
+        )
     else:
+        if not report.quiet:
+            click.echo(render(versions) + "\n")
         simulated = [f"{h.name} ({h.flavor})" for h in lab.hosts if h.driver == "sim"]
         if simulated:  # one line, however big the lab
             click.echo(f"simulated, nothing to check on a real host: {', '.join(simulated)}")

@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from labctl.clikit import Needs, handles_errors, inventory_option, lab_runner
+from labctl.defaults import find_playbook
 
 
 def register(cli: click.Group) -> None:
@@ -27,7 +28,9 @@ def register(cli: click.Group) -> None:
 def run(ctx, playbook, inventory, simulate, quiet, verbose, as_json, junit_path):
     """Run a playbook: steps such as up, ping, exec, flows-contain, link, down.
 
-    The playbook's `inventory:` is relative to the playbook; -i overrides it.
+    PLAYBOOK is a file, or a bundled playbook's name (ci-smoke,
+    workshop-timeouts, part2-walkthrough). The playbook's `inventory:` is
+    relative to the playbook; -i overrides it.
     Exit 0 when every step passed, 1 when an expectation failed (later steps
     are skipped, `down` still runs), 2 when the playbook or inventory is
     wrong (nothing run), 3 when a step could not run at all.
@@ -36,7 +39,7 @@ def run(ctx, playbook, inventory, simulate, quiet, verbose, as_json, junit_path)
     from labctl.playbook import exit_code, load_playbook
     from labctl.playbook import run as run_steps
 
-    loaded = load_playbook(playbook)
+    loaded = load_playbook(find_playbook(playbook))
     book, steps = loaded.book, loaded.steps
     runner = lab_runner(
         ctx, inventory or loaded.inventory_path(), simulate, quiet, verbose, needs=Needs.CHANGES

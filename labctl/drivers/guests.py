@@ -1,8 +1,9 @@
 """What the KVM and Xen drivers share about guests: names, templates, disks.
 
-Templates live in the repository's templates/ directory (LABCTL_TEMPLATES
-points elsewhere). Each guest's disk is a qcow2 overlay on the host's base
-image (`image:` in the inventory), so the base is never written to.
+Templates ship with labctl (labctl/data/templates/, shown as templates/ in a
+clone); LABCTL_TEMPLATES names another directory to take them from. Each
+guest's disk is a qcow2 overlay on the host's base image (`image:` in the
+inventory), so the base is never written to.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pathlib import Path
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from pydantic import Field
 
+from labctl.defaults import TEMPLATES
 from labctl.drivers.base import PlannedStep
 from labctl.errors import InputError
 from labctl.fieldtypes import HostField
@@ -29,7 +31,7 @@ IMAGE = HostField(str | None, Field(default=None, pattern=r"^[A-Za-z0-9_./~+() -
 
 
 def templates_dir() -> Path:
-    return Path(os.environ.get("LABCTL_TEMPLATES") or Path(__file__).resolve().parents[2] / "templates")
+    return Path(os.environ.get("LABCTL_TEMPLATES") or TEMPLATES)
 
 
 def render(template: str, **values) -> str:

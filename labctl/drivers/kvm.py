@@ -26,6 +26,7 @@ from labctl.errors import ProvisionError
 from labctl.fieldtypes import HostField
 from labctl.model import VM, Host
 from labctl.transport.base import Transport
+from labctl.versions import dotted
 
 
 def default_uri(host: Host) -> str:
@@ -101,7 +102,10 @@ class KvmDriver(RealHostDriver):
     def doctor_checks(self) -> list[DoctorCheck]:
         def connect():
             conn = self.libvirt()
-            return True, f"libvirt {self.uri} answers ({conn.getType()} {conn.getVersion()})"
+            return True, (
+                f"libvirt {self.uri} answers (libvirt {dotted(conn.getLibVersion())}, "
+                f"{conn.getType()} {dotted(conn.getVersion())})"
+            )
 
         def qemu_img():
             result = self._transport.run(["qemu-img", "--version"], check=False)

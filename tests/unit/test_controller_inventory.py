@@ -49,26 +49,36 @@ def test_ryu_apps_take_no_pox_options():
     assert "controller.apps.1: app options like --no-flood are for POX only" in problem
 
 
-def test_ryu_python_comes_from_path_then_env_then_the_project_venv(tmp_path, monkeypatch):
-    venv = tmp_path / "venv"
+def test_ryu_python_comes_from_path_then_env_then_the_clones_venv(tmp_path, monkeypatch):
+    venv = tmp_path / ".venv-ryu"
     (venv / "bin").mkdir(parents=True)
     (venv / "bin" / "python").symlink_to(sys.executable)
     monkeypatch.setenv(ryu_kind.RYU_PYTHON_ENV, sys.executable)
     assert ryu_kind.ryu_python(str(venv)) == venv / "bin" / "python"  # a venv: its python, unresolved
     assert ryu_kind.ryu_python(None) == ryu_kind.Path(sys.executable)
     monkeypatch.delenv(ryu_kind.RYU_PYTHON_ENV)
-    monkeypatch.setattr(ryu_kind, "PROJECT_VENV", venv)
+    monkeypatch.setattr(ryu_kind, "checkout", lambda: tmp_path)  # labctl runs from a clone at tmp_path
     assert ryu_kind.ryu_python(None) == venv / "bin" / "python"
 
 
 def test_no_ryu_python_says_how_to_install_it(tmp_path, monkeypatch):
     monkeypatch.delenv(ryu_kind.RYU_PYTHON_ENV, raising=False)
-    monkeypatch.setattr(ryu_kind, "PROJECT_VENV", tmp_path / "none")
+    monkeypatch.setattr(ryu_kind, "checkout", lambda: tmp_path)  # a clone without .venv-ryu
     with pytest.raises(InputError, match=r"scripts/setup.sh --ryu"):
         ryu_kind.ryu_python(None)
     with pytest.raises(InputError, match=r"no Python at .*nowhere/bin/python \(controller.path\)"):
         (tmp_path / "nowhere").mkdir()
         ryu_kind.ryu_python(str(tmp_path / "nowhere"))
+
+
+def test_without_a_clone_no_ryu_python_points_at_the_docs_not_at_setup_sh(monkeypatch):
+    monkeypatch.delenv(ryu_kind.RYU_PYTHON_ENV, raising=False)
+    monkeypatch.setattr(ryu_kind, "checkout", lambda: None)  # labctl installed from a wheel
+    with pytest.raises(
+        InputError, match=r"set controller.path .* docs/controllers.md \(section Ryu\)"
+    ) as err:
+        ryu_kind.ryu_python(None)
+    assert "setup.sh" not in str(err.value)
 
 
 def test_ryu_runs_the_shipped_runner_as_a_file_with_its_listen_options(tmp_path):

@@ -8,11 +8,14 @@
 #
 #   bash playbooks/part2-walkthrough.sh [-i INVENTORY]     (as root)
 #
-# Set LABCTL to another labctl (default: the repository's .venv), KEEP=1 to keep
-# the lab up afterwards, PCAP to keep the capture somewhere else.
+# Set LABCTL to another labctl (default: the clone's .venv when run from a clone,
+# else the labctl on PATH), KEEP=1 to keep the lab up afterwards, PCAP to keep the
+# capture somewhere else.
 set -euo pipefail
-here="$(cd "$(dirname "$0")/.." && pwd)"
-read -r -a labctl <<<"${LABCTL:-$here/.venv/bin/labctl}"  # may be a command with arguments
+here="$(cd "$(dirname "$0")/.." && pwd)"  # the clone, through its playbooks/ link
+default=labctl
+[ -x "$here/.venv/bin/labctl" ] && default="$here/.venv/bin/labctl"
+read -r -a labctl <<<"${LABCTL:-$default}"  # may be a command with arguments
 pcap="${PCAP:-$(mktemp -d)/part2-openflow.pcap}"
 step() { printf '\n==== %s\n' "$*"; }
 
