@@ -4,10 +4,9 @@ from labctl.verify import (
     first_wave_spacing_ms,
     in_first_half,
     parse_fping,
-    render_table,
     result_of,
-    summary,
 )
+from labctl.verify_report import render_table, summary
 
 FPING = """172.16.0.2 : 7.68 0.594 0.251
 172.16.0.9 : - - -
