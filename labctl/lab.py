@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from labctl import processes
@@ -36,8 +37,18 @@ CONTROLLER = "controller"
 
 
 class LabRunner:
-    def __init__(self, lab: Lab, report: Reporter | None = None, state: LabState | None = None):
+    def __init__(
+        self,
+        lab: Lab,
+        report: Reporter | None = None,
+        state: LabState | None = None,
+        *,
+        local_transport: Callable[[str], Transport] = LocalTransport,
+    ):
+        """`local_transport(name)` runs commands on this machine, where a lab of real hosts
+        runs its controller (the unit tests pass a fake one)."""
         self.lab = lab
+        self.local_transport = local_transport
         self.report = report or Reporter(quiet=True)
         self.state = state or LabState(lab.name)
         self.ctx = Context(lab, self.state, self.report)
@@ -123,7 +134,7 @@ class LabRunner:
             return self.drivers[self.lab.controller.host].transport()
         if self.simulated_hosts:
             return controller_transport(self.ctx)
-        return LocalTransport(CONTROLLER)
+        return self.local_transport(CONTROLLER)
 
     def controller_place(self) -> str | None:
         """Where the controller runs, in words for status; None when someone else runs it."""

@@ -19,7 +19,7 @@ import xml.etree.ElementTree as ET
 
 from labctl.drivers import guests
 from labctl.drivers.base import Context
-from labctl.drivers.remote import LOCAL_ADDRESSES, RealHostDriver, host_transport
+from labctl.drivers.remote import LOCAL_ADDRESSES, RealHostDriver
 from labctl.errors import ProvisionError
 from labctl.model import VM, Access, Host
 from labctl.state import LabState
@@ -164,7 +164,7 @@ class KvmDriver(RealHostDriver):
         access = Access(
             record.get("user"), record.get("port", 22), record.get("key"), record.get("known_hosts")
         )
-        transport = host_transport(record["host"], record.get("address") or "localhost", access)
+        transport = cls.connect(record["host"], record.get("address") or "localhost", access)
         try:
             transport.run(["rm", "-f", record["overlay"]])
         finally:

@@ -18,7 +18,7 @@ import json
 from collections.abc import Mapping, Sequence
 
 from labctl.drivers.base import Context
-from labctl.drivers.remote import RealHostDriver, host_transport
+from labctl.drivers.remote import RealHostDriver
 from labctl.drivers.simnet import NO_IPV6
 from labctl.model import VM, Access, Host
 from labctl.ovs import AddBridge, AddPort, OvsCommand
@@ -136,7 +136,7 @@ class OvsHostDriver(RealHostDriver):
         access = Access(
             record.get("user"), record.get("port", 22), record.get("key"), record.get("known_hosts")
         )
-        transport = host_transport(record["host"], record.get("address") or "localhost", access)
+        transport = cls.connect(record["host"], record.get("address") or "localhost", access)
         try:
             transport.run(["ip", "netns", "del", record["netns"]], check=False)  # gone already is fine
             transport.run(["ip", "link", "del", record["vm_port"]], check=False)

@@ -39,7 +39,14 @@ class RealHostDriver(Driver):
 
     def __init__(self, ctx: Context, host: Host):
         super().__init__(ctx, host)
-        self._transport = host_transport(host.name, host.address or "localhost", host.access)
+        self._transport = self.connect(host.name, host.address or "localhost", host.access)
+
+    @classmethod
+    def connect(cls, name: str, address: str, access: Access) -> Transport:
+        """How this kind reaches a host: when building it, and when `undo` finds it again
+        from a journal record. The one place to swap the transport (the unit tests
+        register a kind whose hosts are fakes)."""
+        return host_transport(name, address, access)
 
     def transport(self) -> Transport:
         return self._transport
@@ -67,7 +74,7 @@ class RealHostDriver(Driver):
         access = Access(
             record.get("user"), record.get("port", 22), record.get("key"), record.get("known_hosts")
         )
-        transport = host_transport(record["host"], record.get("address") or "localhost", access)
+        transport = cls.connect(record["host"], record.get("address") or "localhost", access)
         try:
             transport.run(["ovs-vsctl", "--timeout=10", "--if-exists", "del-br", record["bridge"]])
         finally:

@@ -10,7 +10,7 @@ the lab bridge as vif<domid>.0; the domain id comes from `xl domid`.
 from __future__ import annotations
 
 from labctl.drivers import guests
-from labctl.drivers.remote import RealHostDriver, host_transport
+from labctl.drivers.remote import RealHostDriver
 from labctl.errors import ProvisionError
 from labctl.model import VM, Access
 from labctl.state import LabState
@@ -82,7 +82,7 @@ class XenDriver(RealHostDriver):
         access = Access(
             record.get("user"), record.get("port", 22), record.get("key"), record.get("known_hosts")
         )
-        transport = host_transport(record["host"], record.get("address") or "localhost", access)
+        transport = cls.connect(record["host"], record.get("address") or "localhost", access)
         try:
             if transport.run(["xl", "domid", record["name"]], check=False).ok:
                 transport.run(["xl", "destroy", record["name"]])
