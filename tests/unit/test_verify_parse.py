@@ -1,13 +1,12 @@
 from labctl.inventory import parse_inventory
 from labctl.verify import PingResult, first_half, first_wave_spacing_ms, parse_fping, render_table, result_of
+from tests.conftest import n_hosts
 
 FPING = """172.16.0.2 : 7.68 0.594 0.251
 172.16.0.9 : - - -
 172.16.0.3 : 0.5 - 0.7
 """
-LAB = parse_inventory(
-    "name: demo\nhosts:\n  h1: {vms: {vm1: {ip: 172.16.0.1/24}}}\n  h2: {vms: {vm2: {ip: 172.16.0.2/24}}}\n"
-)
+LAB = parse_inventory(n_hosts(2, name="demo"))
 
 
 def test_fping_output_gives_rtts_per_target_with_losses():
@@ -51,8 +50,7 @@ def test_table_lists_every_pair_and_a_summary():
 
 
 def star(n: int):
-    hosts = "".join(f"  h{i}: {{vms: {{vm{i}: {{ip: 172.16.0.{i}/24}}}}}}\n" for i in range(1, n + 1))
-    return parse_inventory(f"name: demo\nhosts:\n{hosts}")
+    return parse_inventory(n_hosts(n, name="demo"))
 
 
 def test_the_first_wave_gives_every_vm_as_many_set_ups_and_covers_each_pair_once():
