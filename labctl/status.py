@@ -103,3 +103,52 @@ class LabStatus:
             "connected": bool(bridge.connected)
             and (all(bridge.connected.values()) if sessions is None else own in sessions),
         }
+
+
+def _controller_state(ctl: dict) -> str:
+    if ctl["running"] is None:
+        return "run by someone else"
+    return f"running pid {ctl['pid']}" if ctl["running"] else "NOT RUNNING"
+
+
+def render_text(data: dict) -> str:
+    """`labctl status` as text: the lab, its drift, the controller, each host's bridge and ports."""
+    if not data["hosts"] and not data["up"]:
+        return f"lab {data['lab']}: not up"
+    ctl = data["controller"]
+    lines = [
+        f"lab {data['lab']}: {'up' if data['up'] else 'NOT fully up'}",
+        *(f"  drift: {d} (`labctl up` repairs it)" for d in data.get("drift", [])),
+        f"controller {ctl['kind']} {ctl['target']} apps={','.join(ctl['apps']) or '-'} "
+        + (f"{ctl['where']} " if ctl.get("where") else "")
+        + _controller_state(ctl),
+    ]
+    for host in data["hosts"]:
+        if "error" in host:
+            lines.append(f"  {host['name']}: {host['error']}")
+            continue
+        conn = (
+            ", ".join(
+                f"{c['target']} {'connected' if c['connected'] else 'NOT CONNECTED'}"
+                for c in host["controllers"]
+            )
+            or "no controller"
+        )
+        lines.append(
+            f"  {host['name']} ({host['flavor']}, underlay {host['underlay_ip']}): "
+            f"{host['bridge']} {host['datapath_type']} {'/'.join(host['protocols'])} -> {conn}"
+        )
+        for port in host["ports"]:
+            what = (
+                f"VM {port['vm']}"
+                if "vm" in port
+                else f"{port['type']} to {port['remote_ip']}"
+                if "remote_ip" in port
+                else port["type"]
+            )
+            error = f"  ERROR {port['error']}" if "error" in port else ""
+            lines.append(
+                f"      {str(port['ofport'] if port['ofport'] is not None else '-'):>5}  "
+                f"{port['name']:<12} {what}{error}"
+            )
+    return "\n".join(lines)

@@ -43,6 +43,45 @@ def two_hosts(controller: str = "  kind: os-ken") -> str:
 TWO_HOST = two_hosts()
 
 
+# --- n-host inventories -----------------------------------------------------------------
+
+
+def n_hosts(
+    n: int,
+    *,
+    name: str = "{name}",
+    topology: str | None = None,
+    controller: str | None = None,
+    driver: str | None = None,
+    address: str | None = None,
+    vms_per_host: int = 1,
+) -> str:
+    """An inventory of hosts host1..hostN, each with `vms_per_host` VMs numbered across the
+    lab: vm1 172.16.0.1/24, vm2 172.16.0.2/24, ...
+
+    `name` is left as {name} for make_lab to fill in; the text has no other braces, so
+    it is a make_lab template and parse_inventory input alike. `controller` is the body
+    of the controller section, as for two_hosts ("  kind: pox\\n  path: ..."); `driver`
+    and `address` (a pattern of the host number, "10.0.0.{i}") go on every host."""
+    lines = [f"name: {name}"]
+    if topology is not None:
+        lines.append(f"topology: {topology}")
+    if controller is not None:
+        lines += ["controller:", controller.rstrip("\n")]
+    lines.append("hosts:")
+    for i in range(1, n + 1):
+        lines.append(f"  host{i}:")
+        if driver is not None:
+            lines.append(f"    driver: {driver}")
+        if address is not None:
+            lines.append(f"    address: {address.format(i=i)}")
+        if vms_per_host:
+            lines.append("    vms:")
+        for k in range((i - 1) * vms_per_host + 1, i * vms_per_host + 1):
+            lines += [f"      vm{k}:", f"        ip: 172.16.0.{k}/24"]
+    return "\n".join(lines) + "\n"
+
+
 def pytest_collection_modifyitems(config, items):
     if os.geteuid() == 0:
         return

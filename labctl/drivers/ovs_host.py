@@ -91,13 +91,20 @@ class OvsHostDriver(RealHostDriver):
         return InNetns(vm.name, self._transport, self.vm_netns(vm))
 
     # --- up ---
+    def _present_netns(self) -> set[str]:
+        out = self._transport.run(["ip", "-j", "netns", "list"]).stdout.strip()
+        return {entry["name"] for entry in json.loads(out or "[]")}
+
     def prepare(self) -> None:
         self.check_ovs()
-        out = self._transport.run(["ip", "-j", "netns", "list"]).stdout.strip()
-        present = {entry["name"] for entry in json.loads(out or "[]")}
+        present = self._present_netns()
         for vm in self.host.vms:
             if self.vm_netns(vm) not in present:
                 self._make_vm(vm)
+
+    def missing(self) -> tuple[str | None, list[str]]:
+        present = self._present_netns()
+        return None, [f"VM {vm.name} is missing" for vm in self.host.vms if self.vm_netns(vm) not in present]
 
     def vm_commands(self, vm: VM) -> list[tuple[str, list[str], str | None]]:
         """The commands that make the VM, a namespace with a veth into the bridge: (what, argv, stdin)."""

@@ -41,7 +41,14 @@ class RealHostDriver(Driver):
 
     def __init__(self, session: LabSession, host: Host):
         super().__init__(session, host)
-        self._transport = host_transport(host.name, host.address or "localhost", host.access)
+        self._transport = self.connect(host.name, host.address or "localhost", host.access)
+
+    @classmethod
+    def connect(cls, name: str, address: str, access: Access) -> Transport:
+        """How this kind reaches a host: when building it, and when `undo` finds it again
+        from a journal record. The one place to swap the transport (the unit tests
+        register a kind whose hosts are fakes)."""
+        return host_transport(name, address, access)
 
     def transport(self) -> Transport:
         return self._transport
@@ -77,7 +84,7 @@ class RealHostDriver(Driver):
     @classmethod
     def undo(cls, record: dict, state: LabState) -> None:
         """Reach the host the record names again, from the record alone, and remove the thing."""
-        transport = host_transport(
+        transport = cls.connect(
             record["host"], record.get("address") or "localhost", Access.from_record(record)
         )
         try:

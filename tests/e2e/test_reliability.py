@@ -18,7 +18,7 @@ from labctl.drivers.simlimits import remedy, shortfalls
 from labctl.inventory import parse_inventory
 from labctl.processes import identify, read_pidfile, stop
 from labctl.transport.netns import NetnsTransport
-from tests.conftest import REPO, labctl, netns_with_prefix
+from tests.conftest import REPO, labctl, n_hosts, netns_with_prefix
 
 pytestmark = pytest.mark.lab
 
@@ -201,19 +201,12 @@ def test_state_and_json_output_carry_no_inventory_secrets(two_host_lab):
     assert labctl  # the helper stays importable for other tests
 
 
-def star_of(hosts: int) -> str:
-    lines = ["name: {name}", "topology: star", "hosts:"]
-    for i in range(1, hosts + 1):
-        lines += [f"  host{i}:", "    vms:", f"      vm{i}: {{{{ip: 172.16.0.{i}/24}}}}"]
-    return "\n".join(lines) + "\n"
-
-
 def test_thirty_two_hosts_every_ordered_pair_answers(make_lab):
     """Scale, correctness only (bench/ times it): 992 pairs over one hub and one controller.
 
     It needs the two kernel limits all namespaces share raised (scripts/setup.sh
     does); before they were, about half the pairs failed with nothing to say why."""
-    lab = make_lab(star_of(32))
+    lab = make_lab(n_hosts(32, topology="star"))
     short = shortfalls(parse_inventory(lab.inventory.read_text()))
     assert not short, f"{remedy(short)}: {'; '.join(map(str, short))}"
     lab.run("up", "-q")

@@ -12,17 +12,11 @@ import time
 import pytest
 
 from labctl.defaults import INVENTORIES
+from tests.conftest import n_hosts
 
 pytestmark = pytest.mark.lab
 
 HOSTS = ("host1", "host2", "host3", "host4")
-
-
-def four_hosts(topology: str, controller: str) -> str:
-    hosts = "".join(
-        f"  {h}:\n    vms:\n      vm{i}: {{{{ip: 172.16.0.{i}/24}}}}\n" for i, h in enumerate(HOSTS, 1)
-    )
-    return f"name: {{name}}\ntopology: {topology}\ncontroller:\n{controller}\nhosts:\n{hosts}"
 
 
 def packets(lab, host: str) -> int:
@@ -55,7 +49,7 @@ def test_mixed_hypervisor_lab_runs_simulated_with_their_port_names(make_lab, tmp
 
 @pytest.mark.parametrize("topology", ["star", "mesh"])
 def test_os_ken_four_hosts_reach_every_pair_without_a_storm(make_lab, topology):
-    lab = make_lab(four_hosts(topology, "  kind: os-ken"))
+    lab = make_lab(n_hosts(4, topology=topology, controller="  kind: os-ken"))
     result = lab.run("up")
     if topology == "mesh":
         assert "the tunnel mesh is loop-free" in result.stderr
@@ -70,7 +64,7 @@ def test_os_ken_four_hosts_reach_every_pair_without_a_storm(make_lab, topology):
 
 @pytest.mark.parametrize("topology", ["star", "mesh"])
 def test_pox_four_hosts_reach_every_pair_without_a_storm(make_lab, pox_checkout, topology):
-    lab = make_lab(four_hosts(topology, f"  kind: pox\n  path: {pox_checkout}"))
+    lab = make_lab(n_hosts(4, topology=topology, controller=f"  kind: pox\n  path: {pox_checkout}"))
     lab.run("up")
     report = json.loads(lab.run("verify", "--json").stdout)
     assert report["ok"] and len(report["pairs"]) == 12
@@ -79,7 +73,7 @@ def test_pox_four_hosts_reach_every_pair_without_a_storm(make_lab, pox_checkout,
 
 def test_four_host_lab_graphviz_free_names(make_lab):
     """The mesh plan names one tunnel per pair, each end named after its peer."""
-    lab = make_lab(four_hosts("mesh", "  kind: os-ken"))
+    lab = make_lab(n_hosts(4, topology="mesh", controller="  kind: os-ken"))
     lab.run("up")
     status = lab.status()
     tunnels = {(h["name"], p["name"]) for h in status["hosts"] for p in h["ports"] if p["type"] == "gre"}

@@ -7,13 +7,13 @@ from pathlib import Path
 from labctl.inventory import parse_inventory
 from labctl.ovs import AddBridge, AddPort, SetController, parse_snapshot, pending, render, rstp_unsettled
 from labctl.plan import plan_host, tunnel_port, tunnels
+from tests.conftest import n_hosts
 
 DATA = Path(__file__).parent / "data"
 
 
 def lab_of(n: int, topology: str = "star"):
-    hosts = "".join(f"  host{i}:\n    vms:\n      vm{i}: {{ip: 172.16.0.{i}/24}}\n" for i in range(1, n + 1))
-    return parse_inventory(f"name: demo\ntopology: {topology}\nhosts:\n{hosts}")
+    return parse_inventory(n_hosts(n, name="demo", topology=topology))
 
 
 def test_star_joins_every_host_to_the_hub_only():

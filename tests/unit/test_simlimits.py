@@ -10,33 +10,23 @@ import sys
 from labctl.drivers import simlimits
 from labctl.drivers.simlimits import ARP_TABLE, SOCKET_BUFFER, arp_entries_needed, remedy, shortfalls
 from labctl.inventory import parse_inventory
+from tests.conftest import n_hosts
 
 DEFAULTS = {ARP_TABLE: 1024, SOCKET_BUFFER: 212992}  # a fresh Debian machine
 
 
-def address(i: int, driver: str) -> str:
-    return "" if driver == "sim" else f"    address: 10.0.0.{i}\n"
-
-
-def lab_of(n: int, driver: str = "sim"):
-    return parse_inventory(lab_of_text(n, driver))
-
-
-def lab_of_text(n: int, driver: str = "sim") -> str:
-    hosts = "".join(
-        f"  host{i}:\n    driver: {driver}\n{address(i, driver)}"
-        f"    vms:\n      vm{i}: {{ip: 172.16.0.{i}/24}}\n"
-        for i in range(1, n + 1)
-    )
-    extra = "controller: {address: 10.0.0.100}\n" if driver != "sim" else ""
-    return f"name: demo\n{extra}hosts:\n{hosts}"
+def lab_of(n: int, driver: str = "sim", topology: str | None = None):
+    real = {} if driver == "sim" else {"address": "10.0.0.{i}", "controller": "  address: 10.0.0.100"}
+    return parse_inventory(n_hosts(n, name="demo", driver=driver, topology=topology, **real))
 
 
 def test_every_vm_needs_an_arp_entry_per_peer_plus_the_underlay():
-    star_underlay = 2 * 31 + 2 * 32  # both ends of 31 tunnels; hosts and controller
-    assert arp_entries_needed(lab_of(32)) == 32 * 31 + star_underlay + 256
-    mesh = parse_inventory(lab_of_text(32).replace("hosts:", "topology: mesh\nhosts:", 1))
-    assert arp_entries_needed(mesh) == 32 * 31 + 2 * (32 * 31 // 2) + 2 * 32 + 256
+    # Worked by hand for 32 hosts of one VM each, plus 256 entries to spare:
+    # star: 32 VMs x 31 peers = 992; 31 tunnels, both ends = 62; each host and the
+    #       controller resolve one another, 2 x 32 = 64; 992 + 62 + 64 + 256 = 1374.
+    assert arp_entries_needed(lab_of(32)) == 1374
+    # mesh: 992 again; 32 x 31 / 2 = 496 tunnels, both ends = 992; 64; 992 + 992 + 64 + 256 = 2304.
+    assert arp_entries_needed(lab_of(32, topology="mesh")) == 2304
 
 
 def test_the_default_limits_fit_sixteen_hosts():

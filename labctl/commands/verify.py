@@ -1,0 +1,58 @@
+"""`labctl verify`: ping every ordered pair of VMs; a table, JSON or JUnit (verify_report.py)."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+from labctl.clikit import Needs, handles_errors, inventory_option, lab_runner
+from labctl.errors import EXIT_OK, EXIT_VERIFY_FAILED
+
+
+def register(cli: click.Group) -> None:
+    cli.add_command(verify)
+
+
+@click.command()
+@inventory_option
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("-c", "--count", default=3, show_default=True, help="Pings per pair.")
+@click.option(
+    "--junit", "junit_path", type=click.Path(dir_okay=False), help="Also write JUnit XML: a case per pair."
+)
+@click.pass_context
+@handles_errors
+def verify(ctx, inventory, simulate, quiet, verbose, as_json, count, junit_path):
+    """Ping every ordered pair of VMs, in parallel. Exit 1 if any pair loses packets."""
+    from labctl import verify_report
+    from labctl.verify import ping_all
+
+    runner = lab_runner(ctx, inventory, simulate, quiet, verbose, needs=Needs.HOSTS)
+    lab = runner.lab.name
+    problems = runner.problems()
+    if problems:
+        if as_json:
+            click.echo(json.dumps(verify_report.to_json(lab, [], problems)))
+        for problem in problems:
+            click.echo(f"labctl: verify failed: {problem}", err=True)
+        if junit_path:
+            verify_report.write_junit(junit_path, lab, [], problems)
+        sys.exit(EXIT_VERIFY_FAILED)
+    results = ping_all(runner.lab, lambda vm: runner.drivers[vm.host].vm_transport(vm), count=count)
+    ok = all(r.ok for r in results)
+    if junit_path:
+        verify_report.write_junit(junit_path, lab, results)
+    if as_json:
+        click.echo(json.dumps(verify_report.to_json(lab, results), indent=2))
+    else:
+        click.echo(verify_report.render_table(results))
+    if not ok:
+        from labctl.drivers import simlimits
+
+        short = simlimits.shortfalls(runner.lab)
+        if short:
+            click.echo(f"labctl: verify: lost pings may come from: {'; '.join(map(str, short))}", err=True)
+            click.echo(f"labctl: verify: {simlimits.remedy(short)}", err=True)
+    sys.exit(EXIT_OK if ok else EXIT_VERIFY_FAILED)

@@ -1,0 +1,87 @@
+"""What `verify` reports, in every format: the table, JSON and JUnit.
+
+The CLI's `verify` and the playbooks' verify step both render from here, so a
+pair that fails reads the same wherever it is reported.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from labctl import junit
+from labctl.verify import PingResult
+
+
+def render_table(results: list[PingResult]) -> str:
+    header = ("PAIR", "FIRST ms", "SENT", "RECEIVED", "LOSS", "RTT min/avg/max ms")
+    rows = []
+    for r in results:
+        rtt = "-" if r.rtt_avg_ms is None else f"{r.rtt_min_ms:.2f}/{r.rtt_avg_ms:.2f}/{r.rtt_max_ms:.2f}"
+        if r.error:
+            rtt = f"error: {r.error}"
+        rows.append(
+            (
+                f"{r.src} -> {r.dst} ({r.dst_ip})",
+                "-" if r.first_rtt_ms is None else f"{r.first_rtt_ms:.2f}",
+                str(r.sent),
+                str(r.received),
+                f"{r.loss_pct:g}%",
+                rtt,
+            )
+        )
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in [header, *rows]]
+    lines.append(summary(results))
+    return "\n".join(lines)
+
+
+def summary(results: list[PingResult]) -> str:
+    """One line: how many pairs answered, and of the others how many lost packets or never
+    answered (`0/N ... with 0% loss` read as if nothing had been lost when nothing answered)."""
+    answered = sum(r.received > 0 for r in results)
+    lossy = sum(r.received > 0 and not r.ok for r in results)
+    silent = len(results) - answered
+    head = f"{answered}/{len(results)} pairs answered"
+    if not lossy and not silent:
+        return f"{head}, no packet lost"
+    problems = [
+        f"{n} {'pair' if n == 1 else 'pairs'} {what}"
+        for n, what in ((lossy, "lost packets"), (silent, "did not answer"))
+        if n
+    ]
+    return f"{head}; {', '.join(problems)}"
+
+
+def failure(result: PingResult) -> str | None:
+    """Why a pair failed, in one phrase (None when it passed)."""
+    if result.ok:
+        return None
+    return f"{result.loss_pct:g}% loss to {result.dst_ip}" + (f": {result.error}" if result.error else "")
+
+
+def to_json(lab: str, results: list[PingResult], problems: list[str] | None = None) -> dict:
+    """`verify --json`: every pair, or why the lab could not be verified at all."""
+    if problems:
+        return {"lab": lab, "ok": False, "problems": problems, "pairs": []}
+    return {"lab": lab, "ok": all(r.ok for r in results), "pairs": [r.to_json() for r in results]}
+
+
+def write_junit(
+    path: str | Path, lab: str, results: list[PingResult], problems: list[str] | None = None
+) -> None:
+    """`verify --junit`: a test case per pair, or one failed case saying why nothing ran."""
+    classname = f"labctl.verify.{lab}"
+    if problems:
+        cases = [junit.Case("lab ready", classname, failure="; ".join(problems))]
+    else:
+        cases = [
+            junit.Case(
+                name=f"{r.src} -> {r.dst}",
+                classname=classname,
+                seconds=(r.rtt_avg_ms or 0) / 1000,
+                failure=failure(r),
+                detail=f"sent {r.sent}, received {r.received}",
+            )
+            for r in results
+        ]
+    junit.write(path, f"labctl verify {lab}", cases)
