@@ -144,6 +144,73 @@ class DelPort:
 OvsCommand = AddBridge | AddPort | SetController | DelPort
 
 
+# --- putting a real host's OVS back as it was ------------------------------
+# A real host keeps its Open vSwitch after `down`. What `up` adds to it is journalled
+# *before* it is added, with what it changes, so `down` removes exactly that and puts
+# back what was there: a bridge labctl made goes; on a bridge that was there before,
+# labctl's ports go and its settings and controllers are restored.
+
+
+@dataclass(frozen=True)
+class Undo:
+    """What `down` needs to undo one command on a real host: a journal record's kind and fields."""
+
+    kind: str  # ovs-bridge, ovs-port, ovs-controller or ovs-bridge-settings
+    bridge: str
+    fields: tuple[tuple[str, object], ...] = ()
+
+
+def undo_of(command: OvsCommand, snap: OvsSnapshot) -> Undo | None:
+    """How to undo `command` on the OVS that `snap` read (None: nothing to undo, or
+    undoing the bridge it sits on undoes it too)."""
+    if isinstance(command, AddBridge):
+        have = snap.bridges.get(command.name)
+        if have is None:
+            return Undo("ovs-bridge", command.name)
+        before = {
+            "datapath_type": have.datapath_type,
+            "fail_mode": have.fail_mode,
+            "protocols": list(have.protocols),
+            "rstp": have.rstp,
+            "other_config": {key: have.other_config.get(key) for key, _ in command.other_config},
+        }
+        return Undo("ovs-bridge-settings", command.name, (("before", before),))
+    bridge = snap.bridges.get(getattr(command, "bridge", ""))
+    if bridge is None:
+        return None
+    if isinstance(command, AddPort) and command.name not in bridge.ports:
+        return Undo("ovs-port", command.bridge, (("port", command.name),))
+    if isinstance(command, SetController):
+        return Undo("ovs-controller", command.bridge, (("before", list(bridge.controllers)),))
+    return None
+
+
+def undo_argv(record: dict) -> list[str]:
+    """The ovs-vsctl words (after `ovs-vsctl --timeout=N`) that undo one journalled Undo."""
+    kind, bridge = record["kind"], record["bridge"]
+    if kind == "ovs-bridge":
+        return ["--if-exists", "del-br", bridge]
+    if kind == "ovs-port":
+        return ["--if-exists", "del-port", bridge, record["port"]]
+    if kind == "ovs-controller":
+        before = record["before"]
+        return ["set-controller", bridge, *before] if before else ["del-controller", bridge]
+    if kind == "ovs-bridge-settings":
+        before = record["before"]
+        settings = [
+            f'datapath_type="{before["datapath_type"]}"',  # quoted: ovs-vsctl refuses a bare empty value
+            f"fail_mode={before['fail_mode'] or '[]'}",
+            f"protocols={','.join(before['protocols']) or '[]'}",
+            f"rstp_enable={str(before['rstp']).lower()}",
+        ]
+        settings += [f"other_config:{k}={v}" for k, v in before["other_config"].items() if v is not None]
+        argv = ["set", "bridge", bridge, *settings]
+        for key in (k for k, v in before["other_config"].items() if v is None):
+            argv += ["--", "remove", "bridge", bridge, "other_config", key]
+        return argv
+    raise ValueError(f"not an OVS undo record: {kind}")
+
+
 def unplug_stale(commands: Sequence[OvsCommand], snap: OvsSnapshot, ports: set[str]) -> list[DelPort]:
     """Ports OVS still has whose device was re-created (a VM rebuilt after drift).
 

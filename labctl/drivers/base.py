@@ -8,14 +8,14 @@ OVS configuration itself is shared code (plan.py + ovs.py).
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
 from labctl.fieldtypes import HostField
 from labctl.model import VM, Host, Lab
-from labctl.ovs import OvsCommand
+from labctl.ovs import OvsCommand, OvsSnapshot
 from labctl.progress import Reporter
 from labctl.state import LabState
 from labctl.transport.base import Transport
@@ -153,8 +153,9 @@ class Driver(ABC):
     def finish(self) -> None:  # noqa: B027 - optional step
         """Work after the OVS transaction (addresses on bridges, VMs the hypervisor plugs in)."""
 
-    def adding_bridge(self, bridge: str) -> None:  # noqa: B027 - optional step
-        """`up` is about to add this bridge to the host's OVS (a real host keeps its OVS after down)."""
+    def before_ovs_changes(self, todo: Sequence[OvsCommand], snap: OvsSnapshot) -> None:  # noqa: B027
+        """`up` is about to apply these commands to the host's OVS as `snap` read it
+        (a real host keeps its OVS after down: it journals how to undo them)."""
 
     def before_tunnels(self, peers: list[Driver]) -> None:  # noqa: B027 - optional step
         """Before the host first reaches its tunnel peers over the underlay."""

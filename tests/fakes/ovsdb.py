@@ -229,6 +229,8 @@ COMMAND_OPTIONS = {
     "add-port": {"--may-exist"},
     "del-port": {"--if-exists"},
     "set": set(),
+    "remove": set(),
+    "br-exists": set(),
     "list": {"--columns"},
     "set-controller": set(),
     "del-controller": set(),
@@ -293,6 +295,9 @@ class FakeOvsdb:
         except _TimedOut:
             self.tables, self._uuids = json.loads(saved)
             return TIMEOUT_EXIT, "", "fatal_signal|WARN|terminating with signal 14 (Alarm clock)\n"
+        except _Exit as exc:
+            self.tables, self._uuids = json.loads(saved)
+            return exc.code, "", ""
         self._gc()
         self._vswitchd()
         return 0, "".join(out), ""
@@ -445,6 +450,8 @@ class FakeOvsdb:
         row = self._row(table, record)
         for setting in settings:
             column, _, value = setting.partition("=")
+            if not value:
+                raise VsctlError(f'{setting}: argument does not end in "=" followed by a value.')
             column, _, key = column.partition(":")
             column, spec = self._column(table, column)
             if spec.read_only:
@@ -459,6 +466,23 @@ class FakeOvsdb:
                 raise NotModelled(f"set {table} {column}={value}: only COLUMN:KEY=VALUE is modelled for maps")
             else:
                 row[column] = _parse(spec, value)
+
+    def _br_exists(self, args, options) -> None:
+        [name] = args
+        if self._bridge(name) is None:
+            raise _Exit(2)  # ovs-vsctl br-exists: exit 2, nothing printed
+
+    def _remove(self, args, options) -> None:
+        table, record, column, *values = args
+        table = self._table(table)
+        row = self._row(table, record)
+        column, spec = self._column(table, column)
+        if spec.kind != "map":
+            raise NotModelled(f"remove {table} {column}: only keys of map columns are modelled")
+        for key in values:
+            if "=" in key:
+                raise NotModelled(f"remove {table} {column} {key}: only bare keys are modelled")
+            row[column].pop(_unquote(key), None)  # a key that is not there is no error
 
     def _list(self, args, options) -> str:
         if len(args) != 1:
@@ -611,6 +635,12 @@ class FakeOvsdb:
             for b in self.tables["Bridge"].values()
         }
 
+    def bridge_settings(self, name: str) -> dict:
+        """What `up` may change on a bridge and `down` must put back."""
+        row = self._bridge(name)
+        columns = ("datapath_type", "fail_mode", "protocols", "rstp_enable", "other_config")
+        return {c: row[c] for c in columns}
+
     def bridges(self) -> dict[str, list[str]]:
         """Bridge name -> its port names."""
         return {
@@ -621,6 +651,13 @@ class FakeOvsdb:
 
 class _TimedOut(Exception):
     pass
+
+
+class _Exit(Exception):
+    """A command that ends ovs-vsctl with this exit code and no message (br-exists)."""
+
+    def __init__(self, code: int):
+        self.code = code
 
 
 def _matches(word: str, names: tuple[str, ...]) -> list[str]:
@@ -635,6 +672,8 @@ def _unquote(value: str) -> str:
 
 def _parse(spec: Column, value: str):
     value = _unquote(value)
+    if value == "[]" and (spec.optional or spec.many):  # the empty set
+        return []
     if spec.kind == "bool":
         if value not in ("true", "false"):
             raise VsctlError(f'"{value}" is not a valid boolean (use "true" or "false")')

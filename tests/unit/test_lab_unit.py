@@ -280,23 +280,43 @@ def test_a_vm_gone_from_a_real_host_is_drift(world, labctl):
 def test_down_from_the_journal_alone_removes_what_up_made_and_nothing_else(world, labctl, state_root):
     host1, host2 = world.hosts["host1"], world.hosts["host2"]
     host1.admin("ovs-vsctl", "add-br", "br-ext")  # the host's own bridge
-    host2.admin("ovs-vsctl", "add-br", "br0")  # the lab's bridge was there before the lab
+    # The lab's bridge was there before the lab, with a port and settings of its own.
+    host2.admin("ovs-vsctl", "add-br", "br0", "--", "add-port", "br0", "eth9")
+    host2.admin(
+        "ovs-vsctl", "set", "bridge", "br0", "fail_mode=standalone", "other_config:disable-in-band=false"
+    )
+    before = host2.ovs.bridge_settings("br0")
     labctl().up()
+    assert host2.ovs.bridge_settings("br0") != before and host2.ovs.controllers()["br0"]
     [controller] = LabState("ut", root=state_root).records("process")
     world.calls.clear()
 
     assert teardown(LabState("ut", root=state_root), Reporter(quiet=True)) is True
 
     assert transactions(world, "host1") == [["ovs-vsctl", "--timeout=10", "--if-exists", "del-br", "br0"]]
-    assert transactions(world, "host2") == []
     assert host1.ovs.bridges() == {"br-ext": ["br-ext"]}
-    assert "br0" in host2.ovs.bridges()
+    # host2's br0 is as the host had it: its own port, its settings, no controller
+    assert host2.ovs.bridges() == {"br0": ["br0", "eth9"]}
+    assert host2.ovs.bridge_settings("br0") == before
+    assert host2.ovs.controllers() == {"br0": []}
     for host in (host1, host2):
         assert host.linux.namespaces == set()
         assert not any(host.linux.device_exists(vm) for vm in ("vm1", "vm2"))
     assert not processes.alive(processes.ProcessId(controller["pid"], controller["start"]))
     assert not (state_root / "ut").exists()
     assert teardown(LabState("ut", root=state_root), Reporter(quiet=True)) is False  # nothing left to do
+
+
+def test_a_second_up_does_not_overwrite_what_a_bridge_had_before_the_lab(world, labctl, state_root):
+    host2 = world.hosts["host2"]
+    host2.admin("ovs-vsctl", "add-br", "br0", "--", "set", "bridge", "br0", "fail_mode=standalone")
+    before = host2.ovs.bridge_settings("br0")
+    labctl().up()
+    host2.admin("ovs-vsctl", "set", "bridge", "br0", "fail_mode=standalone")  # drift, repaired by up
+    labctl().up()
+    assert len(LabState("ut", root=state_root).records("ovs-bridge-settings")) == 1
+    teardown(LabState("ut", root=state_root), Reporter(quiet=True))
+    assert host2.ovs.bridge_settings("br0") == before
 
 
 def test_down_after_an_up_that_failed_half_way_removes_what_was_made(world, labctl, state_root):
