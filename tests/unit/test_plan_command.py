@@ -124,8 +124,10 @@ def test_verbose_plan_shows_the_rendered_files_and_the_ovs_transaction(untouchab
     out = result.output
     shown = [line.strip()[2:].strip() for line in out.splitlines() if line.strip().startswith("| ")]
     assert "<virtualport type='openvswitch'/>" in shown and "<source bridge='br0'/>" in shown  # domain XML
-    assert "vif = ['bridge=br0,script=vif-openvswitch,mac=02:00:ac:10:00:02']" in shown  # xl cfg
+    assert "<mtu size='1462'/>" in shown  # 1500 - 38 for GRE, on the domain's NIC
+    assert "vif = ['bridge=br0,script=vif-openvswitch,mac=02:00:ac:10:00:02,mtu=1462']" in shown  # xl cfg
     assert '"bridge": "br0"' in shown  # the XenAPI network record
+    assert shown.count('"MTU": "1462",') == 2  # the XenAPI network and VIF records
     assert "$ ovs-vsctl --timeout=30 \\" in out
     assert "-- --may-exist add-port br0 gre-xen1 -- set interface gre-xen1 type=gre" in out
     assert "-- set-controller br0 tcp:10.250.0.254:6633" in out
