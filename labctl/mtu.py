@@ -45,13 +45,30 @@ def icmp_payload(mtu: int) -> int:
 def explain(mtu: int, underlay_mtu: int, tunnel_type: str) -> str:
     """One line on where the VMs' MTU comes from, and a warning when it is too big to cross."""
     fits = guest_mtu(underlay_mtu, tunnel_type)
-    parts = ", ".join(f"{name} {size}" for name, size in TUNNEL_HEADERS[tunnel_type])
-    derivation = f"underlay {underlay_mtu} - {tunnel_overhead(tunnel_type)} for {tunnel_type} ({parts})"
     if mtu == fits:
-        return f"{mtu} on every VM NIC: {derivation}"
+        parts = ", ".join(f"{name} {size}" for name, size in TUNNEL_HEADERS[tunnel_type])
+        return (
+            f"{mtu} on every VM NIC: underlay {underlay_mtu} - {tunnel_overhead(tunnel_type)} "
+            f"for {tunnel_type} ({parts})"
+        )
+    carries = f"a {tunnel_type} tunnel over a {underlay_mtu}-byte underlay carries {fits}"
     if mtu < fits:
-        return f"{mtu} on every VM NIC, set by mtu: (the tunnel carries up to {fits}: {derivation})"
+        return f"{mtu} on every VM NIC, set by mtu: ({carries})"
+    dropped = f"packets of {fits + 1} to {mtu} bytes will be dropped"
+    return f"{mtu} on every VM NIC, set by mtu:, but {carries}: {dropped}"
+
+
+def black_hole_cause(mtu: int, underlay_mtu: int, tunnel_type: str) -> str:
+    """Why a lab's full-size packets may vanish, and what to change: for `verify`."""
+    fits = guest_mtu(underlay_mtu, tunnel_type)
+    if mtu > fits:
+        return (
+            f"the VMs' MTU ({mtu}, set by mtu:) is more than a {tunnel_type} tunnel carries over a "
+            f"{underlay_mtu}-byte underlay ({fits}): leave mtu: out, or raise underlay.mtu if the "
+            "underlay takes bigger packets"
+        )
     return (
-        f"{mtu} on every VM NIC, set by mtu:, more than the tunnel carries ({fits}: {derivation}): "
-        f"{fits + 1}- to {mtu}-byte packets will be dropped"
+        f"the VMs' MTU ({mtu}) fits a {tunnel_type} tunnel over a {underlay_mtu}-byte underlay, so "
+        "the underlay takes less than underlay.mtu says, or a VM's MTU was changed by hand: set "
+        "underlay.mtu to what the underlay takes"
     )
