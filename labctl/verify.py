@@ -216,7 +216,8 @@ def ping_all(
     # Full size: one probe per pair that fills the lab's MTU, Don't Fragment set. Its
     # paths are set up (no OpenFlow match looks at a packet's length), so it costs one
     # round. A pair whose small pings all came back but whose full-size probe did not
-    # gets one more, so a packet lost in a busy lab is not taken for a black hole.
+    # gets one more, so a packet lost in a busy lab is not taken for a black hole (which
+    # never answers).
     payload = icmp_payload(lab.mtu)
     full = from_each(lambda a, b: a is not b, 1, 1000, timeout_ms, payload=payload)
 
