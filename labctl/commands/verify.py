@@ -15,7 +15,7 @@ def register(cli: click.Group) -> None:
     cli.add_command(verify)
 
 
-@click.command()
+@click.command(short_help="Ping every ordered VM pair, small and full-size.")
 @inventory_option
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.option("-c", "--count", default=3, show_default=True, help="Pings per pair.")

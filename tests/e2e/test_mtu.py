@@ -38,6 +38,8 @@ def test_the_computed_mtu_is_the_largest_that_crosses_the_tunnel(make_lab, tunne
     # both ends of each VM's veth, and the underlay at its default
     assert (link_mtu(lab, "vm1", "eth0"), link_mtu(lab, "host1", "vm1")) == (mtu, mtu)
     assert link_mtu(lab, "host1", "eth0") == 1500
+    ports = {p["name"]: p for p in lab.status()["hosts"][0]["ports"]}
+    assert ports["vm1"]["mtu"] == mtu and f"vm1          VM vm1, MTU {mtu}" in lab.run("status").stdout
     report = json.loads(lab.run("verify", "--json").stdout)
     assert report["ok"] is True
     for pair in report["pairs"]:
