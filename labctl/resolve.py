@@ -1,8 +1,8 @@
 """The defaults stage: a validated inventory becomes the Lab model.
 
 Everything the inventory leaves out is decided here and nowhere else: underlay
-addresses, MACs, the VMs' MTU (mtu.py), the controller's address and apps (from its kind), each host's
-driver options (from its kind's declared fields). Pure: no I/O.
+addresses, MACs, the VMs' MTU (mtu.py), the controller's address and apps (from
+its kind), each host's driver options (from its kind's declared fields). Pure: no I/O.
 """
 
 from __future__ import annotations

@@ -62,7 +62,7 @@ def summary(results: list[PingResult]) -> str:
         if n
     ]
     if holes:
-        sizes = "/".join(str(size) for size in sorted({r.mtu_probe_bytes for r in holes}))
+        sizes = "/".join(str(size) for size in sorted({r.mtu_probe_bytes or 0 for r in holes}))
         what = "pair is an MTU black hole" if len(holes) == 1 else "pairs are MTU black holes"
         problems.append(f"{len(holes)} {what} ({sizes}-byte packets dropped, small pings pass)")
     return f"{head}; {', '.join(problems)}"
