@@ -256,6 +256,7 @@ class InterfaceState:
     error: str | None
     statistics: dict[str, int]
     mac: str | None
+    mtu: int | None = None  # what the device has (ovs-vswitchd fills it in)
 
 
 @dataclass
@@ -290,7 +291,7 @@ def _single(value):
 _QUERIES = [
     ("Bridge", "_uuid,name,datapath_type,fail_mode,protocols,rstp_enable,other_config,ports,controller"),
     ("Port", "_uuid,name,interfaces,other_config"),
-    ("Interface", "_uuid,name,type,options,ofport,error,statistics,mac_in_use"),
+    ("Interface", "_uuid,name,type,options,ofport,error,statistics,mac_in_use,mtu"),
     ("Controller", "_uuid,target,is_connected"),
 ]
 
@@ -320,6 +321,7 @@ def parse_snapshot(text: str) -> OvsSnapshot:
             error=_single(row["error"]),
             statistics=row["statistics"] or {},
             mac=_single(row["mac_in_use"]),
+            mtu=_single(row.get("mtu", [])),
         )
         ifaces_by_uuid[row["_uuid"]] = state
         interfaces[state.name] = state

@@ -12,8 +12,17 @@ from labctl import junit
 from labctl.verify import PingResult
 
 
+def full_size(result: PingResult) -> str:
+    """The full-size probe in the table: its size and whether it came back."""
+    if result.mtu_probe_ok is None or result.mtu_probe_bytes is None:
+        return "-"
+    if result.mtu_black_hole:
+        return f"{result.mtu_probe_bytes} BLACK HOLE"
+    return f"{result.mtu_probe_bytes} {'ok' if result.mtu_probe_ok else 'lost'}"
+
+
 def render_table(results: list[PingResult]) -> str:
-    header = ("PAIR", "FIRST ms", "SENT", "RECEIVED", "LOSS", "RTT min/avg/max ms")
+    header = ("PAIR", "FIRST ms", "SENT", "RECEIVED", "LOSS", "MTU", "RTT min/avg/max ms")
     rows = []
     for r in results:
         rtt = "-" if r.rtt_avg_ms is None else f"{r.rtt_min_ms:.2f}/{r.rtt_avg_ms:.2f}/{r.rtt_max_ms:.2f}"
@@ -26,6 +35,7 @@ def render_table(results: list[PingResult]) -> str:
                 str(r.sent),
                 str(r.received),
                 f"{r.loss_pct:g}%",
+                full_size(r),
                 rtt,
             )
         )
@@ -36,19 +46,25 @@ def render_table(results: list[PingResult]) -> str:
 
 
 def summary(results: list[PingResult]) -> str:
-    """One line: how many pairs answered, and of the others how many lost packets or never
-    answered (`0/N ... with 0% loss` read as if nothing had been lost when nothing answered)."""
+    """One line: how many pairs answered, and of the others how many lost packets, never
+    answered, or lost only their full-size packets (`0/N ... with 0% loss` read as if
+    nothing had been lost when nothing answered)."""
     answered = sum(r.received > 0 for r in results)
-    lossy = sum(r.received > 0 and not r.ok for r in results)
+    holes = [r for r in results if r.mtu_black_hole]
+    lossy = sum(r.received > 0 and not r.ok and not r.mtu_black_hole for r in results)
     silent = len(results) - answered
     head = f"{answered}/{len(results)} pairs answered"
-    if not lossy and not silent:
+    if not lossy and not silent and not holes:
         return f"{head}, no packet lost"
     problems = [
         f"{n} {'pair' if n == 1 else 'pairs'} {what}"
         for n, what in ((lossy, "lost packets"), (silent, "did not answer"))
         if n
     ]
+    if holes:
+        sizes = "/".join(str(size) for size in sorted({r.mtu_probe_bytes or 0 for r in holes}))
+        what = "pair is an MTU black hole" if len(holes) == 1 else "pairs are MTU black holes"
+        problems.append(f"{len(holes)} {what} ({sizes}-byte packets dropped, small pings pass)")
     return f"{head}; {', '.join(problems)}"
 
 
@@ -56,7 +72,21 @@ def failure(result: PingResult) -> str | None:
     """Why a pair failed, in one phrase (None when it passed)."""
     if result.ok:
         return None
+    if result.mtu_black_hole:
+        return (
+            f"MTU black hole to {result.dst_ip} ({result.mtu_probe_bytes}-byte packets dropped, "
+            f"with Don't Fragment; small pings pass)"
+        )
     return f"{result.loss_pct:g}% loss to {result.dst_ip}" + (f": {result.error}" if result.error else "")
+
+
+def detail(result: PingResult) -> str:
+    """What was sent and what came back, for a JUnit case."""
+    text = f"sent {result.sent}, received {result.received}"
+    if result.mtu_probe_ok is not None:
+        answer = "answered" if result.mtu_probe_ok else "lost"
+        text += f"; full-size probe ({result.mtu_probe_bytes} bytes, Don't Fragment) {answer}"
+    return text
 
 
 def to_json(lab: str, results: list[PingResult], problems: list[str] | None = None) -> dict:
@@ -80,7 +110,7 @@ def write_junit(
                 classname=classname,
                 seconds=(r.rtt_avg_ms or 0) / 1000,
                 failure=failure(r),
-                detail=f"sent {r.sent}, received {r.received}",
+                detail=detail(r),
             )
             for r in results
         ]

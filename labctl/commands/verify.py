@@ -15,7 +15,7 @@ def register(cli: click.Group) -> None:
     cli.add_command(verify)
 
 
-@click.command()
+@click.command(short_help="Ping every ordered VM pair, small and full-size.")
 @inventory_option
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.option("-c", "--count", default=3, show_default=True, help="Pings per pair.")
@@ -25,7 +25,9 @@ def register(cli: click.Group) -> None:
 @click.pass_context
 @handles_errors
 def verify(ctx, inventory, simulate, quiet, verbose, as_json, count, junit_path):
-    """Ping every ordered pair of VMs, in parallel. Exit 1 if any pair loses packets."""
+    """Ping every ordered pair of VMs, in parallel, then send one full-size ping per pair
+    (the lab's MTU, Don't Fragment). Exit 1 if any pair loses packets, or loses only its
+    full-size packets (an MTU black hole)."""
     from labctl import verify_report
     from labctl.verify import ping_all
 
@@ -48,7 +50,12 @@ def verify(ctx, inventory, simulate, quiet, verbose, as_json, count, junit_path)
         click.echo(json.dumps(verify_report.to_json(lab, results), indent=2))
     else:
         click.echo(verify_report.render_table(results))
-    if not ok:
+    if any(r.mtu_black_hole for r in results):
+        from labctl.mtu import black_hole_cause
+
+        cause = black_hole_cause(runner.lab.mtu, runner.lab.underlay_mtu, runner.lab.tunnel_type)
+        click.echo(f"labctl: verify: MTU black hole: {cause}", err=True)
+    if any(not r.ok and not r.mtu_black_hole for r in results):
         from labctl.drivers import simlimits
 
         short = simlimits.shortfalls(runner.lab)

@@ -54,6 +54,7 @@ def render_guest(template: str, lab: Lab, vm: VM, **values) -> str:
         disk=overlay_path(lab.name, vm.name),
         bridge=lab.bridge,
         mac=vm.mac,
+        mtu=lab.mtu,
         **values,
     )
 

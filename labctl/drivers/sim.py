@@ -49,16 +49,17 @@ def ensure_underlay(session: LabSession, existing: set[str]) -> None:
 
 
 def attach_to_underlay(session: LabSession, netns: str, port: str, address: str) -> bool:
-    """eth0 in `netns`, plugged into the underlay bridge as `port`."""
-    plen = session.lab.underlay.prefixlen
+    """eth0 in `netns`, plugged into the underlay bridge as `port`; both ends take the
+    underlay's MTU, which the tunnel packets may fill."""
+    plen, mtu = session.lab.underlay.prefixlen, session.lab.underlay_mtu
     addr_lines = [f"addr replace {address}/{plen} dev {UNDERLAY_PORT}"] if address else []
     return simnet.ensure_veth(
         netns,
         UNDERLAY_PORT,
         underlay_netns(session),
         port,
-        peer_lines=[f"link set {port} master {simnet.UNDERLAY_BRIDGE} up"],
-        lines=[*addr_lines, f"link set {UNDERLAY_PORT} up"],
+        peer_lines=[f"link set {port} mtu {mtu} master {simnet.UNDERLAY_BRIDGE} up"],
+        lines=[*addr_lines, f"link set {UNDERLAY_PORT} mtu {mtu} up"],
     )
 
 
@@ -179,11 +180,11 @@ class SimDriver(Driver):
             ns,
             VM_NIC,
             peer_lines=[
-                f"link set {VM_NIC} address {vm.mac}",
+                f"link set {VM_NIC} address {vm.mac} mtu {self.session.lab.mtu}",
                 f"addr replace {vm.ip} dev {VM_NIC}",
                 f"link set {VM_NIC} up",
             ],
-            lines=[f"link set {port} up"],
+            lines=[f"link set {port} mtu {self.session.lab.mtu} up"],
         )
         if wired:
             self.replugged_ports.add(port)
@@ -219,7 +220,10 @@ class SimDriver(Driver):
         address = f"{self.host.underlay_ip}/{self.session.lab.underlay.prefixlen}"
         return [
             PlannedStep(f"namespace {self.netns}"),
-            PlannedStep(f"{UNDERLAY_PORT}: a veth into the underlay bridge (port {self.host.name})"),
+            PlannedStep(
+                f"{UNDERLAY_PORT}: a veth into the underlay bridge (port {self.host.name}), "
+                f"MTU {self.session.lab.underlay_mtu}"
+            ),
             PlannedStep(f"its own {' and '.join(OVS_DAEMONS)}, userspace datapath, files in {self.rundir}"),
             PlannedStep(
                 f"underlay address {address} on {PHYS_BRIDGE}, where userspace tunnelling looks for it"
@@ -228,7 +232,8 @@ class SimDriver(Driver):
 
     def planned_vm_steps(self, vm: VM) -> list[PlannedStep]:
         ns = self.vm_netns(vm)
-        return [PlannedStep(f"namespace {ns}, {VM_NIC} {vm.mac} {vm.ip}: a veth into {self.netns}")]
+        mtu = self.session.lab.mtu
+        return [PlannedStep(f"namespace {ns}, {VM_NIC} {vm.mac} {vm.ip} MTU {mtu}: a veth into {self.netns}")]
 
     def planned_vm_port(self, vm: VM) -> str:
         return self.vm_port(vm)

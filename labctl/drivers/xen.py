@@ -79,7 +79,8 @@ class XenDriver(RealHostDriver):
         return [
             *guests.planned_overlay(self.host.options["image"], overlay),
             PlannedStep(
-                f"write {cfg_path}: vif on {self.session.lab.bridge} via vif-openvswitch, MAC {vm.mac}",
+                f"write {cfg_path}: vif on {self.session.lab.bridge} via vif-openvswitch, MAC {vm.mac}, "
+                f"MTU {self.session.lab.mtu}",
                 files=((cfg_path, self.cfg(vm)),),
             ),
             PlannedStep(

@@ -35,25 +35,25 @@ def _label(lab: str, name: str) -> str:
     return f"lc-{lab}-{name}"
 
 
-def network_record(lab: str, label: str, bridge: str) -> dict:
-    """The lab's network, on a bridge of the lab's name (not xapi's own xapiN)."""
+def network_record(lab: str, label: str, bridge: str, mtu: int) -> dict:
+    """The lab's network, on a bridge of the lab's name (not xapi's own xapiN), with the VMs' MTU."""
     return {
         "name_label": label,
         "name_description": f"labctl lab {lab}",
-        "MTU": "1500",
+        "MTU": str(mtu),
         "other_config": {},
         "bridge": bridge,
     }
 
 
-def vif_record(vm: VM, vm_ref: str, network: str) -> dict:
+def vif_record(vm: VM, vm_ref: str, network: str, mtu: int) -> dict:
     """The VM's one NIC (device 0, so dom0 names it vif<domid>.0) on the lab's network."""
     return {
         "device": "0",
         "network": network,
         "VM": vm_ref,
         "MAC": vm.mac,
-        "MTU": "1500",
+        "MTU": str(mtu),
         "other_config": {},
         "qos_algorithm_type": "",
         "qos_algorithm_params": {},
@@ -160,7 +160,7 @@ class XenServerDriver(RealHostDriver):
             network = api.call(
                 "create the lab network",
                 "network.create",
-                network_record(self.session.lab.name, label, bridge),
+                network_record(self.session.lab.name, label, bridge, self.session.lab.mtu),
             )
             self.session.report.changed(self.host.name, f"XenAPI network {label}")
         actual = api.call("read the network's bridge", "network.get_bridge", network)
@@ -183,7 +183,9 @@ class XenServerDriver(RealHostDriver):
             self.record("xenserver-vm", name_label=label, **self._where())
             ref = api.call(f"clone VM {vm.name}", "VM.clone", template, label)
             api.call(f"provision VM {vm.name}", "VM.provision", ref)
-            api.call(f"add a VIF to {vm.name}", "VIF.create", vif_record(vm, ref, network))
+            api.call(
+                f"add a VIF to {vm.name}", "VIF.create", vif_record(vm, ref, network, self.session.lab.mtu)
+            )
             self.session.report.changed(self.host.name, f"VM {vm.name} from template {self.template}")
         if api.call(f"read {vm.name}'s power state", "VM.get_power_state", ref) != "Running":
             api.call(f"start VM {vm.name}", "VM.start", ref, False, False)
@@ -197,7 +199,7 @@ class XenServerDriver(RealHostDriver):
             password += f" or {self.password_file}"
         bridge = self.session.lab.bridge
         label = _label(self.session.lab.name, bridge)
-        record = network_record(self.session.lab.name, label, bridge)
+        record = network_record(self.session.lab.name, label, bridge, self.session.lab.mtu)
         return [
             PlannedStep(
                 f"log in to XenAPI at {self.url} as {self.user} (password from {password})",
@@ -205,7 +207,7 @@ class XenServerDriver(RealHostDriver):
             ),
             *self.planned_reach_steps(),
             PlannedStep(
-                f"network {label} on bridge {bridge}",
+                f"network {label} on bridge {bridge}, MTU {self.session.lab.mtu}",
                 api="XenAPI network.create(network record)",
                 files=(("network record", json.dumps(record, indent=2)),),
             ),
@@ -214,7 +216,7 @@ class XenServerDriver(RealHostDriver):
     def planned_vm_steps(self, vm: VM) -> list[PlannedStep]:
         label = _label(self.session.lab.name, vm.name)
         network = _label(self.session.lab.name, self.session.lab.bridge)
-        record = vif_record(vm, f"<VM {label}>", f"<network {network}>")
+        record = vif_record(vm, f"<VM {label}>", f"<network {network}>", self.session.lab.mtu)
         return [
             PlannedStep(
                 f"VM {label} cloned from template {self.template!r}",
@@ -222,7 +224,7 @@ class XenServerDriver(RealHostDriver):
             ),
             PlannedStep(f"provision {label}'s disks", api="XenAPI VM.provision"),
             PlannedStep(
-                f"VIF 0 of {label} on network {network}, MAC {vm.mac}",
+                f"VIF 0 of {label} on network {network}, MAC {vm.mac}, MTU {self.session.lab.mtu}",
                 api="XenAPI VIF.create(VIF record)",
                 files=(("VIF record", json.dumps(record, indent=2)),),
             ),

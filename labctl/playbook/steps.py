@@ -68,15 +68,16 @@ def step_down(runner, args) -> str:
 
 def step_verify(runner, args) -> str:
     from labctl.verify import ping_all
+    from labctl.verify_report import failure
 
     problems = runner.problems()
     if problems:
         raise StepFailed("; ".join(problems))
     results = ping_all(runner.lab, lambda vm: runner.drivers[vm.host].vm_transport(vm))
-    bad = [f"{r.src}->{r.dst} {r.loss_pct:g}% loss" for r in results if not r.ok]
+    bad = [f"{r.src}->{r.dst} {failure(r)}" for r in results if not r.ok]
     if bad:
         raise StepFailed(f"expected every pair to answer, saw {', '.join(bad)}")
-    return f"{len(results)} pairs, 0% loss"
+    return f"{len(results)} pairs, 0% loss, {runner.lab.mtu}-byte packets pass"
 
 
 def step_ping(runner, args: PingArgs) -> str:

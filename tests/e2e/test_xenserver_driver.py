@@ -57,13 +57,17 @@ def test_up_creates_network_vms_and_vifs_on_br0(driver, xapi):
     network = xapi.changes()[0]
     assert network[0] == "network.create"
     assert network[1]["name_label"] == "lc-xs-br0" and network[1]["bridge"] == "br0"
+    assert network[1]["MTU"] == "1462"  # 1500 - 38: what a GRE tunnel carries
     template = xapi.do_VM_get_by_name_label("Debian Template")[0]
     made = [c[0] for c in xapi.changes()]
     assert made == ["network.create"] + ["VM.clone", "VM.provision", "VIF.create", "VM.start"] * 2
     clones = [c for c in xapi.changes() if c[0] == "VM.clone"]
     assert clones == [("VM.clone", template, "lc-xs-vm1"), ("VM.clone", template, "lc-xs-vm2")]
     vifs = [c[1] for c in xapi.changes() if c[0] == "VIF.create"]
-    assert [(v["device"], v["MAC"]) for v in vifs] == [("0", "02:00:ac:10:00:01"), ("0", "02:00:ac:10:00:02")]
+    assert [(v["device"], v["MAC"], v["MTU"]) for v in vifs] == [
+        ("0", "02:00:ac:10:00:01", "1462"),
+        ("0", "02:00:ac:10:00:02", "1462"),
+    ]
     assert {v["network"] for v in vifs} == set(xapi.do_network_get_by_name_label("lc-xs-br0"))
     # XenServer's port names: vif<domid>.<device>, the domain id from XenAPI
     lab = driver.session.lab

@@ -77,6 +77,7 @@ SCHEMA: dict[str, dict[str, Column]] = {
         "error": Column("str", optional=True, writable=False),
         "statistics": Column("map", writable=False),
         "mac_in_use": Column("str", optional=True, writable=False),
+        "mtu": Column("int", optional=True, writable=False),
     },
     "Controller": {
         "_uuid": Column("uuid", writable=False),
@@ -542,7 +543,15 @@ class FakeOvsdb:
 
     def _new_port(self, name: str, type_: str) -> str:
         iface = self._insert(
-            "Interface", name=name, type=type_, options={}, ofport=[], error=[], statistics={}, mac_in_use=[]
+            "Interface",
+            name=name,
+            type=type_,
+            options={},
+            ofport=[],
+            error=[],
+            statistics={},
+            mac_in_use=[],
+            mtu=[],
         )
         return self._insert("Port", name=name, interfaces=[iface], other_config={})
 

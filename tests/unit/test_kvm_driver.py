@@ -55,6 +55,7 @@ def test_domain_xml_plugs_the_nic_into_br0_with_openvswitch_and_is_valid(kvm, tm
     assert iface.find("source").get("bridge") == "br0"
     assert iface.find("virtualport").get("type") == "openvswitch"
     assert iface.find("mac").get("address") == vm.mac
+    assert iface.find("mtu").get("size") == "1462"  # 1500 - 38: what a GRE tunnel carries
     disk = root.find("devices/disk")
     assert disk.find("driver").get("type") == "qcow2"
     assert disk.find("source").get("file") == f"{tmp_path}/guests/{kvm.session.lab.name}/vm1.qcow2"

@@ -140,6 +140,8 @@ def test_up_makes_each_vm_a_namespace_with_its_address_on_a_veth_into_br0(world,
     nic = linux.links[("lc-ut-vm2", "eth0")]
     assert (nic.mac, nic.addrs, nic.up) == ("02:00:ac:10:00:02", ["172.16.0.2/24"], True)
     assert nic.peer == (None, "vm2") and linux.links[(None, "vm2")].up
+    # both ends of the VM's veth take what a GRE tunnel leaves of a 1500-byte underlay
+    assert (nic.mtu, linux.links[(None, "vm2")].mtu) == (1462, 1462)
     assert linux.sysctls[("lc-ut-vm2", "net.ipv6.conf.all.disable_ipv6")] == "1"
 
 
