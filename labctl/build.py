@@ -16,6 +16,13 @@ from labctl.progress import Reporter
 class HostBuilder:
     def __init__(self, lab: Lab, drivers: dict[str, Driver], report: Reporter):
         self.lab, self.drivers, self.report = lab, drivers, report
+        self._ovs: dict[str, Ovs] = {}
+
+    def ovs(self, host: Host) -> Ovs:
+        """The host's OVS, one per host for the whole `up`: its schema is read once."""
+        if host.name not in self._ovs:
+            self._ovs[host.name] = Ovs(self.drivers[host.name].transport())
+        return self._ovs[host.name]
 
     def plan(self, host: Host) -> HostPlan:
         driver = self.drivers[host.name]
@@ -28,7 +35,7 @@ class HostBuilder:
         """The driver's preparation, the bridges and ports in one transaction, then its finish."""
         driver = self.drivers[host.name]
         driver.prepare()
-        ovs = Ovs(driver.transport())
+        ovs = self.ovs(host)
         commands = self.plan(host).commands
         snap = ovs.snapshot()
         stale = unplug_stale(commands, snap, driver.replugged_ports)
@@ -47,7 +54,7 @@ class HostBuilder:
     def point_at_controller(self, host: Host) -> None:
         """Reach every tunnel peer over the underlay, then set the bridge's controller."""
         self.check_underlay(host)
-        ovs = Ovs(self.drivers[host.name].transport())
+        ovs = self.ovs(host)
         for command in ovs.ensure([self.plan(host).controller]):
             self.report.changed(host.name, command.describe())
 
