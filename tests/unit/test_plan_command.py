@@ -125,7 +125,7 @@ def test_verbose_plan_shows_the_rendered_files_and_the_ovs_transaction(untouchab
     out = result.output
     shown = [line.strip()[2:].strip() for line in out.splitlines() if line.strip().startswith("| ")]
     assert "<virtualport type='openvswitch'/>" in shown and "<source bridge='br0'/>" in shown  # domain XML
-    assert "vif = ['bridge=br0,script=vif-openvswitch,mac=02:00:ac:10:00:02']" in shown  # xl cfg
+    assert "vif = ['bridge=br0,type=vif,script=vif-openvswitch,mac=02:00:ac:10:00:02']" in shown  # xl cfg
     assert '"bridge": "br0"' in shown  # the XenAPI network record, with what ovs-xapi-sync reads
     assert '"vswitch-controller-fail-mode": "secure",' in shown
     assert '"vswitch-disable-in-band": "true"' in shown
