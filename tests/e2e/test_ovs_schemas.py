@@ -14,9 +14,14 @@ import json
 
 import pytest
 
+from labctl.drivers.base import LabSession
+from labctl.drivers.checks import host_checks
+from labctl.drivers.ovs_host import OvsHostDriver
 from labctl.inventory import parse_inventory
 from labctl.ovs import DelPort, Ovs, pending, render
 from labctl.plan import plan_host
+from labctl.progress import Reporter
+from labctl.state import LabState
 from tests.conftest import n_hosts
 from tests.fakes.ovsdb import SCHEMAS
 from tests.private_ovsdb import PrivateOvsdb, have_ovsdb_server
@@ -95,3 +100,26 @@ def test_without_reading_the_schema_ovs_2_5_refuses_the_whole_transaction():
         assert code == 1 and "No column controller_queue_size in table Controller" in err
     finally:
         server.stop()
+
+
+def test_doctor_says_what_the_host_s_ovs_lacks(host_db, tmp_path):
+    text = n_hosts(1, name="doc", driver="ovs", address="127.0.0.1", controller="  address: 10.250.0.254")
+    lab = parse_inventory(text)
+
+    class OnPrivateDb(OvsHostDriver):
+        @classmethod
+        def connect(cls, name, address, access):
+            return host_db.transport(name)
+
+    driver = OnPrivateDb(LabSession(lab, LabState("doc", root=tmp_path), Reporter(quiet=True)), lab.hosts[0])
+    checks = {c.name: c for c in host_checks(lab, driver)}
+    schema = checks["OVS database schema"]
+    version = json.loads(host_db.schema.read_text())["version"]
+    assert schema.ok
+    if version.startswith("7."):
+        assert (
+            schema.detail
+            == f"schema {version}: labctl leaves out Controller.controller_queue_size (OVS 2.13+)"
+        )
+    else:
+        assert schema.detail == f"schema {version}: has every column labctl sets"

@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import xmlrpc.client
 
 import pytest
 import XenAPI
@@ -316,7 +315,6 @@ def test_an_xml_rpc_fault_is_one_line(driver, xapi):
         "xs1: find the lab network failed: "
         "XML-RPC fault 500: Tried 3 times to get a valid session, but failed"
     )
-    assert isinstance(xmlrpc.client.Fault(500, ""), xmlrpc.client.Error)
 
 
 def test_an_http_error_is_one_line(driver, xapi):
