@@ -16,13 +16,6 @@ from labctl.progress import Reporter
 class HostBuilder:
     def __init__(self, lab: Lab, drivers: dict[str, Driver], report: Reporter):
         self.lab, self.drivers, self.report = lab, drivers, report
-        self._ovs: dict[str, Ovs] = {}
-
-    def ovs(self, host: Host) -> Ovs:
-        """The host's OVS, one per host for the whole `up`: its schema is read once."""
-        if host.name not in self._ovs:
-            self._ovs[host.name] = Ovs(self.drivers[host.name].transport())
-        return self._ovs[host.name]
 
     def plan(self, host: Host) -> HostPlan:
         driver = self.drivers[host.name]
@@ -35,7 +28,7 @@ class HostBuilder:
         """The driver's preparation, the bridges and ports in one transaction, then its finish."""
         driver = self.drivers[host.name]
         driver.prepare()
-        ovs = self.ovs(host)
+        ovs = Ovs(driver.transport())
         commands = self.plan(host).commands
         snap = ovs.snapshot()
         stale = unplug_stale(commands, snap, driver.replugged_ports)
@@ -54,7 +47,7 @@ class HostBuilder:
     def point_at_controller(self, host: Host) -> None:
         """Reach every tunnel peer over the underlay, then set the bridge's controller."""
         self.check_underlay(host)
-        ovs = self.ovs(host)
+        ovs = Ovs(self.drivers[host.name].transport())
         for command in ovs.ensure([self.plan(host).controller]):
             self.report.changed(host.name, command.describe())
 

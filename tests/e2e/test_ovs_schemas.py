@@ -11,6 +11,7 @@ which is where a column the host's OVS lacks is refused.
 from __future__ import annotations
 
 import json
+import subprocess
 
 import pytest
 
@@ -18,12 +19,12 @@ from labctl.drivers.base import LabSession
 from labctl.drivers.checks import host_checks
 from labctl.drivers.ovs_host import OvsHostDriver
 from labctl.inventory import parse_inventory
-from labctl.ovs import DelPort, Ovs, pending, render
+from labctl.ovs import DelPort, Ovs, OvsSchema, pending, render
 from labctl.plan import plan_host
 from labctl.progress import Reporter
 from labctl.state import LabState
 from tests.conftest import n_hosts
-from tests.fakes.ovsdb import SCHEMAS
+from tests.fakes.ovsdb import OVS_3_1, SCHEMAS, FakeOvsdb
 from tests.private_ovsdb import PrivateOvsdb, have_ovsdb_server
 
 pytestmark = pytest.mark.skipif(not have_ovsdb_server(), reason="needs Open vSwitch's ovsdb-server")
@@ -123,3 +124,18 @@ def test_doctor_says_what_the_host_s_ovs_lacks(host_db, tmp_path):
         )
     else:
         assert schema.detail == f"schema {version}: has every column labctl sets"
+
+
+def test_the_fake_ovsdb_serves_the_schema_ovsdb_server_serves():
+    """tests/fakes/ovsdb.py answers `ovsdb-client get-schema` for the unit tests' hosts."""
+    server = PrivateOvsdb(OVS_3_1).start()
+    try:
+        real = subprocess.run(
+            ["ovsdb-client", "get-schema", server.remote, "Open_vSwitch"], capture_output=True, text=True
+        )
+    finally:
+        server.stop()
+    code, out, err = FakeOvsdb().client(["ovsdb-client", "get-schema", "Open_vSwitch"])
+    assert (code, err) == (real.returncode, real.stderr)
+    # ovsdb-server normalizes the JSON (defaults spelled out); what labctl reads of it is the same
+    assert OvsSchema.parse(out) == OvsSchema.parse(real.stdout)
