@@ -6,6 +6,13 @@ one `ovs-vsctl` call; `pending()` keeps only the commands whose effect is not
 there yet; `Ovs.apply()` renders them into ONE `ovs-vsctl -- ... -- ...` argv
 with --may-exist, so `up` twice changes nothing. The same code runs over any
 transport: a simulated host's namespace, this machine or SSH.
+
+Hosts run different OVS versions (XCP-ng 8.2 ships 2.5, Debian 12 3.1), and a
+column newer than a host's OVS makes the whole transaction fail ("No column
+controller_queue_size in table Controller"). `Ovs.schema()` reads the host's
+database schema once, and each command leaves out the settings of
+OPTIONAL_COLUMNS the host lacks (tests/data/ovs-schemas/ has the schemas of the
+supported hypervisors).
 """
 
 from __future__ import annotations
@@ -19,6 +26,46 @@ from labctl.errors import CommandError, ProvisionError
 from labctl.transport.base import Transport
 
 Pairs = tuple[tuple[str, str], ...]
+
+# Columns labctl sets when the host's OVS has them, and does without otherwise:
+# (table, column) -> the OVS release that added it, for doctor and the docs.
+OPTIONAL_COLUMNS: dict[tuple[str, str], str] = {
+    ("Controller", "controller_queue_size"): "2.13",
+}
+SCHEMA_READ = ["ovsdb-client", "get-schema", "Open_vSwitch"]  # no --timeout: OVS 2.5's has none
+
+
+@dataclass(frozen=True)
+class OvsSchema:
+    """The columns of a host's Open_vSwitch database, as its ovsdb-server serves them.
+
+    `tables` None: any column (what `labctl plan` shows, touching no host)."""
+
+    version: str
+    tables: dict[str, frozenset[str]] | None
+
+    @classmethod
+    def parse(cls, text: str) -> OvsSchema:
+        schema = json.loads(text)
+        return cls(
+            schema["version"],
+            {name: frozenset(table["columns"]) for name, table in schema["tables"].items()},
+        )
+
+    @classmethod
+    def unreadable(cls) -> OvsSchema:
+        """A schema labctl could not read: it sets no optional column."""
+        return cls("unknown", {})
+
+    def has(self, table: str, column: str) -> bool:
+        return self.tables is None or column in self.tables.get(table, ())
+
+    def lacks(self) -> list[str]:
+        """The optional columns this schema does not have: Table.column (OVS N+)."""
+        return [f"{t}.{c} (OVS {since}+)" for (t, c), since in OPTIONAL_COLUMNS.items() if not self.has(t, c)]
+
+
+ANY_SCHEMA = OvsSchema("any", None)
 
 
 def _map_arg(column: str, pairs: Pairs) -> list[str]:
@@ -34,7 +81,7 @@ class AddBridge:
     rstp: bool = False  # Rapid Spanning Tree: breaks the loops of a tunnel mesh
     other_config: Pairs = ()
 
-    def argv(self) -> list[str]:
+    def argv(self, schema: OvsSchema = ANY_SCHEMA) -> list[str]:
         settings = [f"datapath_type={self.datapath_type}", f"rstp_enable={str(self.rstp).lower()}"]
         if self.fail_mode:
             settings.append(f"fail_mode={self.fail_mode}")
@@ -66,7 +113,7 @@ class AddPort:
     options: Pairs = ()
     port_config: Pairs = ()  # the Port's other_config, e.g. rstp-port-admin-edge
 
-    def argv(self) -> list[str]:
+    def argv(self, schema: OvsSchema = ANY_SCHEMA) -> list[str]:
         out = ["--may-exist", "add-port", self.bridge, self.name]
         if self.type or self.options:
             out += ["--", "set", "interface", self.name, f"type={self.type or 'system'}"]
@@ -101,7 +148,7 @@ class SetController:
     inactivity_probe_ms: int = 5000
     queue_size: int = 512  # packet-ins OVS holds for a busy controller (default 100, max 512)
 
-    def argv(self) -> list[str]:
+    def argv(self, schema: OvsSchema = ANY_SCHEMA) -> list[str]:
         if not self.targets:
             return ["del-controller", self.bridge]
         # Short backoff: a bridge that lost its controller finds it again within a second.
@@ -113,8 +160,9 @@ class SetController:
             self.bridge,
             f"max_backoff={self.max_backoff_ms}",
             f"inactivity_probe={self.inactivity_probe_ms}",
-            f"controller_queue_size={self.queue_size}",
         ]
+        if schema.has("Controller", "controller_queue_size"):  # OVS 2.13+; 2.5 holds its default 100
+            out.append(f"controller_queue_size={self.queue_size}")
         return out
 
     def satisfied_by(self, snap: OvsSnapshot) -> bool:
@@ -130,7 +178,7 @@ class DelPort:
     bridge: str
     name: str
 
-    def argv(self) -> list[str]:
+    def argv(self, schema: OvsSchema = ANY_SCHEMA) -> list[str]:
         return ["--if-exists", "del-port", self.bridge, self.name]
 
     def satisfied_by(self, snap: OvsSnapshot) -> bool:
@@ -223,11 +271,12 @@ def unplug_stale(commands: Sequence[OvsCommand], snap: OvsSnapshot, ports: set[s
     ]
 
 
-def render(commands: Sequence[OvsCommand], timeout: int = 30) -> list[str]:
-    """One ovs-vsctl argv that applies all commands in one transaction."""
+def render(commands: Sequence[OvsCommand], timeout: int = 30, schema: OvsSchema = ANY_SCHEMA) -> list[str]:
+    """One ovs-vsctl argv that applies all commands in one transaction, with only the
+    optional columns `schema` has."""
     argv = ["ovs-vsctl", f"--timeout={timeout}"]
     for command in commands:
-        argv += ["--", *command.argv()]
+        argv += ["--", *command.argv(schema)]
     return argv
 
 
@@ -376,6 +425,17 @@ class Ovs:
 
     def __init__(self, transport: Transport):
         self.transport = transport
+        self._schema: OvsSchema | None = None
+
+    def schema(self) -> OvsSchema:
+        """The host database's schema, read once (`ovsdb-client get-schema`)."""
+        if self._schema is None:
+            result = self.transport.run(SCHEMA_READ, check=False, timeout=15)
+            try:
+                self._schema = OvsSchema.parse(result.stdout) if result.ok else OvsSchema.unreadable()
+            except (ValueError, KeyError, TypeError):
+                self._schema = OvsSchema.unreadable()
+        return self._schema
 
     def snapshot(self) -> OvsSnapshot:
         argv = ["ovs-vsctl", "--timeout=10", "--format=json", "--data=json"]
@@ -385,7 +445,7 @@ class Ovs:
 
     def apply(self, commands: Sequence[OvsCommand]) -> None:
         if commands:
-            self.transport.run(render(commands))
+            self.transport.run(render(commands, schema=self.schema()))
 
     def ensure(self, commands: Sequence[OvsCommand]) -> list[OvsCommand]:
         """Apply what is missing; return the commands that changed something."""

@@ -229,6 +229,11 @@ def driver_kind_rules(spec: InventorySpec, simulate: bool) -> list[Problem]:
     return problems
 
 
+def driver_kind_lab_rules(spec: InventorySpec, simulate: bool) -> list[Problem]:
+    kinds = dict.fromkeys(DRIVERS[host.driver] for host in spec.hosts.values())
+    return [problem for kind in kinds for problem in kind.lab_problems(spec, simulate)]
+
+
 RULES: tuple[Rule, ...] = (
     names_are_unique,
     vm_addresses,
@@ -242,6 +247,7 @@ RULES: tuple[Rule, ...] = (
     controller_placement,
     host_fields_fit_their_driver,
     driver_kind_rules,
+    driver_kind_lab_rules,
 )
 
 

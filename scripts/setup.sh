@@ -29,7 +29,8 @@ packages=(openvswitch-switch openvswitch-common iproute2 iputils-ping fping etht
 extras=(".[all]")
 if [ "$test" = yes ]; then
     packages+=(tshark graphviz openvswitch-testcontroller openssh-server openssh-client
-               busybox-static qemu-system-x86 qemu-utils libvirt-clients libxml2-utils)
+               busybox-static qemu-system-x86 qemu-utils libvirt-clients libxml2-utils
+               openssl)  # openssl: the XenAPI TLS tests make a self-signed certificate
     extras=(".[all,test]")
 fi
 

@@ -22,7 +22,7 @@ from labctl.transport.base import Transport
 from labctl.transport.local import LocalTransport
 
 if TYPE_CHECKING:
-    from labctl.inventory import HostSpec
+    from labctl.inventory import HostSpec, InventorySpec
 
 # A check `labctl doctor` runs on a host: (name, probe); the probe returns (ok, detail).
 DoctorCheck = tuple[str, Callable[[], tuple[bool, str]]]
@@ -137,6 +137,12 @@ class Driver(ABC):
         """What the inventory says about one host of this kind that cannot work.
 
         `simulate`: every host of the lab runs simulated (--sim or simulate: true)."""
+        return []
+
+    @classmethod
+    def lab_problems(cls, spec: InventorySpec, simulate: bool) -> list[Problem]:
+        """What the lab-wide settings (bridge name, ...) mean for hosts of this kind that cannot
+        work; asked once per kind the lab has."""
         return []
 
     def doctor_checks(self) -> list[DoctorCheck]:

@@ -12,6 +12,12 @@ The columns ovs-vswitchd fills in (ofport, error, is_connected) come from the
 host around it: `device_exists(name)` says whether a system port's device is
 there, `connected(target)` whether a controller answers at that target.
 
+`ovsdb-client get-schema Open_vSwitch` answers with the database's schema
+(tests/data/ovs-schemas/: OVS 3.1's unless the test gives another). With an
+older schema the database refuses a column it lacks, as ovsdb-server does
+("No column ... in table ..."; the real error also quotes the row, which the
+fake leaves out).
+
 Only what labctl asks is modelled; anything else raises NotModelled, so a
 change in labctl that the fake does not understand fails the test loudly
 instead of being answered wrongly.
@@ -22,8 +28,11 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 VERSION = "ovs-vsctl (Open vSwitch) 3.1.0\nDB Schema 8.3.1\n"
+SCHEMAS = Path(__file__).resolve().parent.parent / "data" / "ovs-schemas"
+OVS_3_1 = SCHEMAS / "ovs-3.1.0.ovsschema"
 LOCAL_OFPORT = 65534  # the bridge's own internal port
 TIMEOUT_EXIT = 142  # ovs-vsctl --timeout expired: killed by SIGALRM
 
@@ -249,8 +258,13 @@ class FakeOvsdb:
         self,
         device_exists: Callable[[str], bool] = lambda name: False,
         connected: Callable[[str], bool] = lambda target: False,
+        schema: Path = OVS_3_1,
     ):
         self.device_exists, self.connected = device_exists, connected
+        self.schema_text = schema.read_text()
+        self.server_columns = {
+            name: set(table["columns"]) for name, table in json.loads(self.schema_text)["tables"].items()
+        }
         self.tables: dict[str, dict[str, dict]] = {t: {} for t in SCHEMA}
         self._uuids = 0
         self._ofports: dict[str, int] = {}  # interface name -> OpenFlow port, once vswitchd opened it
@@ -319,6 +333,12 @@ class FakeOvsdb:
                 raise VsctlError(f"'{verb}' command has no '{key}' option")
         handler = getattr(self, "_" + verb.replace("-", "_"))
         return handler(args, options) or ""
+
+    def client(self, argv: list[str]) -> tuple[int, str, str]:
+        """Run one `ovsdb-client ...` argv: only reading the schema is modelled."""
+        if argv[1:] == ["get-schema", "Open_vSwitch"]:
+            return 0, self.schema_text, ""
+        raise NotModelled(f"ovsdb-client: {argv}")
 
     # --- commands ----------------------------------------------------------------------
 
@@ -455,6 +475,11 @@ class FakeOvsdb:
                 raise VsctlError(f'{setting}: argument does not end in "=" followed by a value.')
             column, _, key = column.partition(":")
             column, spec = self._column(table, column)
+            if column not in self.server_columns[table]:  # ovs-vsctl knows it, this database does not
+                raise VsctlError(
+                    f'transaction error: {{"details":"No column {column} in table {table}.",'
+                    '"error":"unknown column"}'
+                )
             if spec.read_only:
                 raise VsctlError(f"cannot modify read-only column {column} in table {table}")
             if not spec.writable:

@@ -22,6 +22,7 @@ from labctl.lab import LabRunner, teardown
 from labctl.progress import Reporter
 from labctl.state import LabState
 from tests.conftest import n_hosts
+from tests.fakes.ovsdb import SCHEMAS
 from tests.fakes.recording_transport import FakeWorld
 
 CONTROLLER = "10.250.0.254"
@@ -131,6 +132,19 @@ def test_up_builds_each_fresh_host_in_one_transaction_then_points_it_at_the_cont
     assert [c.argv for c in world.calls if c.spawned] == [tuple(OS_KEN)]
     # each tunnel peer was pinged over the underlay before the bridge was pointed at the controller
     assert ("ping", "-n", "-q", "-c", "1", "-W", "2", "10.250.0.2") in world.argv_on("host1")
+
+
+def test_up_sets_only_the_columns_each_host_s_ovs_has(world, labctl, monkeypatch):
+    """XCP-ng 8.2's OVS 2.5 has no Controller.controller_queue_size (OVS 2.13): a transaction
+    naming it fails whole there. labctl reads each host's schema and leaves it out."""
+    old = world.add_host("host1", "127.0.0.11", "10.250.0.1", schema=SCHEMAS / "ovs-2.5.3-xs8.2.ovsschema")
+    labctl().up()
+    without_queue = [a for a in POINT_AT_CONTROLLER if not a.startswith("controller_queue_size")]
+    assert transactions(world, "host1") == [build(1, peer=2), without_queue]
+    assert transactions(world, "host2") == [build(2, peer=1), POINT_AT_CONTROLLER]
+    assert ("ovsdb-client", "get-schema", "Open_vSwitch") in world.argv_on("host1")
+    assert old.ovs.controllers() == {"br0": [TARGET]}
+    assert labctl().status()["drift"] == []
 
 
 def test_up_makes_each_vm_a_namespace_with_its_address_on_a_veth_into_br0(world, labctl):

@@ -114,7 +114,8 @@ def test_mixed_lab_of_unreachable_hosts_plans_each_hypervisors_calls(untouchable
         "XenAPI network.create(network record)",
         "VM lc-blog-4host-vm3 cloned from template 'Other install media'",
         "XenAPI VIF.create(VIF record)",
-        "XenAPI VM.start(",
+        "remove the NICs lc-blog-4host-vm3 copied from its template",
+        "XenAPI VM.start_on(this host,",
     ):
         assert line in xs1, line
     assert "lc-blog-4host-vm1.xml:" not in out  # files only with -v
@@ -128,9 +129,13 @@ def test_verbose_plan_shows_the_rendered_files_and_the_ovs_transaction(untouchab
     shown = [line.strip()[2:].strip() for line in out.splitlines() if line.strip().startswith("| ")]
     assert "<virtualport type='openvswitch'/>" in shown and "<source bridge='br0'/>" in shown  # domain XML
     assert "<mtu size='1462'/>" in shown  # 1500 - 38 for GRE, on the domain's NIC
-    assert "vif = ['bridge=br0,script=vif-openvswitch,mac=02:00:ac:10:00:02,mtu=1462']" in shown  # xl cfg
-    assert '"bridge": "br0"' in shown  # the XenAPI network record
+    assert (  # xl cfg: the PV NIC only, with the lab's MTU
+        "vif = ['bridge=br0,type=vif,script=vif-openvswitch,mac=02:00:ac:10:00:02,mtu=1462']" in shown
+    )
+    assert '"bridge": "br0"' in shown  # the XenAPI network record, with what ovs-xapi-sync reads
     assert shown.count('"MTU": "1462",') == 2  # the XenAPI network and VIF records
+    assert '"vswitch-controller-fail-mode": "secure",' in shown
+    assert '"vswitch-disable-in-band": "true"' in shown
     assert "$ ovs-vsctl --timeout=30 \\" in out
     assert "-- --may-exist add-port br0 gre-xen1 -- set interface gre-xen1 type=gre" in out
     assert "-- set-controller br0 tcp:10.250.0.254:6633" in out
@@ -182,8 +187,9 @@ def test_json_plan_is_the_same_commands_and_files_up_uses(untouchable):
     assert [s["api"].split("(")[0] for s in xs1["vms"][0]["steps"]] == [
         "XenAPI VM.clone",
         "XenAPI VM.provision",
+        "XenAPI VIF.destroy",
         "XenAPI VIF.create",
-        "XenAPI VM.start",
+        "XenAPI VM.start_on",
     ]
     network = json.loads(xs1["steps"][-1]["files"]["network record"])
     assert network["bridge"] == "br0" and network["name_label"] == "lc-blog-4host-br0"
