@@ -27,7 +27,7 @@ def register(cli: click.Group) -> None:
 def verify(ctx, inventory, simulate, quiet, verbose, as_json, count, junit_path):
     """Ping every ordered pair of VMs, in parallel. Exit 1 if any pair loses packets."""
     from labctl import verify_report
-    from labctl.verify import ping_all
+    from labctl.verify import passed, ping_all
 
     runner = lab_runner(ctx, inventory, simulate, quiet, verbose, needs=Needs.HOSTS)
     lab = runner.lab.name
@@ -40,8 +40,14 @@ def verify(ctx, inventory, simulate, quiet, verbose, as_json, count, junit_path)
         if junit_path:
             verify_report.write_junit(junit_path, lab, [], problems)
         sys.exit(EXIT_VERIFY_FAILED)
-    results = ping_all(runner.lab, lambda vm: runner.drivers[vm.host].vm_transport(vm), count=count)
-    ok = all(r.ok for r in results)
+    drivers = runner.drivers
+    results = ping_all(
+        runner.lab,
+        lambda vm: drivers[vm.host].vm_transport(vm),
+        count=count,
+        way_in=lambda vm: drivers[vm.host].way_in(vm),
+    )
+    ok = passed(results)
     if junit_path:
         verify_report.write_junit(junit_path, lab, results)
     if as_json:

@@ -57,7 +57,10 @@ def test_an_unknown_inventory_names_the_bundled_ones(spelt, tmp_path, monkeypatc
     monkeypatch.chdir(tmp_path)
     with pytest.raises(InventoryError) as err:
         defaults.find_inventory(Path(spelt))
-    assert str(err.value) == f"{spelt}: no such inventory file (bundled: blog-2host, blog-4host-mixed)"
+    assert (
+        str(err.value)
+        == f"{spelt}: no such inventory file (bundled: blog-2host, blog-4host-mixed, blog-4host-nested)"
+    )
 
 
 def test_a_bundled_playbook_is_found_by_name_and_its_inventory_is_the_bundled_one(tmp_path, monkeypatch):
