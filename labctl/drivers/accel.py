@@ -39,7 +39,7 @@ class Accel:
         return "KVM" if self.domain_type == "kvm" else "TCG"
 
     def __str__(self) -> str:
-        return f"{self.label} ({self.why})"
+        return f"{self.label}: {self.why}"
 
 
 def probe_argv(kernel: str, seconds: int = PROBE_SECONDS) -> list[str]:

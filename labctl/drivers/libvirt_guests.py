@@ -186,8 +186,8 @@ class LibvirtGuests:
                 if overlay is not None:
                     guests.create_overlay(self.transport, self.image, overlay, self.host.name)
                 domain = conn.defineXML(self.domain_xml(vm, accel.domain_type if accel else "test"))
-                how = f", {accel}" if accel else ""
-                self.session.report.changed(self.host.name, f"VM {vm.name} defined ({self.uri}{how})")
+                how = f" under {accel}" if accel else ""
+                self.session.report.changed(self.host.name, f"VM {vm.name} defined{how}")
             if not domain.isActive():
                 domain.create()
                 console = self.console_log(vm)
