@@ -20,6 +20,7 @@ def test_the_bundled_files_live_inside_the_package():
     assert (defaults.TEMPLATES / "libvirt-domain.xml.j2").is_file()
     assert (defaults.TEMPLATES / "xl.cfg.j2").is_file()
     assert defaults.bundled_names(defaults.PLAYBOOKS) == [
+        "ci-nested",
         "ci-smoke",
         "part2-walkthrough",
         "workshop-timeouts",
