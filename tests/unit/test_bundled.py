@@ -71,6 +71,6 @@ def test_a_bundled_playbook_is_found_by_name_and_its_inventory_is_the_bundled_on
     loaded = load_playbook(defaults.find_playbook(Path("ci-smoke")))
     assert loaded.inventory_path() == defaults.DEFAULT_INVENTORY.resolve()
     with pytest.raises(
-        InventoryError, match=r"^part2-walkthrough.sh: no such playbook \(bundled: ci-smoke, "
+        InventoryError, match=r"^part2-walkthrough.sh: no such playbook \(bundled: ci-nested, ci-smoke, "
     ):
         defaults.find_playbook(Path("part2-walkthrough.sh"))  # the shell script is not a playbook
