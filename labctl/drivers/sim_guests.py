@@ -46,7 +46,7 @@ if TYPE_CHECKING:
 GUEST_DIR = "/var/lib/libvirt/labctl"  # as the host's libvirtd and QEMU see it
 NO_WAY_IN = "real guest, no way in yet"  # until labctl can reach a guest from outside the lab's br0
 HIDDEN = ("/run", "/var")  # what the host's libvirtd sees its own of
-SETUP = "scripts/setup.sh --libvirt installs it"
+SETUP = "scripts/setup.sh --libvirt installs what real guests need"
 
 
 def on_this_machine(lab: Lab, path: str) -> Path:
@@ -152,6 +152,7 @@ class RealGuests:
         """The host's libvirtd runs (after its OVS: libvirt's ovs-vsctl needs the database)."""
         if self.libvirtd.process() is not None:
             return
+        self._check_installed()
         self.driver.record(
             "libvirtd", netns=self.driver.netns, dir=self.libvirtd.dir, pidfile=self.libvirtd.pidfile
         )
@@ -162,6 +163,18 @@ class RealGuests:
         self.session.report.changed(
             self.host.name, f"libvirtd started (pid {proc.pid}) in the host's namespaces: {self.libvirtd.uri}"
         )
+
+    def _check_installed(self) -> None:
+        """What libvirtd needs here, said in one line before it is started."""
+        missing = [tool for tool in ("libvirtd", accel.QEMU) if shutil.which(tool) is None]
+        try:
+            pwd.getpwnam("libvirt-qemu")  # libvirt's QEMU driver looks it up when it starts
+        except KeyError:
+            missing.append("the user libvirt-qemu")
+        if missing:
+            raise ProvisionError(
+                self.host.name, "start libvirtd", f"{', '.join(missing)} missing here: {SETUP}"
+            )
 
     def ensure_guests(self) -> None:
         """Each guest defined and started (the lab bridge exists by now)."""

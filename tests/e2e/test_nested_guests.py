@@ -230,3 +230,32 @@ def test_down_after_up_was_killed_leaves_no_libvirtd_qemu_or_file(make_lab, gues
     lab.run("down", "--lab", lab.name, timeout=120)
     lab.assert_gone()
     assert processes_in_mount_ns(mount_ns) == []
+
+
+def test_a_real_guest_from_a_disk_image_runs_on_an_overlay_the_daemon_sees(make_lab, guest, tmp_path):
+    """image: instead of boot: the overlay is made where the host's libvirtd sees it, backed
+    by the image where it is; the guest (a blank disk: the firmware finds nothing to boot)
+    runs and its port is on br0, and down removes it all."""
+    base = tmp_path / "base.qcow2"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(base), "16M"], check=True)
+    text = TWO_HOSTS.format(kernel="x", initrd="x", name="{name}")
+    text = text.replace("    boot:\n      kernel: x\n      initrd: x\n", f"    image: {base}\n")
+    lab = make_lab(text)
+    lab.run("up", timeout=300)
+    state = lab.state_dir / lab.name / "hosts" / "kvm1" / "libvirt"
+    overlay = state / "var" / "lib" / "libvirt" / "labctl" / "vm1.qcow2"
+    info = json.loads(
+        subprocess.run(
+            ["qemu-img", "info", "-U", "--output=json", str(overlay)],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    )
+    assert info["backing-filename"] == str(base)
+    [kvm1] = [h for h in lab.status()["hosts"] if h["name"] == "kvm1"]
+    assert {p["name"]: p.get("vm") for p in kvm1["ports"]}["vnet0"] == "vm1"
+    lab.remember_processes()
+    lab.run("down")
+    lab.assert_gone()
+    assert base.exists()  # the base image is never written or removed
