@@ -20,6 +20,7 @@ import time
 from dataclasses import dataclass
 from typing import Literal
 
+from labctl.drivers.base import DoctorCheck
 from labctl.transport.base import Transport
 
 ACCELS = ("auto", "kvm", "tcg")
@@ -123,6 +124,18 @@ def doctor(setting: str, kvm: KvmProbe, kernel: str | None) -> tuple[bool, str]:
             "" if usable else f", but {why}: use accel: auto"
         )
     return True, f"guests will run under {choose(setting, kvm, kernel)}"
+
+
+def doctor_check(setting: str, kvm: KvmProbe, kernel: str | None) -> DoctorCheck:
+    """`labctl doctor`'s "accel" check for one host."""
+    return ("accel", lambda: doctor(setting, kvm, kernel))
+
+
+def planned_domain_type(uri: str, setting: str) -> str:
+    """The domain type `labctl plan` shows: auto is decided at up, so the plan shows kvm."""
+    if uri.startswith("test:"):
+        return "test"
+    return "qemu" if setting == "tcg" else "kvm"
 
 
 def describe(setting: str) -> str:

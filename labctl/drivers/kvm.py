@@ -24,7 +24,6 @@ from labctl.drivers.libvirt_guests import (
     BootSpec,
     GuestFiles,
     LibvirtGuests,
-    open_libvirt,
     remove_domain,
 )
 from labctl.drivers.remote import LOCAL_ADDRESSES, RealHostDriver
@@ -32,8 +31,6 @@ from labctl.fieldtypes import HostField
 from labctl.model import VM, Host
 from labctl.transport.base import Transport
 from labctl.versions import dotted
-
-__all__ = ["KvmDriver", "default_uri", "open_libvirt"]
 
 
 def default_uri(host: Host) -> str:
@@ -115,12 +112,12 @@ class KvmDriver(RealHostDriver):
         return [
             ("libvirt connection", connect),
             ("qemu-img", qemu_img),
-            accel_check(self.host, self.kvm_probe, boot.kernel if boot else None),
+            accel.doctor_check(self.host.options["accel"], self.kvm_probe, boot.kernel if boot else None),
         ]
 
     def domain_xml(self, vm: VM) -> str:
-        """The domain as `labctl plan` shows it (accel: auto renders as kvm, see planned_domain_type)."""
-        return self.guests.domain_xml(vm, planned_domain_type(self.uri, self.host.options["accel"]))
+        """The domain as `labctl plan` shows it (accel: auto as kvm: accel.planned_domain_type)."""
+        return self.guests.domain_xml(vm, accel.planned_domain_type(self.uri, self.host.options["accel"]))
 
     def finish(self) -> None:
         for vm in self.host.vms:
@@ -135,7 +132,9 @@ class KvmDriver(RealHostDriver):
         ]
 
     def planned_vm_steps(self, vm: VM) -> list[PlannedStep]:
-        return self.guests.planned_vm_steps(vm, planned_domain_type(self.uri, self.host.options["accel"]))
+        return self.guests.planned_vm_steps(
+            vm, accel.planned_domain_type(self.uri, self.host.options["accel"])
+        )
 
     def planned_vm_port(self, vm: VM) -> str:
         return PORT_CHOSEN_BY_LIBVIRT
@@ -150,18 +149,6 @@ class KvmDriver(RealHostDriver):
         remove_domain(record["uri"], record["name"], record["host"])
         if record.get("overlay"):
             transport.run(["rm", "-f", record["overlay"]])
-
-
-def planned_domain_type(uri: str, setting: str) -> str:
-    """The domain type `labctl plan` shows: accel: auto is decided at up; the plan shows kvm."""
-    if uri.startswith("test:"):
-        return "test"
-    return "qemu" if setting == "tcg" else "kvm"
-
-
-def accel_check(host: Host, probe: accel.KvmProbe, kernel: str | None) -> DoctorCheck:
-    """`labctl doctor`: which accelerator the host's guests will run on, and why."""
-    return ("accel", lambda: accel.doctor(host.options["accel"], probe, kernel))
 
 
 def boot_problems(name: str, host, simulate: bool) -> list[Problem]:

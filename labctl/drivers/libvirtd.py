@@ -26,6 +26,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from labctl.drivers.libvirt_guests import open_libvirt
 from labctl.errors import ProvisionError
 from labctl.processes import ProcessId, alive, identify, named_netns_inode, netns_inode, read_pidfile
 from labctl.transport.netns import NetnsTransport
@@ -127,8 +128,6 @@ class Libvirtd:
 
     def wait_ready(self, proc: ProcessId) -> None:
         """Until a client gets an answer over the socket (readiness, bounded)."""
-        from labctl.drivers.libvirt_guests import open_libvirt
-
         deadline = time.monotonic() + START_SECONDS
         while True:
             if not alive(proc):

@@ -60,6 +60,8 @@ def on_this_machine(lab: Lab, path: str) -> Path:
 class RealGuests:
     """What a simulated kvm host with `guests: libvirt` does instead of namespace VMs."""
 
+    no_way_in = NO_WAY_IN
+
     def __init__(self, driver: SimDriver):
         self.driver, self.session, self.host = driver, driver.session, driver.host
         self.libvirtd = Libvirtd(self.host.name, driver.netns, driver.rundir)
@@ -88,8 +90,6 @@ class RealGuests:
     @staticmethod
     def machine_probe() -> accel.KvmProbe:
         return accel.KvmProbe(LocalTransport("this machine"))
-
-    no_way_in = NO_WAY_IN
 
     # --- the boot source, on this machine and as the daemon sees it ---
     def _boot_sources(self) -> list[tuple[Path, str]]:
@@ -206,12 +206,10 @@ class RealGuests:
         return steps
 
     def planned_vm_steps(self, vm: VM) -> list[PlannedStep]:
-        from labctl.drivers.kvm import planned_domain_type
-
         problem = self._image_problem()
         steps = [PlannedStep("the base image", problem=problem, field="image")] if problem else []
         return steps + self.guests.planned_vm_steps(
-            vm, planned_domain_type(self.libvirtd.uri, self.host.options["accel"])
+            vm, accel.planned_domain_type(self.libvirtd.uri, self.host.options["accel"])
         )
 
     def planned_vm_port(self) -> str:
@@ -219,8 +217,6 @@ class RealGuests:
 
     # --- doctor ---
     def doctor_checks(self) -> list[DoctorCheck]:
-        from labctl.drivers.kvm import accel_check
-
         def command(argv: list[str], package: str):
             def check():
                 result = self.local.run(argv, check=False)
@@ -252,7 +248,8 @@ class RealGuests:
         if self.boot is not None:
             checks.append(("boot files", boot_files))
         sources = self._boot_sources()
-        checks.append(accel_check(self.host, self.kvm_probe, str(sources[0][0]) if sources else None))
+        kernel = str(sources[0][0]) if sources else None
+        checks.append(accel.doctor_check(self.host.options["accel"], self.kvm_probe, kernel))
         return checks
 
     # --- down ---
