@@ -85,7 +85,7 @@ class RealGuests:
 
     @staticmethod
     def wanted(host: Host) -> bool:
-        return host.flavor == "kvm" and host.options.get("guests") == "libvirt"
+        return host.flavor == "kvm" and host.options.get("guests") == "libvirt" and bool(host.vms)
 
     @staticmethod
     def machine_probe() -> accel.KvmProbe:
