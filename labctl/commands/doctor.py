@@ -59,7 +59,7 @@ def doctor(ctx, as_json, inventory, simulate, quiet, verbose):
     outcomes = in_parallel(lambda h: host_checks(lab, drivers[h.name]), real, lambda h: h.name)
     for driver in drivers.values():
         driver.transport().close()
-    # A simulated host is this machine: only what its driver needs besides (real guests: libvirtd, QEMU, KVM)
+    # a simulated host is this machine, nothing to reach: only its driver's own checks (real guests)
     simulated_checks = [c for h in lab.hosts if h.driver == "sim" for c in driver_checks(drivers[h.name])]
     checks = limits + simulated_checks + [c for o in outcomes for c in (o.value or [])]
     failed = any(not c.ok for c in checks) or any(o.error for o in outcomes)
