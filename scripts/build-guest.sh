@@ -56,6 +56,9 @@ mount -t proc proc /proc
 mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev
 for m in ${names[*]}; do insmod /lib/modules/\$m; done
+# the lab is IPv4: no router solicitations or MLD for the controller to see, as in a namespace VM
+echo 1 > /proc/sys/net/ipv6/conf/all/disable_ipv6
+echo 1 > /proc/sys/net/ipv6/conf/default/disable_ipv6
 ip link set lo up
 ip link set eth0 up
 for arg in \$(cat /proc/cmdline); do
