@@ -29,7 +29,7 @@ def verify(ctx, inventory, simulate, quiet, verbose, as_json, count, junit_path)
     (the lab's MTU, Don't Fragment). Exit 1 if any pair loses packets, or loses only its
     full-size packets (an MTU black hole)."""
     from labctl import verify_report
-    from labctl.verify import ping_all
+    from labctl.verify import passed, ping_all
 
     runner = lab_runner(ctx, inventory, simulate, quiet, verbose, needs=Needs.HOSTS)
     lab = runner.lab.name
@@ -42,8 +42,14 @@ def verify(ctx, inventory, simulate, quiet, verbose, as_json, count, junit_path)
         if junit_path:
             verify_report.write_junit(junit_path, lab, [], problems)
         sys.exit(EXIT_VERIFY_FAILED)
-    results = ping_all(runner.lab, lambda vm: runner.drivers[vm.host].vm_transport(vm), count=count)
-    ok = all(r.ok for r in results)
+    drivers = runner.drivers
+    results = ping_all(
+        runner.lab,
+        lambda vm: drivers[vm.host].vm_transport(vm),
+        count=count,
+        way_in=lambda vm: drivers[vm.host].way_in(vm),
+    )
+    ok = passed(results)
     if junit_path:
         verify_report.write_junit(junit_path, lab, results)
     if as_json:

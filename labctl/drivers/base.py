@@ -104,6 +104,11 @@ class Driver(ABC):
     def vm_transport(self, vm: VM) -> Transport:
         """How to run a command (ping) inside the VM."""
 
+    def way_in(self, vm: VM) -> str | None:
+        """None when vm_transport() can run commands inside the VM; else why not, in a few
+        words (`verify` reports the pairs from it as not verifiable, never as passed)."""
+        return None
+
     # --- what `labctl plan` shows: descriptions only, no I/O, no connection ---
     @classmethod
     def planned_lab_steps(cls, session: LabSession) -> list[PlannedStep]:

@@ -28,6 +28,18 @@ def _last_line(text: str) -> str:
     return lines[-1] if lines else "no output"
 
 
+def driver_checks(driver: Driver) -> list[Check]:
+    """The driver's own checks alone (a simulated host: this machine, nothing to reach)."""
+    out = []
+    for name, probe in driver.doctor_checks():
+        try:
+            ok, detail = probe()
+        except LabctlError as exc:
+            ok, detail = False, str(exc)
+        out.append(Check(driver.host.name, name, ok, detail))
+    return out
+
+
 def host_checks(lab: Lab, driver: Driver) -> list[Check]:
     host, transport = driver.host.name, driver.transport()
     out: list[Check] = []

@@ -87,6 +87,9 @@ class OvsHostDriver(RealHostDriver):
     def vm_netns(self, vm: VM) -> str:
         return f"lc-{self.session.lab.name}-{vm.name}"
 
+    def way_in(self, vm: VM) -> str | None:
+        return None  # its VMs are namespaces on the host, entered over SSH
+
     def vm_transport(self, vm: VM) -> Transport:
         return InNetns(vm.name, self._transport, self.vm_netns(vm))
 

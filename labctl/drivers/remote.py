@@ -69,6 +69,9 @@ class RealHostDriver(Driver):
             )
         ]
 
+    def way_in(self, vm: VM) -> str | None:
+        return "real guest, no way in yet"
+
     def vm_transport(self, vm: VM) -> Transport:
         raise ProvisionError(
             vm.name,
