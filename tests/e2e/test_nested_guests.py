@@ -124,7 +124,7 @@ def test_the_nested_playbook_passes_with_real_guests_across_gre(make_lab, guest,
     report = tmp_path / "nested.xml"
     result = lab.run("run", str(PLAYBOOK), "--junit", str(report), timeout=900)
     assert "ci-nested: 8 passed, 0 failed, 0 skipped" in result.stdout, result.stdout + result.stderr
-    assert "6 pairs, 0% loss (6 not verifiable)" in result.stdout
+    assert "6 pairs, 0% loss, 1462-byte packets pass (6 not verifiable)" in result.stdout
     cases = {c.get("name"): c for c in ET.parse(report).getroot().iter("testcase")}
     assert len(cases) == 8 and not any(c.find("failure") is not None for c in cases.values())
     # accel is left at auto: the KVM probe decided, and up said what and why
