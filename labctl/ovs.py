@@ -189,6 +189,8 @@ class InterfaceState:
     error: str | None
     statistics: dict[str, int]
     mac: str | None
+    link_state: str | None = None  # "up"/"down" as ovs-vswitchd last wrote it; None: not yet
+    admin_state: str | None = None
 
 
 @dataclass
@@ -223,7 +225,7 @@ def _single(value):
 _QUERIES = [
     ("Bridge", "_uuid,name,datapath_type,fail_mode,protocols,rstp_enable,other_config,ports,controller"),
     ("Port", "_uuid,name,interfaces,other_config"),
-    ("Interface", "_uuid,name,type,options,ofport,error,statistics,mac_in_use"),
+    ("Interface", "_uuid,name,type,options,ofport,error,statistics,mac_in_use,link_state,admin_state"),
     ("Controller", "_uuid,target,is_connected"),
 ]
 
@@ -253,6 +255,8 @@ def parse_snapshot(text: str) -> OvsSnapshot:
             error=_single(row["error"]),
             statistics=row["statistics"] or {},
             mac=_single(row["mac_in_use"]),
+            link_state=_single(row["link_state"]),
+            admin_state=_single(row["admin_state"]),
         )
         ifaces_by_uuid[row["_uuid"]] = state
         interfaces[state.name] = state

@@ -8,7 +8,7 @@ if any command fails, nothing of it is kept. It refuses what OVS refuses: a port
 on a bridge that does not exist, a second port of the same name without
 --may-exist, a column the schema does not have, a value outside a column's range.
 
-The columns ovs-vswitchd fills in (ofport, error, is_connected) come from the
+The columns ovs-vswitchd fills in (ofport, error, link and admin state, is_connected) come from the
 host around it: `device_exists(name)` says whether a system port's device is
 there, `connected(target)` whether a controller answers at that target.
 
@@ -77,6 +77,8 @@ SCHEMA: dict[str, dict[str, Column]] = {
         "error": Column("str", optional=True, writable=False),
         "statistics": Column("map", writable=False),
         "mac_in_use": Column("str", optional=True, writable=False),
+        "link_state": Column("enum", optional=True, allowed=("down", "up"), writable=False),
+        "admin_state": Column("enum", optional=True, allowed=("down", "up"), writable=False),
     },
     "Controller": {
         "_uuid": Column("uuid", writable=False),
@@ -585,6 +587,8 @@ class FakeOvsdb:
             return self._open_error(row)
         if table == "Interface" and column == "ofport":
             return -1 if self._open_error(row) else self._ofports.get(row["name"])
+        if table == "Interface" and column in ("link_state", "admin_state"):
+            return None if self._open_error(row) or row["name"] not in self._ofports else "up"
         if table == "Controller" and column == "is_connected":
             return self.connected(row["target"])
         return row[column]
