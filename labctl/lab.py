@@ -225,6 +225,8 @@ def teardown(state: LabState, report: Reporter) -> bool:
         namespaces = list(dict.fromkeys(r["name"] for r in records if r["kind"] == "netns"))
         procs = processes.in_named_netns(namespaces)
         procs += [ProcessId(r["pid"], r["start"]) for r in records if r["kind"] == "process"]
+        for kind in DRIVERS.values():  # also those whose namespace someone deleted
+            procs += kind.journalled_processes(records)
         live = [p for p in set(procs) if processes.alive(p)]
         if live:
             processes.stop(live)

@@ -122,16 +122,17 @@ class LabState:
         broken = self.broken_lines()
         if broken:
             one = len(broken) == 1
-            lines = f"line {broken[0]} is" if one else f"lines {', '.join(map(str, broken))} are"
+            numbers = f"line {broken[0]}" if one else f"lines {', '.join(map(str, broken))}"
+            are = "is" if one else "are"
             found.append(
                 Fault(
-                    f"{lines} cut short or garbled in the journal {self.journal_path}",
+                    f"{numbers} of the journal {are} cut short or garbled ({self.journal_path})",
                     f"up writes the journal again without {'it' if one else 'them'}",
                 )
             )
         problem = self.info_problem()
         if problem:
-            found.append(Fault(f"{self.info_path} {problem}", "up writes it again"))
+            found.append(Fault(f"{self.info_path.name} {problem} ({self.info_path})", "up writes it again"))
         return found
 
     def has(self, kind: str, **fields) -> bool:
@@ -157,7 +158,7 @@ class LabState:
         if not self.info_path.exists():
             return "is missing"
         if not isinstance(self.read_info().get("simulated"), bool):
-            return "is garbled (not the JSON `up` wrote)"
+            return "is garbled: not what up wrote"
         return None
 
     def recorded_simulated(self) -> bool | None:

@@ -17,6 +17,7 @@ from labctl.faults import Fault
 from labctl.fieldtypes import HostField
 from labctl.model import VM, Host, Lab
 from labctl.ovs import OvsCommand
+from labctl.processes import ProcessId
 from labctl.progress import Reporter
 from labctl.state import LabState
 from labctl.transport.base import Transport
@@ -185,6 +186,13 @@ class Driver(ABC):
         The record carries the driver's name and the host, so `down` can hand it
         back to `undo` without the inventory."""
         self.session.state.record(kind, driver=self.name, host=self.host.name, **fields)
+
+    @classmethod
+    def journalled_processes(cls, records: list[dict]) -> list[ProcessId]:
+        """The processes this kind started on this machine that `down` must stop, found from
+        the journal alone (sim: each host's OVS daemons, by their pidfiles), also when the
+        namespace they run in is gone."""
+        return []
 
     @classmethod
     def undo(cls, record: dict, state: LabState) -> None:

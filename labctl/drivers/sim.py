@@ -100,6 +100,10 @@ def ovs_daemon_pids(rundir: str, netns: str) -> list[ProcessId]:
 
 
 SET_UP = "up sets it up"
+ORPHANED = (
+    "cannot make it again while its OVS daemons run on in the deleted namespace: "
+    "labctl down (it stops them by their pidfiles), then labctl up"
+)
 # What `up` does when one of a simulated host's daemons is gone.
 DAEMON_REPAIRS = {
     "ovsdb-server": ("up starts it again on the same database (the configuration is kept)", Hides.OVSDB),
@@ -171,14 +175,8 @@ class SimDriver(Driver):
     def faults(self) -> list[Fault]:
         present = simnet.existing_netns()
         if self.netns not in present:
-            return [
-                Fault(
-                    f"namespace {self.netns} is missing",
-                    "up cannot rebuild a host whose namespace was deleted under its daemons: "
-                    "labctl down, then labctl up",
-                    hides=Hides.HOST,
-                )
-            ]
+            repair = f"up {ORPHANED}" if self._orphaned_daemons() else "up makes the host again"
+            return [Fault(f"namespace {self.netns} is missing", repair, hides=Hides.HOST)]
         gone = [vm for vm in self.host.vms if self.vm_netns(vm) not in present]
         remake = "up makes it again and plugs it into the bridge"
         faults = [Fault(f"VM {vm.name} is missing", remake, port=self.vm_port(vm)) for vm in gone]
@@ -233,6 +231,23 @@ class SimDriver(Driver):
     def _underlay_address(self) -> str:
         return f"{self.host.underlay_ip}/{self.session.lab.underlay.prefixlen}"
 
+    def _orphaned_daemons(self) -> list[ProcessId]:
+        """The host's OVS daemons, still running in a namespace whose name was deleted: they
+        keep it, its links and the underlay's end of them alive, so it cannot be made again."""
+        if self.netns in simnet.existing_netns():
+            return []
+        return ovs_daemon_pids(self.rundir, self.netns)
+
+    @classmethod
+    def journalled_processes(cls, records: list[dict]) -> list[ProcessId]:
+        """Each host's OVS daemons, by the pidfiles in the run directory its record names."""
+        return [
+            proc
+            for record in records
+            if record["kind"] == "ovs-daemons"
+            for proc in ovs_daemon_pids(record["rundir"], record["netns"])
+        ]
+
     @classmethod
     def lab_faults(cls, session: LabSession) -> list[Fault]:
         """The underlay segment every host's tunnels and sessions cross."""
@@ -260,6 +275,8 @@ class SimDriver(Driver):
     # --- up ---
     def prepare(self) -> None:
         report, host = self.session.report, self.host.name
+        if self._orphaned_daemons():
+            raise ProvisionError(host, "make the host again", f"{self.netns} is gone; up {ORPHANED}")
         existed = self.netns in self.existing_netns
         if simnet.ensure_netns(self.session.state, self.netns, self.existing_netns):
             report.changed(host, f"namespace {self.netns}")
