@@ -100,7 +100,7 @@ class LabStatus:
                     "up starts it again and waits for every bridge's session",
                 )
             )
-        faults += [Fault(what, repair) for what, repair in self.state.faults()]
+        faults += self.state.faults()
         kinds = {type(d): d for d in self.drivers.values()}
         for kind, driver in kinds.items():
             faults += kind.lab_faults(driver.session)

@@ -276,7 +276,8 @@ class SimDriver(Driver):
     def prepare(self) -> None:
         report, host = self.session.report, self.host.name
         if self._orphaned_daemons():
-            raise ProvisionError(host, "make the host again", f"{self.netns} is gone; up {ORPHANED}")
+            gone = f"namespace {self.netns} is gone"
+            raise ProvisionError(host, "make the host again", f"{gone}; up {ORPHANED}")
         existed = self.netns in self.existing_netns
         if simnet.ensure_netns(self.session.state, self.netns, self.existing_netns):
             report.changed(host, f"namespace {self.netns}")

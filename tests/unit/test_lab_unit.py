@@ -40,7 +40,9 @@ def build(host: int, peer: int) -> list[str]:
         "other_config:disable-in-band=true",
         "--", "--may-exist", "add-port", "br0", f"gre-host{peer}",
         "--", "set", "interface", f"gre-host{peer}", "type=gre", f"options:remote_ip=10.250.0.{peer}",
+        "ofport_request=2",
         "--", "--may-exist", "add-port", "br0", f"vm{host}",
+        "--", "set", "interface", f"vm{host}", "ofport_request=1",
     ]  # fmt: skip
 
 
@@ -203,8 +205,8 @@ def test_status_of_a_lab_just_up_shows_it_up_without_drift(world, labctl):
     host1 = next(h for h in status["hosts"] if h["name"] == "host1")
     assert host1["ports"] == [
         {"name": "br0", "ofport": 65534, "type": "internal"},
-        {"name": "gre-host2", "ofport": 1, "type": "gre", "remote_ip": "10.250.0.2"},
-        {"name": "vm1", "ofport": 2, "type": "system", "vm": "vm1"},
+        {"name": "gre-host2", "ofport": 2, "type": "gre", "remote_ip": "10.250.0.2"},
+        {"name": "vm1", "ofport": 1, "type": "system", "vm": "vm1"},
     ]
     assert host1["controllers"] == [{"target": TARGET, "connected": True}]
     assert (host1["fail_mode"], host1["protocols"], host1["datapath_type"]) == (
@@ -227,7 +229,8 @@ def test_a_deleted_tunnel_port_is_drift_and_up_puts_it_back(world, labctl):
     assert labctl().up() == 1
     assert transactions(world, "host1") == [
         ["ovs-vsctl", "--timeout=30", "--", "--may-exist", "add-port", "br0", "gre-host2",
-         "--", "set", "interface", "gre-host2", "type=gre", "options:remote_ip=10.250.0.2"],
+         "--", "set", "interface", "gre-host2", "type=gre", "options:remote_ip=10.250.0.2",
+         "ofport_request=2"],
     ]  # fmt: skip
     assert transactions(world, "host2") == []
     assert labctl().status()["drift"] == []
@@ -261,8 +264,9 @@ def test_a_vm_whose_namespace_went_is_rebuilt_and_its_port_plugged_again(world, 
     # OVS would keep a socket on the old device: unplugged and plugged again, in two transactions
     assert transactions(world, "host1") == [
         ["ovs-vsctl", "--timeout=30", "--", "--if-exists", "del-port", "br0", "vm1"],
-        ["ovs-vsctl", "--timeout=30", "--", "--may-exist", "add-port", "br0", "vm1"],
-    ]
+        ["ovs-vsctl", "--timeout=30", "--", "--may-exist", "add-port", "br0", "vm1",
+         "--", "set", "interface", "vm1", "ofport_request=1"],
+    ]  # fmt: skip
     assert host1.linux.namespaces == {"lc-ut-vm1"} and host1.linux.device_exists("vm1")
     ports = {p["name"]: p for h in labctl().status()["hosts"] for p in h["ports"] if h["name"] == "host1"}
     assert "error" not in ports["vm1"]
