@@ -113,7 +113,10 @@ class LabRunner:
     def _repair_state(self) -> None:
         """lab.json says what up decided (written every time); a journal line cut short
         by a crash goes, so the journal is whole again."""
+        problem = self.state.info_problem() if self.state.exists() else None
         self.state.write_info(self._info())
+        if problem:
+            self.report.changed(self.lab.name, f"{self.state.info_path.name} written again (it {problem})")
         dropped = self.state.drop_broken_lines()
         if dropped:
             self.report.changed(self.lab.name, f"journal written again without {dropped} broken line(s)")

@@ -15,6 +15,7 @@ from labctl.transport.ssh import SshTransport
 LOCAL_ADDRESSES = ("localhost", "local")
 OVS_VERSION = ["ovs-vsctl", "--timeout=5", "--version"]  # installed?
 OVS_SHOW = ["ovs-vsctl", "--timeout=5", "show"]  # and its database answering?
+REMOVE_BRIDGE = ["ovs-vsctl", "--timeout=10", "--no-wait", "--if-exists", "del-br"]
 # The host's own OVS daemons, each asked over its control socket: a dead ovs-vswitchd
 # leaves its database answering (and saying every bridge is connected).
 OVS_DAEMONS = {"ovsdb-server": Hides.OVSDB, "ovs-vswitchd": Hides.SWITCH}
@@ -116,7 +117,9 @@ class RealHostDriver(Driver):
         """Remove what one journal record names, over its host's transport. A kind that
         records things of its own handles their records and passes the rest up."""
         if record["kind"] == "ovs-bridge":  # a bridge labctl added to the host's OVS
-            transport.run(["ovs-vsctl", "--timeout=10", "--if-exists", "del-br", record["bridge"]])
+            # --no-wait: gone from the database is gone; a dead ovs-vswitchd applies it when it
+            # is started again, and down does not wait for it.
+            transport.run([*REMOVE_BRIDGE, record["bridge"]])
 
     def check_ovs(self) -> None:
         """Open vSwitch must be installed and running: one line naming the host if not."""

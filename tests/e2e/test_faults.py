@@ -190,7 +190,8 @@ def test_the_cut_journal_line_is_named_by_its_number_and_up_writes_the_journal_w
     cut_the_journals_last_line(lab)
     path = lab.state_dir / lab.name / "journal.jsonl"
     number = len(path.read_text().splitlines())
-    assert lab.status()["drift"] == [f"line {number} of the journal is cut short or garbled ({path})"]
+    # (what the line recorded is lost with it: the controller's record, after another case)
+    assert f"line {number} of the journal is cut short or garbled ({path})" in lab.status()["drift"]
     kill_daemon("host1", "ovs-vswitchd")(lab)
     assert "journal written again without 1 broken line" in lab.run("up").stderr
     assert all(json.loads(line) for line in path.read_text().splitlines())

@@ -98,6 +98,8 @@ class FakeHost:
             return self.ovs.vsctl(argv)
         if argv[0] == "ovs-appctl":
             return self._appctl(argv)
+        if argv == ["id", "-un"]:  # who labctl logged in as (doctor)
+            return 0, "root\n", ""
         if argv[0] in ("ip", "ethtool"):
             return self.linux.run(argv, input)
         if argv[0] == "ping":
@@ -117,6 +119,9 @@ class FakeHost:
         """The daemon dies (kill -9): its database and the controller's sessions are left as they were,
         so OVSDB still says connected, and so does the controller (the goodbye never left the host)."""
         self.running[daemon] = False
+
+    def start_daemon(self, daemon: str) -> None:
+        self.running[daemon] = True
 
     def spawn(self, argv: list[str], log_path: str) -> int:
         raise NotModelled(f"{self.name}: labctl starts no process on a real host ({argv})")
