@@ -109,7 +109,7 @@ DAEMON_REPAIRS = {
     "ovsdb-server": ("up starts it again on the same database (the configuration is kept)", Hides.OVSDB),
     "ovs-vswitchd": (
         "up starts it again, puts back br-phy's underlay address and the tunnel neighbours, "
-        "and waits for br0's new OpenFlow session",
+        "and waits for {bridge}'s new OpenFlow session",
         Hides.SWITCH,
     ),
 }
@@ -186,6 +186,7 @@ class SimDriver(Driver):
                 pid = read_pidfile(f"{self.rundir}/{daemon}.pid")
                 why = f"pid {pid} from its pidfile is gone" if pid else "it has no pidfile"
                 repair, hides = DAEMON_REPAIRS[daemon]
+                repair = repair.format(bridge=self.session.lab.bridge)
                 faults.append(Fault(f"{daemon} is not running ({why})", repair, hides=hides))
         links = simnet.link_states(self.netns)
         faults += self._link_faults(links, [vm for vm in self.host.vms if vm not in gone])
