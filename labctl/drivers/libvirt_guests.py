@@ -6,7 +6,8 @@ run over the host's transport, so the base is never written) or straight from a
 kernel and an initrd (`boot:`). Its domain comes from templates/libvirt-domain.xml.j2:
 one NIC, `<interface type='bridge'>` on the lab bridge with
 `<virtualport type='openvswitch'/>`, so libvirt makes the tap (vnetN) and adds it to
-OVS itself. The OVS port is read back from the running domain's XML (`<target dev=…>`).
+OVS itself; with a `Management` path, a second NIC on a plain Linux bridge (labctl's
+way in, never the lab bridge). The OVS port is read back from the running domain's XML (`<target dev=…>`).
 The domain type (kvm, or qemu for TCG) is decided when a guest is first defined
 (accel.py).
 """

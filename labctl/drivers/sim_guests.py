@@ -3,7 +3,9 @@ code (libvirt_guests.py) pointed at a libvirtd inside the simulated host (libvir
 
 The simulated host composes this instead of making namespace VMs; the orchestrator
 sees the same driver hooks either way. libvirt plugs each guest's vnetN into the
-host's br0 (virtualport openvswitch), as on a real KVM host.
+host's br0 (virtualport openvswitch), as on a real KVM host. A `boot:` guest also gets
+a second NIC on the management bridge `labmgmt` (a Linux bridge in the host's namespace),
+over which labctl runs commands in it (transport/guest.py): verify, exec, shell.
 
 The daemon sees its own /run and /var: the guests' files live in
 DIR/var/lib/libvirt/labctl, which it sees as /var/lib/libvirt/labctl. The boot kernel
