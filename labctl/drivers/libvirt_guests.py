@@ -7,7 +7,8 @@ kernel and an initrd (`boot:`). Its domain comes from templates/libvirt-domain.x
 one NIC, `<interface type='bridge'>` on the lab bridge with
 `<virtualport type='openvswitch'/>`, so libvirt makes the tap (vnetN) and adds it to
 OVS itself; with a `Management` path, a second NIC on a plain Linux bridge (labctl's
-way in, never the lab bridge). The OVS port is read back from the running domain's XML (`<target dev=…>`).
+way in, never the lab bridge). The OVS port is read back from the running domain's
+XML (`<target dev=…>`).
 The domain type (kvm, or qemu for TCG) is decided when a guest is first defined
 (accel.py).
 """
