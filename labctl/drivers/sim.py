@@ -180,9 +180,9 @@ class SimDriver(Driver):
 
     def vm_transport(self, vm: VM) -> Transport:
         if self.real is not None:
-            why = self.real.way_in(vm)
+            why = self.real.no_path(vm)  # not way_in(): a guest still booting is waited for
             if why is not None:
-                raise ProvisionError(vm.name, "run a command in the VM", f"{vm.name} is a {why}")
+                raise ProvisionError(vm.name, "run a command in the VM", f"no way into {vm.name}: {why}")
             return self.real.transport(vm)
         return NetnsTransport(vm.name, self.vm_netns(vm))
 

@@ -96,7 +96,12 @@ class RealGuests:
 
     def way_in(self, vm: VM) -> str | None:
         """None when labctl reaches the guest over the management bridge: a guest booted
-        from `boot:` (labctl's initramfs runs the runner); a disk image has no way in yet."""
+        from `boot:` whose runner answers (labctl's initramfs runs it); a disk image has
+        no way in yet, and a guest whose runner does not answer is not verifiable."""
+        return self.no_path(vm) or self.transport(vm).unreachable()
+
+    def no_path(self, vm: VM) -> str | None:
+        """Why the guest has no management path at all (None: it has one, answering or not)."""
         return None if self.boot else "real guest from a disk image, no way in yet"
 
     def transport(self, vm: VM) -> GuestTransport:

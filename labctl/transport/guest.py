@@ -37,6 +37,11 @@ class GuestTransport(Transport):
     def describe(self) -> str:
         return f"{self.address}:{PORT} (management path) from namespace {self.netns}"
 
+    def unreachable(self) -> str | None:
+        """None when the guest's runner answers; else why not, in a few words."""
+        result = self.run(["true"], check=False, timeout=10)
+        return None if result.ok else result.stderr.strip() or f"exit {result.returncode}"
+
     def _client(self, timeout: float) -> list[str]:
         return [
             "ip", "netns", "exec", self.netns, "curl", "-sS", "--noproxy", "*",
@@ -59,9 +64,7 @@ class GuestTransport(Transport):
         answer = parse_answer(done.stdout) if done.returncode == 0 else None
         if answer is None:
             why = done.stderr.decode(errors="replace").strip() or "not the guest's runner answering"
-            return Completed(
-                argv, UNREACHABLE, "", f"guest {self.name} unreachable at {self.describe()}: {why}"
-            )
+            return Completed(argv, UNREACHABLE, "", f"real guest, unreachable at {self.describe()}: {why}")
         return Completed(argv, *answer)
 
     def spawn(self, argv: Sequence[str], *, log_path: str, env: Mapping[str, str] | None = None) -> int:
