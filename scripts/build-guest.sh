@@ -6,6 +6,13 @@
 # on its serial console. No install scripts run: the kernel package is downloaded
 # (apt-get download) and unpacked (dpkg-deb -x). Nothing built here is committed.
 #
+# The way in: a second NIC (eth1) on the hypervisor host's management bridge, never the
+# lab's br0, takes the address from labctl.mgmt=169.254.100.10/24, and busybox httpd,
+# bound to that address only, runs one command per POST (cgi-bin/run: the body is a
+# shell-quoted argv; the answer is "RC STDOUT_BYTES", then stdout, then stderr). No SSH
+# yet: that is the next step (docs/drivers.md). fping and the C library it links are
+# copied in, so verify pings from inside the guest as from a namespace VM.
+#
 # Cached under build/guest/ per kernel package and version of this script; the links
 # build/guest/vmlinuz and build/guest/initrd.gz point at the current build, and the
 # script prints its directory. Needs apt's package lists, dpkg-deb and busybox-static
@@ -43,6 +50,32 @@ if [ ! -e "$dir/initrd.gz" ]; then
     root="$work/root"
     mkdir -p "$root"/{bin,proc,sys,dev,lib/modules}
     cp "$busybox" "$root/bin/busybox"
+    fping=$(command -v fping || true)
+    if [ -z "$fping" ]; then
+        echo "build-guest: fping is needed in the initramfs: apt-get install fping" >&2
+        exit 3
+    fi
+    mkdir -p "$root/usr/bin" "$root/etc" "$root/www/cgi-bin" "$root/tmp"
+    cp "$fping" "$root/usr/bin/fping"
+    # its shared libraries and the loader, at the paths ldd names
+    for lib in $(ldd "$fping" | grep -o '/[^ ]*'); do
+        mkdir -p "$root$(dirname "$lib")"
+        cp -L "$lib" "$root$lib"
+    done
+    cp /etc/protocols "$root/etc/protocols"
+    cat > "$root/www/cgi-bin/run" <<'RUN'
+#!/bin/sh
+# one command per request, from labctl on the hypervisor host (transport/guest.py)
+echo "Content-Type: application/octet-stream"
+echo
+d=$(mktemp -d)
+head -c "${CONTENT_LENGTH:-0}" > "$d/cmd"
+sh "$d/cmd" > "$d/out" 2> "$d/err" < /dev/null
+echo "$? $(wc -c < "$d/out")"
+cat "$d/out" "$d/err"
+rm -rf "$d"
+RUN
+    chmod 755 "$root/www/cgi-bin/run"
     names=()
     for module in "${modules[@]}"; do
         cp "$work"/x/lib/modules/*/kernel/"$module" "$root/lib/modules/"
@@ -61,9 +94,21 @@ echo 1 > /proc/sys/net/ipv6/conf/all/disable_ipv6
 echo 1 > /proc/sys/net/ipv6/conf/default/disable_ipv6
 ip link set lo up
 ip link set eth0 up
+mgmt=
 for arg in \$(cat /proc/cmdline); do
-    case "\$arg" in labctl.ip=*) ip addr add "\${arg#labctl.ip=}" dev eth0 ;; esac
+    case "\$arg" in
+        labctl.ip=*) ip addr add "\${arg#labctl.ip=}" dev eth0 ;;
+        labctl.mgmt=*) mgmt="\${arg#labctl.mgmt=}" ;;
+    esac
 done
+export PATH=/usr/bin:/bin
+if [ -n "\$mgmt" ] && [ -e /sys/class/net/eth1 ]; then
+    ip link set eth1 up
+    ip addr add "\$mgmt" dev eth1
+    # bound to the management address only: nothing listens on the lab's eth0
+    httpd -p "\${mgmt%/*}:8080" -h /www
+    echo "LABCTL-GUEST-WAY-IN \$(ip -4 -o addr show dev eth1)"
+fi
 echo "$ready \$(ip -4 -o addr show dev eth0)"
 while true; do sleep 3600; done
 INIT

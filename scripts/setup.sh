@@ -61,8 +61,9 @@ fi
 # driver looks the user libvirt-qemu up when it starts, even though labctl's qemu.conf
 # runs QEMU as root; libvirt-daemon-system would create it, with much else.
 if [ "$libvirt" = yes ]; then
+    # curl: labctl posts commands to a guest's runner over its management path
     wanted=()
-    for pkg in libvirt-daemon libvirt-daemon-driver-qemu qemu-system-x86 qemu-utils busybox-static; do
+    for pkg in libvirt-daemon libvirt-daemon-driver-qemu qemu-system-x86 qemu-utils busybox-static curl; do
         dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || wanted+=("$pkg")
     done
     if [ ${#wanted[@]} -gt 0 ]; then

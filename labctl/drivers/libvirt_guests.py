@@ -6,7 +6,9 @@ run over the host's transport, so the base is never written) or straight from a
 kernel and an initrd (`boot:`). Its domain comes from templates/libvirt-domain.xml.j2:
 one NIC, `<interface type='bridge'>` on the lab bridge with
 `<virtualport type='openvswitch'/>`, so libvirt makes the tap (vnetN) and adds it to
-OVS itself. The OVS port is read back from the running domain's XML (`<target dev=…>`).
+OVS itself; with a `Management` path, a second NIC on a plain Linux bridge (labctl's
+way in, never the lab bridge). The OVS port is read back from the running domain's
+XML (`<target dev=…>`).
 The domain type (kvm, or qemu for TCG) is decided when a guest is first defined
 (accel.py).
 """
@@ -42,10 +44,26 @@ class BootSpec(BaseModel):
     cmdline: str = Field(default="", pattern=r"^[A-Za-z0-9_.,:=/+@ -]{0,400}$")
 
 
-def kernel_cmdline(vm: VM, boot: BootSpec) -> str:
+def kernel_cmdline(vm: VM, boot: BootSpec, mgmt: str | None = None) -> str:
     """The serial console (the domain's log), and the VM's inventory address for an
-    initramfs that sets it (labctl.ip=172.16.0.1/24; the kernel itself ignores it)."""
-    return " ".join(part for part in ("console=ttyS0", f"labctl.ip={vm.ip}", boot.cmdline) if part)
+    initramfs that sets it (labctl.ip=172.16.0.1/24; the kernel itself ignores it), and
+    its management address when it has a way in (labctl.mgmt=169.254.100.10/24)."""
+    parts = ("console=ttyS0", f"labctl.ip={vm.ip}", f"labctl.mgmt={mgmt}" if mgmt else "", boot.cmdline)
+    return " ".join(part for part in parts if part)
+
+
+@dataclass(frozen=True)
+class Management:
+    """The way in: a second NIC on `bridge`, a plain Linux bridge of the hypervisor host
+    that is not the lab's br0; `address(vm)` is the guest's address there (with prefix)."""
+
+    bridge: str
+    address: Callable[[VM], str]
+
+
+def mgmt_mac(vm: VM) -> str:
+    """The second NIC's MAC: the lab MAC with its first octet 02 -> 06 (still local)."""
+    return "06" + vm.mac[2:]
 
 
 @dataclass(frozen=True)
@@ -131,10 +149,11 @@ class LibvirtGuests:
         image: str | None,
         accel: Callable[[], Accel],
         journal: Journal,
+        mgmt: Management | None = None,
     ):
         self.session, self.host, self.uri, self.transport = session, host, uri, transport
         self.files, self.boot, self.image = files, boot, image
-        self.accel, self.journal = accel, journal
+        self.accel, self.journal, self.mgmt = accel, journal, mgmt
         self._conn = None
         self._lock = threading.Lock()
 
@@ -159,8 +178,10 @@ class LibvirtGuests:
             disk=None if boot else overlay_inside,
             kernel=boot.kernel if boot else None,
             initrd=boot.initrd if boot else None,
-            cmdline=kernel_cmdline(vm, boot) if boot else None,
+            cmdline=kernel_cmdline(vm, boot, self.mgmt.address(vm) if self.mgmt else None) if boot else None,
             console_log=console if self.files.console_log else None,
+            mgmt_bridge=self.mgmt.bridge if self.mgmt else None,
+            mgmt_mac=mgmt_mac(vm),
         )
 
     def console_log(self, vm: VM) -> str | None:

@@ -289,14 +289,17 @@ class SimDriver(Driver):
         return vm_port_name(self.host.flavor, vm)
 
     def way_in(self, vm: VM) -> str | None:
-        return self.real.no_way_in if self.real is not None else None
+        return self.real.way_in(vm) if self.real is not None else None
 
     def vm_netns(self, vm: VM) -> str:
         return simnet.netns_name(self.session.lab.name, vm.name)
 
-    def vm_transport(self, vm: VM) -> NetnsTransport:
+    def vm_transport(self, vm: VM) -> Transport:
         if self.real is not None:
-            raise ProvisionError(vm.name, "run a command in the VM", f"{vm.name} is a {self.real.no_way_in}")
+            why = self.real.no_path(vm)  # not way_in(): a guest still booting is waited for
+            if why is not None:
+                raise ProvisionError(vm.name, "run a command in the VM", f"no way into {vm.name}: {why}")
+            return self.real.transport(vm)
         return NetnsTransport(vm.name, self.vm_netns(vm))
 
     def doctor_checks(self) -> list[DoctorCheck]:

@@ -3,7 +3,9 @@ code (libvirt_guests.py) pointed at a libvirtd inside the simulated host (libvir
 
 The simulated host composes this instead of making namespace VMs; the orchestrator
 sees the same driver hooks either way. libvirt plugs each guest's vnetN into the
-host's br0 (virtualport openvswitch), as on a real KVM host.
+host's br0 (virtualport openvswitch), as on a real KVM host. A `boot:` guest also gets
+a second NIC on the management bridge `labmgmt` (a Linux bridge in the host's namespace),
+over which labctl runs commands in it (transport/guest.py): verify, exec, shell.
 
 The daemon sees its own /run and /var: the guests' files live in
 DIR/var/lib/libvirt/labctl, which it sees as /var/lib/libvirt/labctl. The boot kernel
@@ -33,18 +35,24 @@ from labctl.drivers.libvirt_guests import (
     BootSpec,
     GuestFiles,
     LibvirtGuests,
+    Management,
     remove_domain,
 )
 from labctl.drivers.libvirtd import Libvirtd, running
 from labctl.errors import InputError, ProvisionError
 from labctl.model import VM, Host, Lab
+from labctl.transport.guest import GuestTransport
 from labctl.transport.local import LocalTransport
 
 if TYPE_CHECKING:
     from labctl.drivers.sim import SimDriver
 
 GUEST_DIR = "/var/lib/libvirt/labctl"  # as the host's libvirtd and QEMU see it
-NO_WAY_IN = "real guest, no way in yet"  # until labctl can reach a guest from outside the lab's br0
+# The way in: a plain Linux bridge in the host's namespace (not OVS, not the lab's br0),
+# on a link-local subnet used only inside that namespace; the host is .1, guest N is .10+N.
+MGMT_BRIDGE = "labmgmt"
+MGMT_NET = "169.254.100"
+MGMT_HOST = f"{MGMT_NET}.1/24"
 HIDDEN = ("/run", "/var")  # what the host's libvirtd sees its own of
 SETUP = "scripts/setup.sh --libvirt installs what real guests need"
 
@@ -59,8 +67,6 @@ def on_this_machine(lab: Lab, path: str) -> Path:
 
 class RealGuests:
     """What a simulated kvm host with `guests: libvirt` does instead of namespace VMs."""
-
-    no_way_in = NO_WAY_IN
 
     def __init__(self, driver: SimDriver):
         self.driver, self.session, self.host = driver, driver.session, driver.host
@@ -81,6 +87,36 @@ class RealGuests:
             image=self.image,
             accel=self.accel,
             journal=self._journal,
+            mgmt=Management(MGMT_BRIDGE, self.mgmt_address) if self.boot else None,
+        )
+
+    # --- the way in ---
+    def mgmt_address(self, vm: VM) -> str:
+        return f"{MGMT_NET}.{10 + self.host.vms.index(vm)}/24"
+
+    def way_in(self, vm: VM) -> str | None:
+        """None when labctl reaches the guest over the management bridge: a guest booted
+        from `boot:` whose runner answers (labctl's initramfs runs it); a disk image has
+        no way in yet, and a guest whose runner does not answer is not verifiable."""
+        return self.no_path(vm) or self.transport(vm).unreachable()
+
+    def no_path(self, vm: VM) -> str | None:
+        """Why the guest has no management path at all (None: it has one, answering or not)."""
+        return None if self.boot else "real guest from a disk image, no way in yet"
+
+    def transport(self, vm: VM) -> GuestTransport:
+        return GuestTransport(vm.name, self.driver.netns, self.mgmt_address(vm).split("/")[0])
+
+    def ensure_mgmt_bridge(self) -> None:
+        """The management bridge, in the host's namespace only (it goes with it at down)."""
+        ns = self.driver.transport()
+        if ns.run(["ip", "link", "show", MGMT_BRIDGE], check=False).ok:
+            return
+        ns.run(["ip", "link", "add", MGMT_BRIDGE, "type", "bridge"])
+        ns.run(["ip", "addr", "add", MGMT_HOST, "dev", MGMT_BRIDGE])
+        ns.run(["ip", "link", "set", MGMT_BRIDGE, "up"])
+        self.session.report.changed(
+            self.host.name, f"management bridge {MGMT_BRIDGE} ({MGMT_HOST}, a Linux bridge, not the lab's)"
         )
 
     @staticmethod
@@ -182,6 +218,8 @@ class RealGuests:
         if problem:
             raise InputError(f"host {self.host.name}: {problem}")
         self._stage_boot_files()
+        if self.boot:
+            self.ensure_mgmt_bridge()
         for vm in self.host.vms:
             self.guests.ensure(vm)
 
@@ -189,7 +227,11 @@ class RealGuests:
     def missing(self) -> list[str]:
         if self.libvirtd.process() is None:
             return ["libvirtd is not running"]
-        return self.guests.not_running()
+        gone = not self.driver.transport().run(["ip", "link", "show", MGMT_BRIDGE], check=False).ok
+        lost = (
+            [f"management bridge {MGMT_BRIDGE} is missing (the guests' way in)"] if self.boot and gone else []
+        )
+        return lost + self.guests.not_running()
 
     # --- plan ---
     def planned_host_steps(self) -> list[PlannedStep]:
@@ -201,6 +243,14 @@ class RealGuests:
             ),
             PlannedStep(accel.describe(self.host.options["accel"])),
         ]
+        if self.boot:
+            steps.append(
+                PlannedStep(
+                    f"management bridge {MGMT_BRIDGE} ({MGMT_HOST}) in the host's namespace, a Linux "
+                    "bridge the guests' second NIC joins: labctl's way in, not the lab's br0",
+                    argv=("ip", "link", "add", MGMT_BRIDGE, "type", "bridge"),
+                )
+            )
         for source, name in self._boot_sources():
             steps.append(PlannedStep(f"copy {source} to {self.files.of(name)[1]} for the guests"))
         return steps

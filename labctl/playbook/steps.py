@@ -44,7 +44,8 @@ def _ping_once(runner, src: str, dst: str, count: int) -> tuple[int, int]:
     result = transport.run(
         ["ping", "-n", "-q", "-c", str(count), "-i", "0.2", "-W", "2", str(target.ip.ip)], check=False
     )
-    found = re.search(r"(\d+) packets transmitted, (\d+) received", result.stdout)
+    # iputils says "N received", busybox (a real guest) "N packets received"
+    found = re.search(r"(\d+) packets transmitted, (\d+) (?:packets )?received", result.stdout)
     return (int(found.group(1)), int(found.group(2))) if found else (count, 0)
 
 

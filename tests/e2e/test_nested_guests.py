@@ -123,10 +123,11 @@ def test_the_nested_playbook_passes_with_real_guests_across_gre(make_lab, guest,
     lab = make_lab(nested_inventory(guest))
     report = tmp_path / "nested.xml"
     result = lab.run("run", str(PLAYBOOK), "--junit", str(report), timeout=900)
-    assert "ci-nested: 8 passed, 0 failed, 0 skipped" in result.stdout, result.stdout + result.stderr
-    assert "6 pairs, 0% loss, 1462-byte packets pass (6 not verifiable)" in result.stdout
+    assert "ci-nested: 10 passed, 0 failed, 0 skipped" in result.stdout, result.stdout + result.stderr
+    # every ordered pair, the real guests' own included: pinged from inside them
+    assert "12 pairs, 0% loss, 1462-byte packets pass" in result.stdout, result.stdout
     cases = {c.get("name"): c for c in ET.parse(report).getroot().iter("testcase")}
-    assert len(cases) == 8 and not any(c.find("failure") is not None for c in cases.values())
+    assert len(cases) == 10 and not any(c.find("failure") is not None for c in cases.values())
     # accel is left at auto: the KVM probe decided, and up said what and why
     assert "VM vm1 defined under TCG: " in result.stderr or "VM vm1 defined under KVM: " in result.stderr
 
@@ -159,18 +160,29 @@ def test_a_real_guest_is_a_vm_like_any_other_and_down_leaves_nothing(make_lab, g
         "vm2 reaches the guest",
         lambda: lab.in_vm("vm2", "ping", "-c1", "-W1", "172.16.0.1", check=False).returncode == 0,
     )
+    # the way in: the guest's second NIC, on a Linux bridge in kvm1's namespace, not br0
+    netns = f"lc-{lab.name}-kvm1"
+    on_mgmt = subprocess.run(
+        ["ip", "netns", "exec", netns, "ip", "-br", "link", "show", "master", "labmgmt"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    assert on_mgmt[0] == "vnet1" and "vnet1" not in {p["name"] for p in kvm1["ports"]}
+    inside = lab.run("exec", "vm1", "--", "ip", "-4", "-o", "addr", "show", "dev", "eth0")
+    assert "inet 172.16.0.1/24" in inside.stdout
+    failed = lab.run("exec", "vm1", "--", "sh", "-c", "echo out; echo err >&2; exit 7", check=False)
+    assert (failed.returncode, failed.stdout, failed.stderr) == (7, "out\n", "err\n")
+    # nothing answers on the guest's lab address: the runner listens on the management one only
+    probe = lab.in_vm("vm2", "curl", "-sS", "--max-time", "5", "http://172.16.0.1:8080/", check=False)
+    assert probe.returncode == 7, probe.stderr  # curl: could not connect
     verify = json.loads(lab.run("verify", "--json").stdout)
     pairs = {(p["src"], p["dst"]): p for p in verify["pairs"]}
     assert verify["ok"] is True
     assert pairs[("vm2", "vm1")]["ok"] and pairs[("vm2", "vm1")]["received"] == 3
-    assert pairs[("vm1", "vm2")]["unverifiable"] == "real guest, no way in yet"
-    assert pairs[("vm1", "vm2")]["ok"] is False  # never a pass
-    table = lab.run("verify").stdout
-    assert (
-        "1/1 pairs answered, 1 not verifiable (from vm1: real guest, no way in yet), no packet lost" in table
-    )
-    denied = lab.run("exec", "vm1", "--", "true", check=False)
-    assert denied.returncode == 3 and denied.stderr.strip().endswith("vm1 is a real guest, no way in yet")
+    assert pairs[("vm1", "vm2")]["ok"] and pairs[("vm1", "vm2")]["received"] == 3  # from inside the guest
+    assert not any(p.get("unverifiable") for p in verify["pairs"])
+    assert "2/2 pairs answered, no packet lost" in lab.run("verify").stdout
 
     # doctor says what runs the guests, and why
     doctor = lab.run("doctor", check=False).stdout
@@ -189,6 +201,11 @@ def test_a_real_guest_is_a_vm_like_any_other_and_down_leaves_nothing(make_lab, g
     assert "kvm1: VM vm1 is not running" in lab.status()["drift"][0]
     assert "VM vm1 started" in lab.run("up", timeout=300).stderr
     assert lab.status()["drift"] == []
+    # its way in comes back with it: verify runs from inside it again
+    wait_until(
+        "the restarted guest answers on its way in",
+        lambda: lab.run("exec", "vm1", "--", "true", check=False).returncode == 0,
+    )
     lab.remember_processes()
     lab.run("down")
     lab.assert_gone()

@@ -19,6 +19,7 @@ from labctl.drivers.sim_guests import RealGuests
 from labctl.errors import InventoryError
 from labctl.inventory import parse_inventory
 from labctl.transport.base import Completed, Transport
+from labctl.transport.guest import parse_answer
 from labctl.verify import PingResult, passed
 from labctl.verify_report import render_table, summary, to_json, write_junit
 
@@ -212,10 +213,18 @@ def test_plan_shows_the_libvirtd_and_real_guests_of_a_simulated_kvm_host(monkeyp
     assert name == "lc-blog-4host-nested-vm1.xml"
     assert domain.findtext("os/kernel") == "/var/lib/libvirt/labctl/vmlinuz"
     assert domain.findtext("os/initrd") == "/var/lib/libvirt/labctl/initrd"
-    assert domain.findtext("os/cmdline") == "console=ttyS0 labctl.ip=172.16.0.1/24"
+    assert (
+        domain.findtext("os/cmdline") == "console=ttyS0 labctl.ip=172.16.0.1/24 labctl.mgmt=169.254.100.10/24"
+    )
     assert domain.find("devices/disk") is None
     assert domain.find("devices/serial").get("type") == "file"
-    assert domain.find("devices/interface/virtualport").get("type") == "openvswitch"
+    lab_nic, mgmt_nic = domain.findall("devices/interface")
+    assert lab_nic.find("virtualport").get("type") == "openvswitch"
+    assert lab_nic.find("source").get("bridge") == "br0"
+    # the way in: a second NIC on a plain Linux bridge (no virtualport), never the lab's br0
+    assert mgmt_nic.find("source").get("bridge") == "labmgmt" and mgmt_nic.find("virtualport") is None
+    assert mgmt_nic.find("mac").get("address") == "06:00:ac:10:00:01"
+    assert any(s["what"].startswith("management bridge labmgmt (169.254.100.1/24)") for s in kvm1["steps"])
     # the Xen host keeps its namespace VM, named as Xen names its port
     assert xen1["vms"][0]["port"] == "vif1.0" and xen1["vms"][0]["plugged_by"].startswith("labctl")
     assert data["problems"] == []
@@ -256,3 +265,13 @@ def test_a_lab_where_nothing_could_be_verified_does_not_pass():
     failing = [*pairs(), PingResult("vm2", "vm3", "172.16.0.3", 3, 0, None, None, None)]
     assert not passed(failing)
     assert passed([])  # a lab of one VM has no pair to fail
+
+
+# --- the way in: the guest runner's answer -------------------------------------------
+
+
+def test_the_guest_runners_answer_gives_exit_code_stdout_and_stderr():
+    assert parse_answer(b"3 6\nhello\noops\n") == (3, "hello\n", "oops\n")
+    assert parse_answer(b"0 0\n") == (0, "", "")
+    assert parse_answer(b"<html>404 Not Found</html>") is None  # not the runner answering
+    assert parse_answer(b"") is None
