@@ -10,7 +10,6 @@ lab's names (trace.py).
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from typing import BinaryIO
 
 from labctl.observe.ofmessages import decode_body
 from labctl.observe.ofvalues import NO_BUFFER, OFPROTO, TYPES
@@ -53,16 +52,20 @@ class Decoder:
         for seg in segments:
             if self.port is not None and self.port not in (seg.sport, seg.dport):
                 continue
-            for last, raw in self.streams.feed(seg):
-                yield decode(raw, last, self.port is not None and last.dport == self.port)
+            yield from self._decoded(self.streams.feed(seg))
+
+    def end(self) -> Iterator[dict]:
+        """The capture is over: messages that waited behind a segment it never saw."""
+        yield from self._decoded(self.streams.flush())
+
+    def _decoded(self, found) -> Iterator[dict]:
+        for last, raw in found:
+            yield decode(raw, last, self.port is not None and last.dport == self.port)
 
 
 def messages(path: str, controller_port: int | None = None) -> Iterator[dict]:
     """Every OpenFlow message in a finished capture, in capture order."""
+    decoder = Decoder(controller_port)
     with open(path, "rb") as fh:
-        yield from Decoder(controller_port).feed(PcapTail(fh).segments())
-
-
-def tail(fh: BinaryIO, controller_port: int | None) -> tuple[PcapTail, Decoder]:
-    """A capture read in steps (follow mode): read `.segments()` of the first, feed the second."""
-    return PcapTail(fh), Decoder(controller_port)
+        yield from decoder.feed(PcapTail(fh).segments())
+    yield from decoder.end()

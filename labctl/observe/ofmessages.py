@@ -161,6 +161,7 @@ def packet_out(version: int, raw: bytes, msg) -> dict:
     return {
         "buffer_id": buffer_id,
         "in_port": of.port(version, in_port),
+        "in_port_no": in_port,
         "actions": of.actions(version, actions),
         "frame": of.frame_fields(data) if data else None,
     }
@@ -176,7 +177,7 @@ def flow_mod(version: int, raw: bytes, msg) -> dict:
         "hard_timeout": msg.hard_timeout,
         "priority": msg.priority,
         "buffer_id": msg.buffer_id,
-        "out_port": of.port(version, msg.out_port),
+        "out_port": msg.out_port,
         "flags": msg.flags,
     }
     if version >= V13:
@@ -207,7 +208,7 @@ def stats_request(version: int, raw: bytes, msg) -> dict:
             found = parser.OFPMatch.parser(raw, size + ofp.OFP_FLOW_STATS_REQUEST_0_SIZE)
             out.update(
                 table_id=table_id,
-                out_port=of.port(version, out_port),
+                out_port=out_port,
                 out_group=out_group,
                 cookie=cookie,
                 cookie_mask=cookie_mask,
@@ -222,14 +223,14 @@ def stats_request(version: int, raw: bytes, msg) -> dict:
                 match=of.match(version, found),
                 wildcards=found.wildcards,
                 table_id=table_id,
-                out_port=of.port(version, out_port),
+                out_port=out_port,
             )
     elif kind in ("port", "port_stats"):
         (port_no,) = struct.unpack_from(ofp.OFP_PORT_STATS_REQUEST_PACK_STR, raw, size)
-        out["port_no"] = of.port(version, port_no)
+        out["port_no"] = port_no
     elif kind == "queue":
         port_no, queue_id = struct.unpack_from(ofp.OFP_QUEUE_STATS_REQUEST_PACK_STR, raw, size)
-        out.update(port_no=of.port(version, port_no), queue_id=queue_id)
+        out.update(port_no=port_no, queue_id=queue_id)
     elif kind == "group":
         (out["group_id"],) = struct.unpack_from(ofp.OFP_GROUP_STATS_REQUEST_PACK_STR, raw, size)
     elif kind in ("meter", "meter_config"):

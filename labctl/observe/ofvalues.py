@@ -130,8 +130,7 @@ def actions(version: int, found) -> list[dict]:
     out = []
     for action in found:
         kind = name(ACTIONS[version], action.type)
-        entry: dict = {"type": "output" if hasattr(action, "port") and kind == "output" else kind}
-        entry["type_code"] = action.type
+        entry: dict = {"type": kind, "type_code": action.type, "len": action.len}
         if hasattr(action, "port"):
             entry.update(port=port(version, action.port), port_no=action.port)
         for key, value in action.stringify_attrs():

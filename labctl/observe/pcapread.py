@@ -33,6 +33,7 @@ _ETH_P_IP = 0x0800
 _ETHERNET_HEADER = 14
 _IPPROTO_TCP = 6
 _TCP_SYN = 0x002
+_TCP_ACK = 0x010
 
 
 class PcapError(InputError):
@@ -49,6 +50,7 @@ class Segment:
     dst: str
     dport: int
     seq: int
+    ack: int | None  # the acknowledgement number, when the ACK flag is set
     syn: bool
     payload: bytes
 
@@ -124,10 +126,11 @@ def tcp_segment(time: float, frame: bytes, linktype: int | None) -> Segment | No
     tcp_at = start + ip_header
     if end < tcp_at + 20:
         return None
-    sport, dport, seq, _, offset_flags = struct.unpack_from("!HHIIH", frame, tcp_at)
+    sport, dport, seq, ack, offset_flags = struct.unpack_from("!HHIIH", frame, tcp_at)
     src, dst = (socket.inet_ntoa(frame[start + at : start + at + 4]) for at in (12, 16))
     payload = bytes(frame[tcp_at + (offset_flags >> 12) * 4 : end])
-    return Segment(time, src, sport, dst, dport, seq, bool(offset_flags & _TCP_SYN), payload)
+    acked = ack if offset_flags & _TCP_ACK else None
+    return Segment(time, src, sport, dst, dport, seq, acked, bool(offset_flags & _TCP_SYN), payload)
 
 
 def read_segments(path: str) -> Iterator[Segment]:

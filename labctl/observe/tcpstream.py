@@ -3,9 +3,11 @@
 A message may span segments and a segment may carry several messages. Segments
 are placed by sequence number, so a copy of a segment seen twice (a retransmission,
 or the same packet captured on two interfaces) is read once, and one that comes
-early waits for the gap before it. A capture that starts in the middle of a
-message, or that lost a segment for good, is resynchronised at the next segment
-that starts with a plausible OpenFlow header.
+early waits for the gap before it. A gap the capture will never fill -- the other
+side acknowledged data the capture did not see, the capture ended, or too many
+segments wait -- is given up: the stream starts again at the next segment that
+begins with a plausible OpenFlow header, as it does when the capture starts in
+the middle of a message.
 """
 
 from __future__ import annotations
@@ -46,6 +48,10 @@ class Reassembler:
 
     def feed(self, seg: Segment) -> Iterator[tuple[Segment, bytes]]:
         key = (seg.src, seg.sport, seg.dst, seg.dport)
+        if seg.ack is not None:  # the other side got all before seg.ack: a gap there is lost
+            back = self.directions.get((seg.dst, seg.dport, seg.src, seg.sport))
+            if back is not None and back.waiting and _after(seg.ack, back.next_seq) > 0:
+                yield from self._skip_gap(back)
         d = self.directions.get(key)
         if seg.syn:  # a new connection on this address pair: start afresh
             self.directions[key] = _Direction(next_seq=(seg.seq + 1) & 0xFFFFFFFF, synced=True)
@@ -56,14 +62,23 @@ class Reassembler:
             d = self.directions[key] = _Direction(next_seq=seg.seq)
         yield from self._place(d, seg)
 
+    def flush(self) -> Iterator[tuple[Segment, bytes]]:
+        """The capture has ended: what still waits behind a gap is read after it."""
+        for d in self.directions.values():
+            while d.waiting:
+                yield from self._skip_gap(d)
+
+    def _skip_gap(self, d: _Direction) -> Iterator[tuple[Segment, bytes]]:
+        first = min(d.waiting, key=lambda s: _after(s, d.next_seq))
+        d.next_seq, d.data, d.synced = first, b"", False
+        yield from self._drain(d)
+
     def _place(self, d: _Direction, seg: Segment) -> Iterator[tuple[Segment, bytes]]:
         ahead = _after(seg.seq, d.next_seq)
         if ahead > 0:  # a segment before this one is missing so far
             d.waiting[seg.seq] = seg
             if len(d.waiting) > MAX_WAITING:  # it is not coming: skip the gap
-                first = min(d.waiting, key=lambda s: _after(s, d.next_seq))
-                d.next_seq, d.data, d.synced = first, b"", False
-                yield from self._drain(d)
+                yield from self._skip_gap(d)
             return
         payload = seg.payload[-ahead:] if ahead < 0 else seg.payload  # drop what was read already
         if not payload or -ahead >= len(seg.payload):

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from labctl.observe.decode import NO_BUFFER, Decoder, messages
-from labctl.observe.ofvalues import TYPES, V10, V13, flag_names
+from labctl.observe.ofvalues import TYPES, V10, V13, flag_names, port
 from labctl.observe.pcapread import PcapTail
 from labctl.observe.tables import names_of
 
@@ -182,19 +182,22 @@ def follow(
             time.sleep(poll)
     with fh:
         reader, decoder = PcapTail(fh), Decoder(port)
+
+        def shown(found: Iterable[dict]) -> Iterator[dict]:
+            for msg in found:
+                if msg["time"] >= since:
+                    msg = annotate({**msg, "time": round(msg["time"] - since, 6)}, names)
+                    if wanted(msg):
+                        yield msg
+
         while True:
             alive = running()  # asked before reading: whatever it wrote by then is read below
-            found = False
-            for msg in decoder.feed(reader.segments()):
-                found = True
-                if msg["time"] < since:
-                    continue
-                msg = annotate({**msg, "time": round(msg["time"] - since, 6)}, names)
-                if wanted(msg):
-                    yield msg
+            segments = reader.segments()
+            yield from shown(decoder.feed(segments))
             if not alive:
+                yield from shown(decoder.end())
                 return
-            if not found:
+            if not segments:
                 time.sleep(poll)
 
 
@@ -206,9 +209,12 @@ def _match_text(msg: dict) -> str:
     return ",".join(f"{k}={v}" for k, v in msg.get("match_named", msg.get("match", {})).items())
 
 
+def _version(msg: dict) -> int:
+    return V13 if msg["version"] == "1.3" else V10
+
+
 def _flags(msg: dict, prefix: str, value: int) -> str:
-    version = V13 if msg["version"] == "1.3" else V10
-    return ",".join(flag_names(version, prefix, value)) or "0"
+    return ",".join(flag_names(_version(msg), prefix, value)) or "0"
 
 
 def _extra_match(msg: dict) -> str:
@@ -282,15 +288,15 @@ def _error(msg):
 
 
 def _stats_request(msg):
-    kind = msg["stats_type"]
+    kind, version = msg["stats_type"], _version(msg)
     if kind in ("flow", "aggregate"):
         table = "all" if msg["table_id"] == 0xFF else msg["table_id"]
-        return f"{kind} table={table} out_port={msg['out_port']} match({_match_text(msg)})"
+        return f"{kind} table={table} out_port={port(version, msg['out_port'])} match({_match_text(msg)})"
     if "queue_id" in msg:
         queue = "ALL" if msg["queue_id"] == 0xFFFFFFFF else msg["queue_id"]
-        return f"{kind} port={msg['port_no']} queue={queue}"
+        return f"{kind} port={port(version, msg['port_no'])} queue={queue}"
     if "port_no" in msg:
-        return f"{kind} port={msg['port_no']}"
+        return f"{kind} port={port(version, msg['port_no'])}"
     return kind
 
 

@@ -32,9 +32,9 @@ def dp(version):
     return ofproto_protocol.ProtocolDesc(version)
 
 
-def ip_tcp(src, dst, seq: int, payload: bytes, syn: bool = False) -> bytes:
-    flags = 0x002 if syn else 0x018
-    tcp = struct.pack("!HHIIHHHH", src[1], dst[1], seq, 0, (5 << 12) | flags, 65535, 0, 0)
+def ip_tcp(src, dst, seq: int, payload: bytes, syn: bool = False, ack: int | None = None) -> bytes:
+    flags = 0x002 if syn else 0x008 | (0x010 if ack is not None else 0)
+    tcp = struct.pack("!HHIIHHHH", src[1], dst[1], seq, ack or 0, (5 << 12) | flags, 65535, 0, 0)
     header = struct.pack(
         "!BBHHHBBH4s4s",
         0x45,
@@ -102,6 +102,20 @@ def test_a_segment_seen_twice_is_read_once_and_one_that_comes_early_waits(tmp_pa
 def test_a_capture_that_begins_mid_message_starts_at_the_next_message(tmp_path):
     frames = [to_controller(50, ECHO[3:]), to_controller(50 + len(ECHO) - 3, HELLO)]
     assert [m["type"] for m in decoded(tmp_path, frames)] == ["hello"]
+
+
+def test_a_segment_the_capture_missed_costs_only_its_own_messages(tmp_path):
+    lost = 100  # bytes the switch sent, the controller acknowledged, the capture never saw
+    after = 1 + len(ECHO) + lost
+    frames = [
+        to_controller(1, ECHO),
+        to_controller(after, HELLO),
+        ethernet(ip_tcp(CONTROLLER, SWITCH, 7, b"", ack=after + len(HELLO))),
+        to_controller(after + len(HELLO), HELLO),
+    ]
+    assert [m["type"] for m in decoded(tmp_path, frames)] == ["echo_request", "hello", "hello"]
+    # without the acknowledgement, the end of the capture gives the gap up too
+    assert [m["type"] for m in decoded(tmp_path, frames[:2])] == ["echo_request", "hello"]
 
 
 def test_any_interface_capture_reads_each_packet_once(tmp_path):
@@ -178,7 +192,11 @@ def test_a_file_that_is_not_a_pcap_is_refused_in_one_line(tmp_path):
             p10.OFPFlowStatsRequest(
                 dp(1), 0, p10.OFPMatch(in_port=3, dl_type=0x0800), 0xFF, ofproto_v1_0.OFPP_NONE
             ),
-            {"stats_type": "flow", "match": {"in_port": 3, "dl_type": "0x0800"}, "out_port": "NONE"},
+            {
+                "stats_type": "flow",
+                "match": {"in_port": 3, "dl_type": "0x0800"},
+                "out_port": ofproto_v1_0.OFPP_NONE,
+            },
         ),
         (
             p13.OFPFlowStatsRequest(
@@ -198,6 +216,7 @@ def test_a_file_that_is_not_a_pcap_is_refused_in_one_line(tmp_path):
                     {
                         "type": "output",
                         "type_code": 0,
+                        "len": 16,
                         "port": "FLOOD",
                         "port_no": ofproto_v1_3.OFPP_FLOOD,
                         "max_len": 0xFFE5,
