@@ -72,11 +72,16 @@ class PlannedStep:
 
 @dataclass(frozen=True)
 class ControllerSite:
-    """Where a managed controller runs when it is on no lab host."""
+    """Where a managed controller runs."""
 
     transport: Transport
     where: str  # for status: "in its own namespace lc-lab-controller", "on this machine"
     netns: str | None = None  # a namespace labctl made for the controller alone
+    # Where `labctl capture` sees every bridge's session there, each packet once: the
+    # interface tcpdump listens on ("any": all of them, in Linux cooked v2 frames), and
+    # the interfaces whose second copy of the same packets it leaves out.
+    capture_on: str = "any"
+    capture_skips: tuple[str, ...] = ()
 
 
 class Driver(ABC):
@@ -141,6 +146,10 @@ class Driver(ABC):
     def controller_site(cls, session: LabSession) -> ControllerSite:
         """Where the controller runs for a lab of this kind's hosts, unless it is on a lab host."""
         return ControllerSite(LocalTransport("controller"), "on this machine")
+
+    def hosted_controller_site(self) -> ControllerSite:
+        """Where the controller runs when the inventory places it on this host (controller.host)."""
+        return ControllerSite(self.transport(), f"on {self.host.name}")
 
     @classmethod
     def inventory_problems(cls, name: str, host: HostSpec, simulate: bool) -> list[Problem]:

@@ -181,7 +181,14 @@ class SimDriver(Driver):
     @classmethod
     def controller_site(cls, session: LabSession) -> ControllerSite:
         transport = controller_transport(session)
-        return ControllerSite(transport, f"in its own namespace {transport.netns}", transport.netns)
+        where = f"in its own namespace {transport.netns}"
+        return ControllerSite(transport, where, transport.netns, capture_on=UNDERLAY_PORT)
+
+    def hosted_controller_site(self) -> ControllerSite:
+        # Every session reaches the controller's address on br-phy (this host's own over
+        # lo). The other hosts' sessions also cross the underlay port, where the userspace
+        # datapath reads and writes them: a second copy of each packet, left out.
+        return ControllerSite(self._transport, f"on {self.host.name}", capture_skips=(UNDERLAY_PORT,))
 
     def log_path(self) -> Path:
         return Path(self.rundir) / "ovs-vswitchd.log"
