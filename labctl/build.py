@@ -31,9 +31,7 @@ class HostBuilder:
         ovs = Ovs(driver.transport())
         commands = self.plan(host).commands
         snap = ovs.snapshot()
-        # Ports whose device was made again, and ports OVS could not open: plugged in anew.
-        failed = {name for name, iface in snap.interfaces.items() if iface.error}
-        stale = unplug_stale(commands, snap, driver.replugged_ports | failed)
+        stale = unplug_stale(commands, snap, driver.replugged_ports)
         if stale:
             ovs.apply(stale)
             snap = ovs.snapshot()
