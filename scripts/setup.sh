@@ -115,8 +115,11 @@ if [ ! -x .venv/bin/python ]; then
 fi
 # Every package at the version constraints.txt pins (scripts/lock.sh refreshes it), so
 # each machine and CI run gets the same; the stamp changes when either file does.
-stamp=".venv/.labctl-installed-$(cat pyproject.toml constraints.txt | sha1sum | cut -c1-12)-${extras[0]}"
-if [ ! -e "$stamp" ]; then
+# The test install is a superset of the plain one, so demo.sh after test.sh installs nothing.
+pins=$(cat pyproject.toml constraints.txt | sha1sum | cut -c1-12)
+stamp=".venv/.labctl-installed-$pins-${extras[0]}"
+superset_stamp=".venv/.labctl-installed-$pins-.[all,test]"
+if [ ! -e "$stamp" ] && [ ! -e "$superset_stamp" ]; then
     .venv/bin/pip install -q -c constraints.txt --upgrade pip >/dev/null
     .venv/bin/pip install -q -c constraints.txt -e "${extras[@]}"
     rm -f .venv/.labctl-installed-*
