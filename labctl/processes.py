@@ -43,6 +43,13 @@ def identify(pid: int) -> ProcessId | None:
     return ProcessId(pid, stat[1]) if stat else None
 
 
+def identify_as(pid: int, program: str) -> ProcessId | None:
+    """The process with this PID if it runs `program` (its name as the kernel keeps it,
+    15 characters at most): a PID read from a pidfile, checked to be the daemon it names."""
+    stat = _stat(pid)
+    return ProcessId(pid, stat[1]) if stat and stat[0] == program[:15] else None
+
+
 def alive(proc: ProcessId) -> bool:
     stat = _stat(proc.pid)
     return stat is not None and stat[1] == proc.start

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+from dataclasses import dataclass
 
 from labctl.errors import CommandError, ProvisionError
 from labctl.processes import NETNS_DIR
@@ -42,6 +43,27 @@ def ip_batch(netns: str, lines: list[str], where: str) -> None:
 def links(netns: str) -> set[str]:
     out = _local.run(["ip", "-n", netns, "-j", "link", "show"]).stdout
     return {link["ifname"] for link in json.loads(out or "[]")}
+
+
+@dataclass(frozen=True)
+class LinkState:
+    up: bool  # set up (IFF_UP): what `ip link set ... up` changes
+    carrier: bool  # has carrier (LOWER_UP): for a veth, its other end is up too
+    addresses: tuple[str, ...]  # IPv4 addresses, as ADDRESS/PREFIXLEN
+
+
+def link_states(netns: str) -> dict[str, LinkState]:
+    """Every link in `netns`, by name: set up, carrier, IPv4 addresses (one `ip` call)."""
+    out = _local.run(["ip", "-n", netns, "-j", "addr", "show"]).stdout
+    return {link["ifname"]: _link_state(link) for link in json.loads(out or "[]")}
+
+
+def _link_state(link: dict) -> LinkState:
+    flags = link.get("flags", [])
+    addresses = tuple(
+        f"{a['local']}/{a['prefixlen']}" for a in link.get("addr_info", []) if a.get("family") == "inet"
+    )
+    return LinkState("UP" in flags, "LOWER_UP" in flags, addresses)
 
 
 def tx_off(netns: str, *devices: str) -> None:
