@@ -116,6 +116,8 @@ class LabStatus:
             "underlay_ip": str(host.underlay_ip),
         }
         faults = [f.on(host.name) for f in driver.faults()]
+        if Hides.UNDERLAY in lab_hides:  # the host's own underlay faults follow from the lab's
+            faults = [f for f in faults if not f.hides & Hides.UNDERLAY]
         hides = lab_hides
         for fault in faults:
             hides |= fault.hides

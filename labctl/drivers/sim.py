@@ -67,6 +67,27 @@ def attach_to_underlay(session: LabSession, netns: str, port: str, address: str)
     )
 
 
+def _controller_link_faults(session: LabSession, present: set[str]) -> list[Fault]:
+    """The controller's own namespace and its link onto the underlay, with its address."""
+    ns = simnet.netns_name(session.lab.name, "controller")
+    if ns not in present:  # the controller runs on in it, holding the underlay's end of its link
+        cannot = "up cannot make it again while the controller runs on in it: labctl down, then labctl up"
+        return [Fault(f"the controller's namespace {ns} is missing", cannot, hides=Hides.UNDERLAY)]
+    link = simnet.link_states(ns).get(UNDERLAY_PORT)
+    here = f"the controller's underlay link {UNDERLAY_PORT}"
+    address = f"{session.lab.controller.address}/{session.lab.underlay.prefixlen}"
+    if link is None:
+        return [Fault(f"{here} is missing", "up makes it again", hides=Hides.UNDERLAY)]
+    if not link.up:
+        return [Fault(f"{here} is down", SET_UP, hides=Hides.UNDERLAY)]
+    if not link.carrier:
+        there = f"the underlay's end of {here} (port controller on its bridge) is down"
+        return [Fault(there, SET_UP, hides=Hides.UNDERLAY)]
+    if address not in link.addresses:
+        return [Fault(f"{here} has lost the address {address}", "up puts it back", hides=Hides.UNDERLAY)]
+    return []
+
+
 def controller_transport(session: LabSession) -> NetnsTransport:
     return NetnsTransport("controller", simnet.netns_name(session.lab.name, "controller"))
 
@@ -251,18 +272,23 @@ class SimDriver(Driver):
 
     @classmethod
     def lab_faults(cls, session: LabSession) -> list[Fault]:
-        """The underlay segment every host's tunnels and sessions cross."""
+        """The underlay segment every host's tunnels and sessions cross, and the controller's
+        link onto it when it runs in a namespace of its own."""
+        present = simnet.existing_netns()
         ns = underlay_netns(session)
-        if ns not in simnet.existing_netns():
-            return [Fault(f"the underlay namespace {ns} is missing", "up cannot rebuild the underlay under "
-                          "running hosts: labctl down, then labctl up", hides=Hides.UNDERLAY)]  # fmt: skip
+        if ns not in present:
+            remake = "up makes it again and plugs every host into it"
+            return [Fault(f"the underlay namespace {ns} is missing", remake, hides=Hides.UNDERLAY)]
+        faults = []
         segment = simnet.link_states(ns).get(simnet.UNDERLAY_BRIDGE)
         bridge = f"the underlay bridge {simnet.UNDERLAY_BRIDGE}"
         if segment is None:
-            return [Fault(f"{bridge} is missing", "up makes it again", hides=Hides.UNDERLAY)]
-        if not segment.up:
-            return [Fault(f"{bridge} is down", SET_UP, hides=Hides.UNDERLAY)]
-        return []
+            faults.append(Fault(f"{bridge} is missing", "up makes it again", hides=Hides.UNDERLAY))
+        elif not segment.up:
+            faults.append(Fault(f"{bridge} is down", SET_UP, hides=Hides.UNDERLAY))
+        if session.lab.controller.host is None:
+            faults += _controller_link_faults(session, present)
+        return faults
 
     def vm_port(self, vm: VM) -> str:
         return vm_port_name(self.host.flavor, vm)
