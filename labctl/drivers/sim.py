@@ -21,7 +21,7 @@ from labctl.errors import ProvisionError
 from labctl.faults import Fault, Hides
 from labctl.model import VM
 from labctl.ovs import AddBridge, AddPort, OvsCommand
-from labctl.processes import ProcessId, identify_as, named_netns_inode, netns_inode, read_pidfile
+from labctl.processes import ProcessId, identify_as, named_netns_inode, netns_inode, read_pidfile, stop
 from labctl.transport.base import Transport
 from labctl.transport.netns import NetnsTransport
 
@@ -127,7 +127,11 @@ ORPHANED = (
 )
 # What `up` does when one of a simulated host's daemons is gone.
 DAEMON_REPAIRS = {
-    "ovsdb-server": ("up starts it again on the same database (the configuration is kept)", Hides.OVSDB),
+    # Without its database, ovs-vswitchd forwards nothing either.
+    "ovsdb-server": (
+        "up starts it again on the same database (the configuration is kept), and ovs-vswitchd with it",
+        Hides.OVSDB | Hides.SWITCH,
+    ),
     "ovs-vswitchd": (
         "up starts it again, puts back br-phy's underlay address and the tunnel neighbours, "
         "and waits for {bridge}'s new OpenFlow session",
@@ -345,9 +349,17 @@ class SimDriver(Driver):
             self.session.report.changed(self.host.name, f"VM {vm.name} {vm.ip} on port {port}")
 
     def _ensure_ovs_daemons(self) -> None:
-        missing = [d for d, proc in ovs_daemons(self.rundir, self.netns).items() if proc is None]
+        running = ovs_daemons(self.rundir, self.netns)
+        missing = [d for d, proc in running.items() if proc is None]
         if not missing:
             return
+        switch = running["ovs-vswitchd"]
+        if "ovsdb-server" in missing and switch is not None:
+            # An ovs-vswitchd that lost its database forwards nothing (the userspace datapath
+            # runs in its main loop, which waits for the database) and tries the new one only
+            # after its back-off, up to 8 s: it is started again with the database.
+            stop([switch])
+            missing = list(OVS_DAEMONS)
         self.switch_restarted = "ovs-vswitchd" in missing
         self.session.state.record("ovs-daemons", host=self.host.name, rundir=self.rundir, netns=self.netns)
         start_ovs_daemons(self._transport, self.rundir, missing)
