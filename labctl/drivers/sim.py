@@ -10,6 +10,7 @@ Userspace tunnelling needs the host's underlay address on an OVS bridge:
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 from pathlib import Path
@@ -54,7 +55,11 @@ def ensure_underlay(session: LabSession, existing: set[str]) -> None:
 
 
 def attach_to_underlay(session: LabSession, netns: str, port: str, address: str) -> bool:
-    """eth0 in `netns`, plugged into the underlay bridge as `port`."""
+    """eth0 in `netns`, plugged into the underlay bridge as `port`.
+
+    An eth0 that carries an address (the controller's) gets a MAC made from it: made
+    again after a fault, it keeps the MAC every host's ARP entry names, which a TCP
+    session keeps confirming, so it would never be looked up again."""
     plen = session.lab.underlay.prefixlen
     addr_lines = [f"addr replace {address}/{plen} dev {UNDERLAY_PORT}"] if address else []
     return simnet.ensure_veth(
@@ -64,7 +69,13 @@ def attach_to_underlay(session: LabSession, netns: str, port: str, address: str)
         port,
         peer_lines=[f"link set {port} master {simnet.UNDERLAY_BRIDGE} up"],
         lines=[*addr_lines, f"link set {UNDERLAY_PORT} up"],
+        mac=_mac_of(address) if address else None,
     )
+
+
+def _mac_of(address: str) -> str:
+    """A locally administered MAC that shows the address, as VMs get theirs: 02:00:0a:fa:00:fe."""
+    return "02:00:" + ":".join(f"{octet:02x}" for octet in ipaddress.IPv4Address(address).packed)
 
 
 def _controller_link_faults(session: LabSession, present: set[str]) -> list[Fault]:
