@@ -106,10 +106,13 @@ def controller_transport(session: LabSession) -> NetnsTransport:
 def ensure_controller_host(session: LabSession, existing: set[str]) -> NetnsTransport:
     """The controller's own simulated host on the underlay."""
     ns = simnet.netns_name(session.lab.name, "controller")
+    broken = _controller_link_faults(session, existing) if ns in existing else []
     if simnet.ensure_netns(session.state, ns, existing):
         session.report.changed("controller", f"namespace {ns}")
     if attach_to_underlay(session, ns, "controller", str(session.lab.controller.address)):
         session.report.changed("controller", f"underlay address {session.lab.controller.address}")
+    elif broken and not _controller_link_faults(session, existing):  # set up again, address put back
+        session.report.changed("controller", f"repaired: {broken[0].what}")
     return controller_transport(session)
 
 
@@ -336,7 +339,7 @@ class SimDriver(Driver):
         for fault in down:
             link = links.get(fault.port or "")
             if link and link.up and link.carrier:
-                report.changed(host, f"{fault.what.removesuffix(' is down')} set up again")
+                report.changed(host, f"repaired: {fault.what}")
         self._ensure_ovs_daemons()
 
     def _ensure_vm(self, vm: VM) -> None:
