@@ -22,7 +22,15 @@ from labctl.errors import ProvisionError
 from labctl.faults import Fault, Hides
 from labctl.model import VM
 from labctl.ovs import AddBridge, AddPort, OvsCommand
-from labctl.processes import ProcessId, identify_as, named_netns_inode, netns_inode, read_pidfile, stop
+from labctl.processes import (
+    ProcessId,
+    identify_as,
+    in_unnamed_netns,
+    named_netns_inode,
+    netns_inode,
+    read_pidfile,
+    stop,
+)
 from labctl.transport.base import Transport
 from labctl.transport.netns import NetnsTransport
 
@@ -118,13 +126,17 @@ def ensure_controller_host(session: LabSession, existing: set[str]) -> NetnsTran
 
 def ovs_daemons(rundir: str, netns: str) -> dict[str, ProcessId | None]:
     """Our OVS daemons for one simulated host, by name: the PID its pidfile holds, checked
-    to be that daemon and inside the host's namespace; None where it does not run."""
+    to be that daemon and inside the host's namespace (or, when someone deleted its name,
+    inside a namespace no name pins); None where it does not run."""
     ns_inode = named_netns_inode(netns)
     found: dict[str, ProcessId | None] = {}
     for daemon in OVS_DAEMONS:
         pid = read_pidfile(f"{rundir}/{daemon}.pid")
         proc = identify_as(pid, daemon) if pid else None
-        ours = proc is not None and (ns_inode is None or netns_inode(proc.pid) == ns_inode)
+        if proc is not None and ns_inode is not None:
+            ours = netns_inode(proc.pid) == ns_inode
+        else:
+            ours = proc is not None and in_unnamed_netns(proc.pid)
         found[daemon] = proc if ours else None
     return found
 
