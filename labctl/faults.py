@@ -10,6 +10,7 @@ the lab's state for its own files.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 from dataclasses import dataclass
 
@@ -37,7 +38,7 @@ class Fault:
     hides: Hides = Hides.NOTHING
 
     def on(self, host: str) -> Fault:
-        return Fault(self.what, self.repair, host, self.port, self.hides)
+        return dataclasses.replace(self, host=host)
 
     def line(self) -> str:
         """The drift line `status` has always printed: where, and what."""

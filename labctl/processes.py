@@ -115,6 +115,18 @@ def named_netns_inode(name: str) -> int | None:
         return None
 
 
+def in_unnamed_netns(pid: int) -> bool:
+    """Whether the process lives in a network namespace no name pins any more (nor this
+    machine's own): where a namespace whose name was deleted lives on while processes
+    hold it."""
+    inode = netns_inode(pid)
+    try:
+        named = {os.stat(f"{NETNS_DIR}/{name}").st_ino for name in os.listdir(NETNS_DIR)}
+    except OSError:
+        named = set()
+    return inode is not None and inode not in named and inode != netns_inode(os.getpid())
+
+
 def in_named_netns(names: Iterable[str]) -> list[ProcessId]:
     """Processes living in the named network namespaces (which labctl created)."""
     inodes = {inode for inode in map(named_netns_inode, names) if inode is not None}

@@ -43,7 +43,9 @@ class LabStatus:
     def read(self) -> dict:
         """The status `labctl status` shows (and --json prints)."""
         if not self.state.exists():
-            return {"lab": self.lab.name, "up": False, "hosts": [], "controller": None, "drift": []}
+            return {
+                "lab": self.lab.name, "up": False, "hosts": [], "controller": None, "drift": [], "faults": [],
+            }  # fmt: skip
         hosts, faults, controller = self._collect()
         return {
             "drift": [f.line() for f in faults],
@@ -116,6 +118,8 @@ class LabStatus:
             "underlay_ip": str(host.underlay_ip),
         }
         faults = [f.on(host.name) for f in driver.faults()]
+        if Hides.UNDERLAY in lab_hides:  # the host's own underlay faults follow from the lab's
+            faults = [f for f in faults if not f.hides & Hides.UNDERLAY]
         hides = lab_hides
         for fault in faults:
             hides |= fault.hides
@@ -124,7 +128,8 @@ class LabStatus:
             return {**base, "error": why, "connected": False}, faults
         snap = Ovs(driver.transport()).snapshot()
         plan = self.builder.plan(host)
-        faults += [_missing(c).on(host.name) for c in pending([*plan.commands, plan.controller], snap)]
+        unset = pending([*plan.commands, plan.controller], snap)
+        faults += [_missing(c).on(host.name) for c in unset]
         live = not hides & (Hides.SWITCH | Hides.UNDERLAY)  # what OVS and the controller say is true
         named = {f.port for f in faults if f.port}
         faults += [f.on(host.name) for f in _port_faults(plan.commands, snap, named, tunnels=live)]
@@ -140,7 +145,7 @@ class LabStatus:
         }
         connected = bool(says) and all(says.values())
         asked = sessions is not None or not self.controller.kind.managed  # else: the controller is down
-        if not connected and live and asked and not faults:  # nothing else explains it
+        if not connected and live and asked and plan.controller not in unset:  # nothing else explains it
             faults.append(
                 Fault(
                     f"{bridge.name} holds no OpenFlow session with {self.lab.controller.target}",

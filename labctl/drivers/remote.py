@@ -21,8 +21,9 @@ OVS_UNDO_KINDS = ("ovs-bridge", "ovs-port", "ovs-controller", "ovs-bridge-settin
 OVS_VERSION = ["ovs-vsctl", "--timeout=5", "--version"]  # installed?
 OVS_SHOW = ["ovs-vsctl", "--timeout=5", "show"]  # and its database answering?
 # The host's own OVS daemons, each asked over its control socket: a dead ovs-vswitchd
-# leaves its database answering (and saying every bridge is connected).
-OVS_DAEMONS = {"ovsdb-server": Hides.OVSDB, "ovs-vswitchd": Hides.SWITCH}
+# leaves its database answering (and saying every bridge is connected); one without its
+# database serves no OpenFlow session either (its main loop waits for the database).
+OVS_DAEMONS = {"ovsdb-server": Hides.OVSDB | Hides.SWITCH, "ovs-vswitchd": Hides.SWITCH}
 START_OVS = "start it on the host (systemctl start openvswitch-switch); labctl does not run a real host's OVS"
 
 

@@ -15,6 +15,7 @@ into the host's br0 exactly as on a real KVM host.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 from pathlib import Path
@@ -27,7 +28,15 @@ from labctl.errors import ProvisionError
 from labctl.faults import Fault, Hides
 from labctl.model import VM
 from labctl.ovs import AddBridge, AddPort, OvsCommand
-from labctl.processes import ProcessId, identify_as, named_netns_inode, netns_inode, read_pidfile
+from labctl.processes import (
+    ProcessId,
+    identify_as,
+    in_unnamed_netns,
+    named_netns_inode,
+    netns_inode,
+    read_pidfile,
+    stop,
+)
 from labctl.state import LabState
 from labctl.transport.base import Transport
 from labctl.transport.netns import NetnsTransport
@@ -62,7 +71,11 @@ def ensure_underlay(session: LabSession, existing: set[str]) -> None:
 
 def attach_to_underlay(session: LabSession, netns: str, port: str, address: str) -> bool:
     """eth0 in `netns`, plugged into the underlay bridge as `port`; both ends take the
-    underlay's MTU, which the tunnel packets may fill."""
+    underlay's MTU, which the tunnel packets may fill.
+
+    An eth0 that carries an address (the controller's) gets a MAC made from it: made
+    again after a fault, it keeps the MAC every host's ARP entry names, which a TCP
+    session keeps confirming, so it would never be looked up again."""
     plen, mtu = session.lab.underlay.prefixlen, session.lab.underlay_mtu
     addr_lines = [f"addr replace {address}/{plen} dev {UNDERLAY_PORT}"] if address else []
     return simnet.ensure_veth(
@@ -72,7 +85,34 @@ def attach_to_underlay(session: LabSession, netns: str, port: str, address: str)
         port,
         peer_lines=[f"link set {port} mtu {mtu} master {simnet.UNDERLAY_BRIDGE} up"],
         lines=[*addr_lines, f"link set {UNDERLAY_PORT} mtu {mtu} up"],
+        mac=_mac_of(address) if address else None,
     )
+
+
+def _mac_of(address: str) -> str:
+    """A locally administered MAC that shows the address, as VMs get theirs: 02:00:0a:fa:00:fe."""
+    return "02:00:" + ":".join(f"{octet:02x}" for octet in ipaddress.IPv4Address(address).packed)
+
+
+def _controller_link_faults(session: LabSession, present: set[str]) -> list[Fault]:
+    """The controller's own namespace and its link onto the underlay, with its address."""
+    ns = simnet.netns_name(session.lab.name, "controller")
+    if ns not in present:  # the controller runs on in it, holding the underlay's end of its link
+        cannot = "up cannot make it again while the controller runs on in it: labctl down, then labctl up"
+        return [Fault(f"the controller's namespace {ns} is missing", cannot, hides=Hides.UNDERLAY)]
+    link = simnet.link_states(ns).get(UNDERLAY_PORT)
+    here = f"the controller's underlay link {UNDERLAY_PORT}"
+    address = f"{session.lab.controller.address}/{session.lab.underlay.prefixlen}"
+    if link is None:
+        return [Fault(f"{here} is missing", "up makes it again", hides=Hides.UNDERLAY)]
+    if not link.up:
+        return [Fault(f"{here} is down", SET_UP, hides=Hides.UNDERLAY)]
+    if not link.carrier:
+        there = f"the underlay's end of {here} (port controller on its bridge) is down"
+        return [Fault(there, SET_UP, hides=Hides.UNDERLAY)]
+    if address not in link.addresses:
+        return [Fault(f"{here} has lost the address {address}", "up puts it back", hides=Hides.UNDERLAY)]
+    return []
 
 
 def controller_transport(session: LabSession) -> NetnsTransport:
@@ -82,22 +122,29 @@ def controller_transport(session: LabSession) -> NetnsTransport:
 def ensure_controller_host(session: LabSession, existing: set[str]) -> NetnsTransport:
     """The controller's own simulated host on the underlay."""
     ns = simnet.netns_name(session.lab.name, "controller")
+    broken = _controller_link_faults(session, existing) if ns in existing else []
     if simnet.ensure_netns(session.state, ns, existing):
         session.report.changed("controller", f"namespace {ns}")
     if attach_to_underlay(session, ns, "controller", str(session.lab.controller.address)):
         session.report.changed("controller", f"underlay address {session.lab.controller.address}")
+    elif broken and not _controller_link_faults(session, existing):  # set up again, address put back
+        session.report.changed("controller", f"repaired: {broken[0].what}")
     return controller_transport(session)
 
 
 def ovs_daemons(rundir: str, netns: str) -> dict[str, ProcessId | None]:
     """Our OVS daemons for one simulated host, by name: the PID its pidfile holds, checked
-    to be that daemon and inside the host's namespace; None where it does not run."""
+    to be that daemon and inside the host's namespace (or, when someone deleted its name,
+    inside a namespace no name pins); None where it does not run."""
     ns_inode = named_netns_inode(netns)
     found: dict[str, ProcessId | None] = {}
     for daemon in OVS_DAEMONS:
         pid = read_pidfile(f"{rundir}/{daemon}.pid")
         proc = identify_as(pid, daemon) if pid else None
-        ours = proc is not None and (ns_inode is None or netns_inode(proc.pid) == ns_inode)
+        if proc is not None and ns_inode is not None:
+            ours = netns_inode(proc.pid) == ns_inode
+        else:
+            ours = proc is not None and in_unnamed_netns(proc.pid)
         found[daemon] = proc if ours else None
     return found
 
@@ -114,7 +161,11 @@ ORPHANED = (
 )
 # What `up` does when one of a simulated host's daemons is gone.
 DAEMON_REPAIRS = {
-    "ovsdb-server": ("up starts it again on the same database (the configuration is kept)", Hides.OVSDB),
+    # Without its database, ovs-vswitchd forwards nothing either.
+    "ovsdb-server": (
+        "up starts it again on the same database (the configuration is kept), and ovs-vswitchd with it",
+        Hides.OVSDB | Hides.SWITCH,
+    ),
     "ovs-vswitchd": (
         "up starts it again, puts back br-phy's underlay address and the tunnel neighbours, "
         "and waits for {bridge}'s new OpenFlow session",
@@ -277,18 +328,23 @@ class SimDriver(Driver):
 
     @classmethod
     def lab_faults(cls, session: LabSession) -> list[Fault]:
-        """The underlay segment every host's tunnels and sessions cross."""
+        """The underlay segment every host's tunnels and sessions cross, and the controller's
+        link onto it when it runs in a namespace of its own."""
+        present = simnet.existing_netns()
         ns = underlay_netns(session)
-        if ns not in simnet.existing_netns():
-            return [Fault(f"the underlay namespace {ns} is missing", "up cannot rebuild the underlay under "
-                          "running hosts: labctl down, then labctl up", hides=Hides.UNDERLAY)]  # fmt: skip
+        if ns not in present:
+            remake = "up makes it again and plugs every host into it"
+            return [Fault(f"the underlay namespace {ns} is missing", remake, hides=Hides.UNDERLAY)]
+        faults = []
         segment = simnet.link_states(ns).get(simnet.UNDERLAY_BRIDGE)
         bridge = f"the underlay bridge {simnet.UNDERLAY_BRIDGE}"
         if segment is None:
-            return [Fault(f"{bridge} is missing", "up makes it again", hides=Hides.UNDERLAY)]
-        if not segment.up:
-            return [Fault(f"{bridge} is down", SET_UP, hides=Hides.UNDERLAY)]
-        return []
+            faults.append(Fault(f"{bridge} is missing", "up makes it again", hides=Hides.UNDERLAY))
+        elif not segment.up:
+            faults.append(Fault(f"{bridge} is down", SET_UP, hides=Hides.UNDERLAY))
+        if session.lab.controller.host is None:
+            faults += _controller_link_faults(session, present)
+        return faults
 
     def vm_port(self, vm: VM) -> str:
         if self.real is not None:
@@ -335,7 +391,7 @@ class SimDriver(Driver):
         for fault in down:
             link = links.get(fault.port or "")
             if link and link.up and link.carrier:
-                report.changed(host, f"{fault.what.removesuffix(' is down')} set up again")
+                report.changed(host, f"repaired: {fault.what}")
         self._ensure_ovs_daemons()
         if self.real is not None:
             self.real.ensure_libvirtd()
@@ -361,9 +417,17 @@ class SimDriver(Driver):
             self.session.report.changed(self.host.name, f"VM {vm.name} {vm.ip} on port {port}")
 
     def _ensure_ovs_daemons(self) -> None:
-        missing = [d for d, proc in ovs_daemons(self.rundir, self.netns).items() if proc is None]
+        running = ovs_daemons(self.rundir, self.netns)
+        missing = [d for d, proc in running.items() if proc is None]
         if not missing:
             return
+        switch = running["ovs-vswitchd"]
+        if "ovsdb-server" in missing and switch is not None:
+            # An ovs-vswitchd that lost its database forwards nothing (the userspace datapath
+            # runs in its main loop, which waits for the database) and tries the new one only
+            # after its back-off, up to 8 s: it is started again with the database.
+            stop([switch])
+            missing = list(OVS_DAEMONS)
         self.switch_restarted = "ovs-vswitchd" in missing
         self.session.state.record("ovs-daemons", host=self.host.name, rundir=self.rundir, netns=self.netns)
         start_ovs_daemons(self._transport, self.rundir, missing)

@@ -93,16 +93,24 @@ def ensure_netns(state: LabState, name: str, existing: set[str]) -> bool:
 
 
 def ensure_veth(
-    netns: str, name: str, peer_netns: str, peer: str, peer_lines: list[str], lines: list[str]
+    netns: str,
+    name: str,
+    peer_netns: str,
+    peer: str,
+    peer_lines: list[str],
+    lines: list[str],
+    mac: str | None = None,
 ) -> bool:
     """A veth from `netns`/`name` to `peer_netns`/`peer`, configured by the given ip lines.
 
     The configuration is applied every time (the lines must be idempotent: `addr
     replace`, `link set`), so an `up` killed half-way through a link is completed
-    by the next one. Returns True when the link had to be created."""
+    by the next one. `mac`: `name`'s address when it is made. Returns True when the
+    link had to be created."""
     created = name not in links(netns)
     if created:
-        ip_batch(netns, [f"link add {name} type veth peer name {peer} netns {peer_netns}"], netns)
+        address = f" address {mac}" if mac else ""
+        ip_batch(netns, [f"link add {name}{address} type veth peer name {peer} netns {peer_netns}"], netns)
     ip_batch(peer_netns, peer_lines, peer_netns)
     ip_batch(netns, lines, netns)
     if created:

@@ -140,8 +140,15 @@ CASES = {
     "underlay's end of a host's link down": Case(
         ip("underlay", "link", "set", "host1", "down"), "host1", "the underlay's end of eth0"
     ),
+    "host underlay link deleted": Case(
+        ip("host2", "link", "del", "eth0"), "host2", "underlay link eth0 is missing"
+    ),
     "underlay bridge down": Case(
         ip("underlay", "link", "set", "ul", "down"), None, "the underlay bridge ul is down"
+    ),
+    "underlay namespace deleted": Case(delete_netns("underlay"), None, "the underlay namespace lc-"),
+    "controller's underlay link down": Case(
+        ip("controller", "link", "set", "eth0", "down"), None, "the controller's underlay link eth0 is down"
     ),
     "VM's link down (inside the VM)": Case(
         ip("vm1", "link", "set", "eth0", "down"), "host1", "VM vm1's eth0 is down"
