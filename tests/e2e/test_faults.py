@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import time
@@ -113,6 +114,7 @@ class Case:
     inject: Callable[[Lab], None]
     host: str | None  # where status must name it (None: the lab's own)
     names: str  # how its drift line starts (after the host)
+    says: str  # how up's progress line for the repair starts: "[where] what" ({lab}: the lab's name)
 
 
 def delete_netns(name: str) -> Callable[[Lab], None]:
@@ -121,52 +123,101 @@ def delete_netns(name: str) -> Callable[[Lab], None]:
 
 CASES = {
     "kill -9 ovs-vswitchd": Case(
-        kill_daemon("host1", "ovs-vswitchd"), "host1", "ovs-vswitchd is not running"
+        kill_daemon("host1", "ovs-vswitchd"),
+        "host1",
+        "ovs-vswitchd is not running",
+        "[host1] started ovs-vswitchd (userspace datapath)",
     ),
     "kill -9 ovsdb-server": Case(
-        kill_daemon("host2", "ovsdb-server"), "host2", "ovsdb-server is not running"
+        kill_daemon("host2", "ovsdb-server"),
+        "host2",
+        "ovsdb-server is not running",
+        "[host2] started ovsdb-server and ovs-vswitchd (userspace datapath)",
     ),
     "GRE port deleted": Case(
         on_host("host1", "ovs-vsctl", "del-port", "br0", "gre-host2"),
         "host1",
         "missing port gre-host2 on br0 (gre to 10.250.0.2)",
+        "[host1] port gre-host2 on br0 (gre to 10.250.0.2)",
     ),
     "VM port deleted from br0": Case(
-        on_host("host2", "ovs-vsctl", "del-port", "br0", "vm2"), "host2", "missing port vm2 on br0"
+        on_host("host2", "ovs-vsctl", "del-port", "br0", "vm2"),
+        "host2",
+        "missing port vm2 on br0",
+        "[host2] port vm2 on br0",
     ),
     "host underlay link down": Case(
-        ip("host2", "link", "set", "eth0", "down"), "host2", "underlay link eth0 is down"
+        ip("host2", "link", "set", "eth0", "down"),
+        "host2",
+        "underlay link eth0 is down",
+        "[host2] repaired: underlay link eth0 is down",
     ),
     "underlay's end of a host's link down": Case(
-        ip("underlay", "link", "set", "host1", "down"), "host1", "the underlay's end of eth0"
+        ip("underlay", "link", "set", "host1", "down"),
+        "host1",
+        "the underlay's end of eth0",
+        "[host1] repaired: the underlay's end of eth0",
     ),
     "host underlay link deleted": Case(
-        ip("host2", "link", "del", "eth0"), "host2", "underlay link eth0 is missing"
+        ip("host2", "link", "del", "eth0"), "host2", "underlay link eth0 is missing", "[host2] underlay link"
     ),
     "underlay bridge down": Case(
-        ip("underlay", "link", "set", "ul", "down"), None, "the underlay bridge ul is down"
+        ip("underlay", "link", "set", "ul", "down"),
+        None,
+        "the underlay bridge ul is down",
+        "[underlay] bridge ul set up again",
     ),
-    "underlay namespace deleted": Case(delete_netns("underlay"), None, "the underlay namespace lc-"),
+    "underlay namespace deleted": Case(
+        delete_netns("underlay"), None, "the underlay namespace lc-", "[underlay] segment 10.250.0.0/24"
+    ),
     "controller's underlay link down": Case(
-        ip("controller", "link", "set", "eth0", "down"), None, "the controller's underlay link eth0 is down"
+        ip("controller", "link", "set", "eth0", "down"),
+        None,
+        "the controller's underlay link eth0 is down",
+        "[controller] repaired: the controller's underlay link eth0 is down",
     ),
     "VM's link down (inside the VM)": Case(
-        ip("vm1", "link", "set", "eth0", "down"), "host1", "VM vm1's eth0 is down"
+        ip("vm1", "link", "set", "eth0", "down"),
+        "host1",
+        "VM vm1's eth0 is down",
+        "[host1] repaired: VM vm1's eth0 is down",
     ),
     "VM's link down (on the host)": Case(
-        ip("host1", "link", "set", "vm1", "down"), "host1", "port vm1 (VM vm1's link) is down"
+        ip("host1", "link", "set", "vm1", "down"),
+        "host1",
+        "port vm1 (VM vm1's link) is down",
+        "[host1] repaired: port vm1 (VM vm1's link) is down",
     ),
     "br-phy's underlay address removed": Case(
         ip("host1", "addr", "flush", "dev", "br-phy"),
         "host1",
         "br-phy has lost the underlay address 10.250.0.1/24",
+        "[host1] underlay address 10.250.0.1/24 on br-phy",
     ),
-    "br-phy down": Case(ip("host2", "link", "set", "br-phy", "down"), "host2", "br-phy is down"),
-    "VM namespace deleted": Case(delete_netns("vm2"), "host2", "VM vm2 is missing"),
-    "controller killed": Case(kill_controller, None, "controller os-ken is not running"),
-    "journal's last line cut short": Case(cut_the_journals_last_line, None, "line "),
-    "lab.json garbled": Case(garble_lab_json, None, "lab.json is garbled: not what up wrote"),
+    "br-phy down": Case(
+        ip("host2", "link", "set", "br-phy", "down"),
+        "host2",
+        "br-phy is down",
+        "[host2] underlay address 10.250.0.2/24 on br-phy",
+    ),
+    "VM namespace deleted": Case(
+        delete_netns("vm2"), "host2", "VM vm2 is missing", "[host2] VM vm2 172.16.0.2"
+    ),
+    "controller killed": Case(
+        kill_controller, None, "controller os-ken is not running", "[controller] os-ken started (pid "
+    ),
+    "journal's last line cut short": Case(
+        cut_the_journals_last_line, None, "line ", "[{lab}] journal written again without 1 broken line"
+    ),
+    "lab.json garbled": Case(
+        garble_lab_json, None, "lab.json is garbled: not what up wrote", "[{lab}] lab.json written again (it "
+    ),
 }
+
+
+def progress(output: str) -> list[str]:
+    """up's progress lines without their elapsed time: "[host1] started ovs-vswitchd ..."."""
+    return [line.split("s ", 1)[1] for line in output.splitlines() if re.match(r"\s*\d+\.\d+s \[", line)]
 
 
 @pytest.mark.parametrize("fault", list(CASES))
@@ -186,7 +237,9 @@ def test_status_names_the_fault_up_repairs_it_and_verify_passes(lab, fault):
     assert f"  drift: {named[0]}: {entry['repair']}" in text.splitlines()
 
     up = lab.run("up")
-    assert "nothing to change" not in up.stdout, up.stderr  # it said what it repaired
+    assert "nothing to change" not in up.stdout, up.stderr
+    says = case.says.format(lab=lab.name)
+    assert any(line.startswith(says) for line in progress(up.stderr)), up.stderr  # it said what it repaired
 
     after = lab.status()
     assert after["drift"] == [] and after["up"] is True
