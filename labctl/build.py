@@ -31,7 +31,9 @@ class HostBuilder:
         ovs = Ovs(driver.transport())
         commands = self.plan(host).commands
         snap = ovs.snapshot()
-        stale = unplug_stale(commands, snap, driver.replugged_ports)
+        # Ports whose device was made again, and ports OVS could not open: plugged in anew.
+        failed = {name for name, iface in snap.interfaces.items() if iface.error}
+        stale = unplug_stale(commands, snap, driver.replugged_ports | failed)
         if stale:
             ovs.apply(stale)
             snap = ovs.snapshot()

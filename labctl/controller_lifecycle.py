@@ -74,10 +74,22 @@ class ControllerLifecycle:
     def wait_ready(self, proc: ProcessId | None, timeout: float) -> None:
         self.kind.wait_listening(self.transport, proc, timeout)
 
-    def wait_connected(self, proc: ProcessId | None, timeout: float) -> None:
-        """Every bridge holds a session. The controller's side is exact and immediate;
-        OVSDB's is_connected is refreshed only every few seconds."""
-        self.kind.wait_connected(self.transport, proc, self.expected_peers(), timeout)
+    def wait_connected(
+        self, proc: ProcessId | None, timeout: float, stale: frozenset[tuple[str, int]] = frozenset()
+    ) -> None:
+        """Every bridge holds a session (not one of `stale`). The controller's side is exact
+        and immediate; OVSDB's is_connected is refreshed only every few seconds."""
+        self.kind.wait_connected(self.transport, proc, self.expected_peers(), timeout, stale)
+
+    def established(self) -> frozenset[tuple[str, int]]:
+        """The sessions the controller holds now, (address, port); none when it does not run
+        or cannot be asked."""
+        if not self.kind.managed or self.process() is None:
+            return frozenset()
+        try:
+            return frozenset(self.kind.sessions(self.transport))
+        except LabctlError:
+            return frozenset()
 
     def restart(self, timeout: float) -> ProcessId:
         """Stop it by PID and start it again; the bridges reconnect on their own

@@ -6,8 +6,9 @@ up:   what the hosts' kind shares (a simulated lab: the underlay, the controller
       (a controller placed on a lab host starts here, once its address exists) ->
       wait for the controller to listen -> per host: reach every tunnel peer over
       the underlay, point the bridge at the controller -> wait until the controller
-      holds a session from every bridge. Each step is checked first, so a second
-      `up` changes nothing and a failed or interrupted one resumes.
+      holds a session from every bridge -> check its own work: status's checks
+      find no fault. Each step is checked first, so a second `up` changes nothing,
+      a failed or interrupted one resumes, and one after a fault repairs it.
 down: undo what the journal lists, and only that.
 
 The jobs live in their own modules: build.py (one host), controller_lifecycle.py
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -28,7 +30,7 @@ from labctl.controller_lifecycle import CONTROLLER, ControllerLifecycle
 from labctl.controllers import make_controller
 from labctl.drivers import DRIVERS, LabSession, make_driver, simlimits, simnet
 from labctl.drivers.base import ControllerSite
-from labctl.errors import InputError
+from labctl.errors import InputError, ProvisionError
 from labctl.model import Host, Lab
 from labctl.ovs import Ovs
 from labctl.parallel import in_parallel, raise_failures
@@ -37,6 +39,11 @@ from labctl.progress import Reporter
 from labctl.state import LabState
 from labctl.status import LabStatus
 from labctl.transport.base import Transport
+
+# OVS writes a port's link state a moment after it changes, and a bridge whose
+# ovs-vswitchd was restarted reconnects within a second (max_backoff): up's own check
+# gives what it just repaired this long to show, before it calls a fault left over.
+SETTLE_SECONDS = 3.0
 
 
 class LabRunner:
@@ -72,9 +79,10 @@ class LabRunner:
         for shortfall in simlimits.shortfalls(self.lab):
             self.report.warn(shortfall.advice())
         with self.state.lock("up"), self.state.command_log():
-            self.state.write_info(self._info())
+            self._repair_state()
             self._prepare_kinds()
             managed, on_host = self.controller.managed, self.lab.controller.host is not None
+            before = self.control.established()
             proc = self.control.ensure_running() if managed and not on_host else None
             self._on_every_host("build", self.builder.build)
             if managed and on_host:  # its address is on the host's br-phy only now
@@ -83,7 +91,7 @@ class LabRunner:
                 self.control.wait_ready(proc, timeout)
             self._on_every_host("set the controller", self.builder.point_at_controller)
             if managed:
-                self.control.wait_connected(proc, timeout)
+                self.control.wait_connected(proc, timeout, self._stale_sessions(before))
             else:  # someone else's controller: ask each bridge
                 self._on_every_host(
                     "connect to the controller",
@@ -99,7 +107,41 @@ class LabRunner:
                 self.report.info(
                     "rstp", f"the tunnel mesh is loop-free ({len(self.lab.hosts)} bridges settled)"
                 )
+            self._check_own_work()
             return self.report.changes
+
+    def _repair_state(self) -> None:
+        """lab.json says what up decided (written every time); a journal line cut short
+        by a crash goes, so the journal is whole again."""
+        problem = self.state.info_problem() if self.state.exists() else None
+        self.state.write_info(self._info())
+        if problem:
+            self.report.changed(self.lab.name, f"{self.state.info_path.name} written again (it {problem})")
+        dropped = self.state.drop_broken_lines()
+        if dropped:
+            self.report.changed(self.lab.name, f"journal written again without {dropped} broken line(s)")
+
+    def _stale_sessions(self, before: frozenset[tuple[str, int]]) -> frozenset[tuple[str, int]]:
+        """The sessions the controller held before up from hosts whose ovs-vswitchd up
+        started again: the dead daemon's, which the controller has not timed out yet."""
+        restarted = {str(h.underlay_ip) for h in self.lab.hosts if self.drivers[h.name].switch_restarted}
+        return frozenset(s for s in before if s[0] in restarted)
+
+    def _check_own_work(self) -> None:
+        """up succeeds only when status's checks find nothing wrong: every process, link,
+        port and session it made or repaired is there and works."""
+        deadline = time.monotonic() + SETTLE_SECONDS
+        while True:
+            faults = self.health.faults()
+            if not faults:
+                return
+            if time.monotonic() > deadline:
+                raise ProvisionError(
+                    f"lab {self.lab.name}",
+                    "the check after up",
+                    "still wrong: " + "; ".join(f.line() for f in faults),
+                )
+            time.sleep(0.1)
 
     def _prepare_kinds(self) -> None:
         """Once per driver kind in the lab: what its hosts share."""
@@ -186,6 +228,8 @@ def teardown(state: LabState, report: Reporter) -> bool:
         namespaces = list(dict.fromkeys(r["name"] for r in records if r["kind"] == "netns"))
         procs = processes.in_named_netns(namespaces)
         procs += [ProcessId(r["pid"], r["start"]) for r in records if r["kind"] == "process"]
+        for kind in DRIVERS.values():  # also those whose namespace someone deleted
+            procs += kind.journalled_processes(records)
         live = [p for p in set(procs) if processes.alive(p)]
         if live:
             processes.stop(live)

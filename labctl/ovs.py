@@ -112,12 +112,20 @@ class AddPort:
     type: str = ""
     options: Pairs = ()
     port_config: Pairs = ()  # the Port's other_config, e.g. rstp-port-admin-edge
+    # Its OpenFlow port number (ofport_request): a port made again (a tunnel someone
+    # deleted, a VM rebuilt) comes back under the same number, so the flows a controller
+    # installed toward it, and what it learned about it, stay true.
+    ofport: int | None = None
 
     def argv(self, schema: OvsSchema = ANY_SCHEMA) -> list[str]:
         out = ["--may-exist", "add-port", self.bridge, self.name]
+        settings = []
         if self.type or self.options:
-            out += ["--", "set", "interface", self.name, f"type={self.type or 'system'}"]
-            out += _map_arg("options", self.options)
+            settings += [f"type={self.type or 'system'}", *_map_arg("options", self.options)]
+        if self.ofport is not None:
+            settings.append(f"ofport_request={self.ofport}")
+        if settings:
+            out += ["--", "set", "interface", self.name, *settings]
         if self.port_config:
             out += ["--", "set", "port", self.name, *_map_arg("other_config", self.port_config)]
         return out
@@ -131,6 +139,7 @@ class AddPort:
             and iface is not None
             and iface.type == self.type
             and iface.options == dict(self.options)
+            and (self.ofport is None or iface.ofport_request == self.ofport)
             and all(snap.port_config.get(self.name, {}).get(k) == v for k, v in self.port_config)
         )
 
@@ -306,6 +315,9 @@ class InterfaceState:
     statistics: dict[str, int]
     mac: str | None
     mtu: int | None = None  # what the device has (ovs-vswitchd fills it in)
+    link_state: str | None = None  # "up"/"down" as ovs-vswitchd last wrote it; None: not yet
+    admin_state: str | None = None
+    ofport_request: int | None = None
 
 
 @dataclass
@@ -340,7 +352,10 @@ def _single(value):
 _QUERIES = [
     ("Bridge", "_uuid,name,datapath_type,fail_mode,protocols,rstp_enable,other_config,ports,controller"),
     ("Port", "_uuid,name,interfaces,other_config"),
-    ("Interface", "_uuid,name,type,options,ofport,error,statistics,mac_in_use,mtu"),
+    (
+        "Interface",
+        "_uuid,name,type,options,ofport,error,statistics,mac_in_use,mtu,link_state,admin_state,ofport_request",
+    ),
     ("Controller", "_uuid,target,is_connected"),
 ]
 
@@ -371,6 +386,9 @@ def parse_snapshot(text: str) -> OvsSnapshot:
             statistics=row["statistics"] or {},
             mac=_single(row["mac_in_use"]),
             mtu=_single(row.get("mtu", [])),
+            link_state=_single(row["link_state"]),
+            admin_state=_single(row["admin_state"]),
+            ofport_request=_single(row["ofport_request"]),
         )
         ifaces_by_uuid[row["_uuid"]] = state
         interfaces[state.name] = state

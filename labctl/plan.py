@@ -81,12 +81,22 @@ def plan_host(
             other_config=(("datapath-id", datapath_id(host)), ("disable-in-band", "true")),
         )
     )
-    for peer in peers:
+    # Every port has its own OpenFlow number, the same each time it is made (AddPort.ofport):
+    # the VMs' first, then the tunnels'.
+    for number, peer in enumerate(peers, len(vm_ports) + 1):
         remote = lab.host(peer).underlay_ip
         commands.append(
-            AddPort(lab.bridge, tunnel_port(lab, peer), lab.tunnel_type, (("remote_ip", str(remote)),))
+            AddPort(
+                lab.bridge,
+                tunnel_port(lab, peer),
+                lab.tunnel_type,
+                (("remote_ip", str(remote)),),
+                ofport=number,
+            )
         )
     # In a mesh, VM ports are RSTP edge ports: they forward at once, only tunnels negotiate.
     edge = (("rstp-port-admin-edge", "true"),) if lab.topology == "mesh" else ()
-    commands += [AddPort(lab.bridge, port, port_config=edge) for port in vm_ports]
+    commands += [
+        AddPort(lab.bridge, port, port_config=edge, ofport=number) for number, port in enumerate(vm_ports, 1)
+    ]
     return HostPlan(host, tuple(commands), SetController(lab.bridge, (lab.controller.target,)))

@@ -43,6 +43,13 @@ def identify(pid: int) -> ProcessId | None:
     return ProcessId(pid, stat[1]) if stat else None
 
 
+def identify_as(pid: int, program: str) -> ProcessId | None:
+    """The process with this PID if it runs `program` (its name as the kernel keeps it,
+    15 characters at most): a PID read from a pidfile, checked to be the daemon it names."""
+    stat = _stat(pid)
+    return ProcessId(pid, stat[1]) if stat and stat[0] == program[:15] else None
+
+
 def alive(proc: ProcessId) -> bool:
     stat = _stat(proc.pid)
     return stat is not None and stat[1] == proc.start
@@ -106,6 +113,18 @@ def named_netns_inode(name: str) -> int | None:
         return os.stat(f"{NETNS_DIR}/{name}").st_ino
     except OSError:
         return None
+
+
+def in_unnamed_netns(pid: int) -> bool:
+    """Whether the process lives in a network namespace no name pins any more (nor this
+    machine's own): where a namespace whose name was deleted lives on while processes
+    hold it."""
+    inode = netns_inode(pid)
+    try:
+        named = {os.stat(f"{NETNS_DIR}/{name}").st_ino for name in os.listdir(NETNS_DIR)}
+    except OSError:
+        named = set()
+    return inode is not None and inode not in named and inode != netns_inode(os.getpid())
 
 
 def in_named_netns(names: Iterable[str]) -> list[ProcessId]:

@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from labctl.errors import InputError, LockedError
+from labctl.faults import Fault
 
 DEFAULT_ROOT = "/run/labctl"
 # A lab's name is its state directory's name (and part of every namespace's), so
@@ -60,25 +61,79 @@ class LabState:
         line = json.dumps({"kind": kind, **fields}, sort_keys=True) + "\n"
         with self._write_lock:
             self.dir.mkdir(parents=True, exist_ok=True)
-            with open(self.journal_path, "a", encoding="utf-8") as fh:
-                fh.write(line)
+            with open(self.journal_path, "ab") as fh:
+                # A line cut short (a crash while writing it) has no newline: the next
+                # record must not be glued to it, or it would be unreadable too.
+                if fh.tell() and not self._ends_with_newline():
+                    line = "\n" + line
+                fh.write(line.encode("utf-8"))
                 fh.flush()
                 os.fsync(fh.fileno())
 
-    def records(self, kind: str | None = None) -> list[dict]:
+    def _ends_with_newline(self) -> bool:
+        with open(self.journal_path, "rb") as fh:
+            fh.seek(-1, os.SEEK_END)
+            return fh.read(1) == b"\n"
+
+    def _lines(self) -> list[tuple[str, dict | None]]:
+        """Each line of the journal, with its record (None: not a record, e.g. cut short)."""
         try:
-            lines = self.journal_path.read_text(encoding="utf-8").splitlines()
+            text = self.journal_path.read_text(encoding="utf-8", errors="replace")
         except FileNotFoundError:
             return []
-        out = []
-        for line in lines:
+        out: list[tuple[str, dict | None]] = []
+        for line in text.splitlines():
             try:
                 entry = json.loads(line)
             except json.JSONDecodeError:
-                continue  # a line cut short by a crash names nothing that was made
-            if kind is None or entry.get("kind") == kind:
-                out.append(entry)
+                entry = None
+            out.append((line, entry if isinstance(entry, dict) else None))
         return out
+
+    def records(self, kind: str | None = None) -> list[dict]:
+        # A line cut short by a crash names nothing that was made: it is skipped.
+        return [e for _, e in self._lines() if e is not None and (kind is None or e.get("kind") == kind)]
+
+    def broken_lines(self) -> list[int]:
+        """The journal's lines (from 1) that are not records: cut short by a crash, or garbled."""
+        return [n for n, (_, entry) in enumerate(self._lines(), 1) if entry is None]
+
+    def drop_broken_lines(self) -> int:
+        """Write the journal again without its broken lines (atomically); how many went.
+
+        A record is written before what it names is made, so a line cut short names
+        nothing that was made; leaving it would only keep status reporting it."""
+        with self._write_lock:
+            lines = self._lines()
+            keep = [line for line, entry in lines if entry is not None]
+            if len(keep) == len(lines):
+                return 0
+            tmp = self.journal_path.with_suffix(".tmp")
+            with open(tmp, "w", encoding="utf-8") as fh:
+                fh.write("".join(f"{line}\n" for line in keep))
+                fh.flush()
+                os.fsync(fh.fileno())
+            tmp.replace(self.journal_path)
+            return len(lines) - len(keep)
+
+    def faults(self) -> list[Fault]:
+        """What is wrong with the lab's own files, and what `up` does about it."""
+        found = []
+        broken = self.broken_lines()
+        if broken:
+            one = len(broken) == 1
+            numbers = f"line {broken[0]}" if one else f"lines {', '.join(map(str, broken))}"
+            are = "is" if one else "are"
+            found.append(
+                Fault(
+                    f"{numbers} of the journal {are} cut short or garbled ({self.journal_path})",
+                    f"up writes the journal again without {'it' if one else 'them'}",
+                )
+            )
+        problem = self.info_problem()
+        if problem:
+            found.append(Fault(f"{self.info_path.name} {problem} ({self.info_path})", "up writes it again"))
+        return found
 
     def has(self, kind: str, **fields) -> bool:
         return any(all(r.get(k) == v for k, v in fields.items()) for r in self.records(kind))
@@ -97,6 +152,14 @@ class LabState:
         except (OSError, ValueError):  # ValueError: bad JSON, bytes that are not UTF-8
             return {}
         return info if isinstance(info, dict) else {}
+
+    def info_problem(self) -> str | None:
+        """Why lab.json does not say what `up` decided (None when it does)."""
+        if not self.info_path.exists():
+            return "is missing"
+        if not isinstance(self.read_info().get("simulated"), bool):
+            return "is garbled: not what up wrote"
+        return None
 
     def recorded_simulated(self) -> bool | None:
         """How the lab that is up was made: True simulated, False on real hosts, None

@@ -5,13 +5,13 @@ machine's OVS, the controllers, libvirt; labctl/versions.py), then the checks.
 
 Checks per host: it can be reached (SSH, key or agent, known_hosts), Open
 vSwitch is installed and its database answers with our permissions (root or
-passwordless sudo), the datapath (kernel module or userspace), what the
-hypervisor driver needs (libvirt, xl, XenAPI login); and a note on the
-firewall (GRE is IP protocol 47; the controller port). Exit 3 when a check
-fails. Simulated hosts need this machine's kernel limits to fit the lab (the
-ARP table and socket buffers shared by all namespaces, see simlimits), and a
-simulated kvm host with real guests what they need here (libvirtd, QEMU, and
-whether KVM or TCG will run them).
+passwordless sudo), ovs-vswitchd runs (its database answers without it), the
+datapath (kernel module or userspace), what the hypervisor driver needs
+(libvirt, xl, XenAPI login); and a note on the firewall (GRE is IP protocol
+47; the controller port). Exit 3 when a check fails. Simulated hosts need this
+machine's kernel limits to fit the lab (the ARP table and socket buffers shared
+by all namespaces, see simlimits), and a simulated kvm host with real guests
+what they need here (libvirtd, QEMU, and whether KVM or TCG will run them).
 """
 
 from __future__ import annotations

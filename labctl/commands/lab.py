@@ -20,7 +20,11 @@ def register(cli: click.Group) -> None:
 @click.pass_context
 @handles_errors
 def up(ctx, inventory, simulate, quiet, verbose, timeout):
-    """Build the lab: bridges, tunnels, controller, VMs. Safe to run again."""
+    """Build the lab: bridges, tunnels, controller, VMs. Safe to run again.
+
+    Run again after a fault (a daemon killed, a link set down, a port deleted), it
+    repairs what `status` reports. It ends by running status's checks on its own work
+    and fails (exit 3), naming each fault, if any is left."""
     runner = lab_runner(ctx, inventory, simulate, quiet, verbose, needs=Needs.CHANGES)
     changes = runner.up(timeout=timeout)
     took = runner.report.elapsed()
@@ -56,7 +60,11 @@ def down(ctx, inventory, simulate, quiet, verbose, lab_name):
 @click.pass_context
 @handles_errors
 def status(ctx, inventory, simulate, quiet, verbose, as_json):
-    """Hosts, bridges, ports, tunnels, controller, and whether each bridge is connected."""
+    """Hosts, bridges, ports, tunnels, controller, and whether each bridge is connected.
+
+    Drift: every fault in what labctl started and made (processes, links, ports, OpenFlow
+    sessions, the lab's state files), one line each with what `up` will do; with --json
+    also as `faults` entries (host, what, repair). Exits 0 whatever it finds."""
     from labctl.status import render_text
 
     runner = lab_runner(ctx, inventory, simulate, quiet, verbose, needs=Needs.HOSTS)

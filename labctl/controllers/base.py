@@ -104,25 +104,39 @@ class ControllerKind(ABC):
             return False
         return bool(out.strip())
 
-    def connected_peers(self, transport: Transport) -> set[str]:
-        """Addresses with an established connection to the controller's port."""
+    def sessions(self, transport: Transport) -> set[tuple[str, int]]:
+        """The established connections to the controller's port: (peer address, peer port)."""
         out = transport.run(
             ["ss", "-Htn", "state", "established", f"( sport = :{self.spec.port} )"], timeout=5
         ).stdout
-        peers = set()
+        found = set()
         for line in out.splitlines():
             fields = line.split()
             if len(fields) >= 4:
-                peers.add(fields[-1].rsplit(":", 1)[0].strip("[]"))
-        return peers
+                address, _, port = fields[-1].rpartition(":")
+                found.add((address.strip("[]"), int(port)))
+        return found
+
+    def connected_peers(self, transport: Transport) -> set[str]:
+        """Addresses with an established connection to the controller's port."""
+        return {address for address, _ in self.sessions(transport)}
 
     def wait_connected(
-        self, transport: Transport, proc: ProcessId | None, expected: dict[str, str], timeout: float
+        self,
+        transport: Transport,
+        proc: ProcessId | None,
+        expected: dict[str, str],
+        timeout: float,
+        stale: frozenset[tuple[str, int]] = frozenset(),
     ) -> None:
-        """Wait until every bridge (by underlay address -> host name) holds a session."""
+        """Wait until every bridge (by underlay address -> host name) holds a session.
+
+        `stale`: sessions that do not count, those of an ovs-vswitchd that was killed and
+        started again. Its socket died with it, but the controller keeps the connection
+        until it times it out: the goodbye went out through the dead daemon's own br-phy."""
         deadline = time.monotonic() + timeout
         while True:
-            missing = set(expected) - self.connected_peers(transport)
+            missing = set(expected) - {address for address, port in self.sessions(transport) - stale}
             if not missing:
                 return
             if proc is not None and not alive(proc):

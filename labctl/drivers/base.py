@@ -13,9 +13,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
+from labctl.faults import Fault
 from labctl.fieldtypes import HostField
 from labctl.model import VM, Host, Lab
 from labctl.ovs import OvsCommand, OvsSnapshot
+from labctl.processes import ProcessId
 from labctl.progress import Reporter
 from labctl.state import LabState
 from labctl.transport.base import Transport
@@ -96,6 +98,9 @@ class Driver(ABC):
         # Ports whose device prepare() had to re-create (a VM rebuilt after drift):
         # the OVS port must be re-plugged to use the new device.
         self.replugged_ports: set[str] = set()
+        # prepare() (re)started the host's ovs-vswitchd: a session the controller still
+        # shows from this host belongs to the dead one, and up must wait for a new one.
+        self.switch_restarted = False
 
     @abstractmethod
     def transport(self) -> Transport:
@@ -180,10 +185,17 @@ class Driver(ABC):
     def before_tunnels(self, peers: list[Driver]) -> None:  # noqa: B027 - optional step
         """Before the host first reaches its tunnel peers over the underlay."""
 
-    def missing(self) -> tuple[str | None, list[str]]:
-        """What `status` cannot learn from the host's OVS: (why the host cannot be asked at
-        all, or None; drift lines for what is missing besides OVS configuration)."""
-        return None, []
+    def faults(self) -> list[Fault]:
+        """What `status` cannot learn from the host's OVS configuration: the processes,
+        namespaces and links this kind made or relies on that are gone or broken, each
+        with what `up` does about it. A fault that keeps status from reading the host's
+        OVS (or makes what it would read stale) says so in `hides`."""
+        return []
+
+    @classmethod
+    def lab_faults(cls, session: LabSession) -> list[Fault]:
+        """Faults in what this kind's hosts share (prepare_lab's work), once per lab."""
+        return []
 
     def log_path(self) -> Path | None:
         """The host's ovs-vswitchd log, where labctl runs the daemon itself."""
@@ -195,6 +207,13 @@ class Driver(ABC):
         The record carries the driver's name and the host, so `down` can hand it
         back to `undo` without the inventory."""
         self.session.state.record(kind, driver=self.name, host=self.host.name, **fields)
+
+    @classmethod
+    def journalled_processes(cls, records: list[dict]) -> list[ProcessId]:
+        """The processes this kind started on this machine that `down` must stop, found from
+        the journal alone (sim: each host's OVS daemons, by their pidfiles), also when the
+        namespace they run in is gone."""
+        return []
 
     @classmethod
     def undo(cls, record: dict, state: LabState) -> None:

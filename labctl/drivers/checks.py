@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from labctl.drivers.base import Driver
+from labctl.drivers.remote import START_OVS, daemon_answers
 from labctl.errors import LabctlError
 from labctl.model import Lab
 from labctl.ovs import SCHEMA_READ, Ovs
@@ -102,9 +103,15 @@ def host_checks(lab: Lab, driver: Driver) -> list[Check]:
             return True, f"schema {found.version}: labctl leaves out {', '.join(lacks)}"
         return True, f"schema {found.version}: has every column labctl sets"
 
+    def vswitchd():
+        ok, said = daemon_answers(transport, "ovs-vswitchd")
+        # Its database answers without it, and says every bridge is still connected.
+        return (True, f"ovs-vswitchd answers ({said})") if ok else (False, f"{said}: {START_OVS}")
+
     if check("Open vSwitch installed", ovs_installed) and check(
         "ovsdb-server reachable (permissions)", ovsdb
     ):
+        check("ovs-vswitchd running", vswitchd)
         check("datapath", datapath)
         check("OVS database schema", schema)
     for name, probe in driver.doctor_checks():

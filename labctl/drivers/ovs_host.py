@@ -23,6 +23,7 @@ from pydantic import Field
 from labctl.drivers.base import LabSession, PlannedStep, Problem
 from labctl.drivers.remote import RealHostDriver
 from labctl.drivers.simnet import NO_IPV6
+from labctl.faults import Fault
 from labctl.fieldtypes import HostField, Name
 from labctl.model import VM, Host
 from labctl.ovs import AddBridge, AddPort, OvsCommand
@@ -105,9 +106,14 @@ class OvsHostDriver(RealHostDriver):
             if self.vm_netns(vm) not in present:
                 self._make_vm(vm)
 
-    def missing(self) -> tuple[str | None, list[str]]:
+    def faults(self) -> list[Fault]:
         present = self._present_netns()
-        return None, [f"VM {vm.name} is missing" for vm in self.host.vms if self.vm_netns(vm) not in present]
+        gone = [
+            Fault(f"VM {vm.name} is missing", "up makes it again and plugs it into the bridge", port=vm.name)
+            for vm in self.host.vms
+            if self.vm_netns(vm) not in present
+        ]
+        return super().faults() + gone
 
     def vm_commands(self, vm: VM) -> list[tuple[str, list[str], str | None]]:
         """The commands that make the VM, a namespace with a veth into the bridge: (what, argv, stdin)."""

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from labctl import ovs
 from labctl.drivers.base import Driver, LabSession, PlannedStep, Problem
 from labctl.errors import ProvisionError
+from labctl.faults import Fault, Hides
 from labctl.model import VM, Access, Host
 from labctl.ovs import OvsCommand, OvsSnapshot
 from labctl.state import LabState
@@ -19,6 +20,21 @@ LOCAL_ADDRESSES = ("localhost", "local")
 OVS_UNDO_KINDS = ("ovs-bridge", "ovs-port", "ovs-controller", "ovs-bridge-settings")  # ovs.undo_of
 OVS_VERSION = ["ovs-vsctl", "--timeout=5", "--version"]  # installed?
 OVS_SHOW = ["ovs-vsctl", "--timeout=5", "show"]  # and its database answering?
+# The host's own OVS daemons, each asked over its control socket: a dead ovs-vswitchd
+# leaves its database answering (and saying every bridge is connected); one without its
+# database serves no OpenFlow session either (its main loop waits for the database).
+OVS_DAEMONS = {"ovsdb-server": Hides.OVSDB | Hides.SWITCH, "ovs-vswitchd": Hides.SWITCH}
+START_OVS = "start it on the host (systemctl start openvswitch-switch); labctl does not run a real host's OVS"
+
+
+def daemon_answers(transport: Transport, daemon: str) -> tuple[bool, str]:
+    """Whether one of the host's OVS daemons answers on its control socket, and what it said."""
+    result = transport.run(["ovs-appctl", "--timeout=5", "-t", daemon, "version"], check=False)
+    if result.ok:
+        return True, (result.stdout.strip().splitlines() or [daemon])[0]
+    if result.returncode == 127:
+        return False, "ovs-appctl not found: install openvswitch"
+    return False, (result.stderr.strip().splitlines() or ["no answer"])[-1]
 
 
 def host_transport(name: str, address: str, access) -> Transport:
@@ -125,7 +141,9 @@ class RealHostDriver(Driver):
             return
         if record["kind"] != "ovs-bridge" and not _bridge_exists(transport, record["bridge"]):
             return  # the others change a bridge, which may be gone already
-        transport.run(["ovs-vsctl", "--timeout=10", *ovs.undo_argv(record)])
+        # --no-wait: what the database holds is what counts; a dead ovs-vswitchd applies it
+        # when it is started again, and down does not wait for it.
+        transport.run(["ovs-vsctl", "--timeout=10", "--no-wait", *ovs.undo_argv(record)])
 
     def check_ovs(self) -> None:
         """Open vSwitch must be installed and running: one line naming the host if not."""
@@ -138,6 +156,21 @@ class RealHostDriver(Driver):
         if not result.ok:
             last = (result.stderr.strip().splitlines() or ["no output"])[-1]
             raise ProvisionError(self.host.name, "check Open vSwitch", f"ovsdb-server not reachable: {last}")
+        ok, said = daemon_answers(self._transport, "ovs-vswitchd")
+        if not ok:  # its database would take every change and nothing would happen
+            raise ProvisionError(
+                self.host.name, "check Open vSwitch", f"ovs-vswitchd does not answer ({said}): {START_OVS}"
+            )
+
+    def faults(self) -> list[Fault]:
+        """The host's own OVS daemons: both must answer (labctl does not start them here)."""
+        faults = []
+        for daemon, hides in OVS_DAEMONS.items():
+            ok, said = daemon_answers(self._transport, daemon)
+            if not ok:
+                what = f"{daemon} does not answer ({said})"
+                faults.append(Fault(what, f"up cannot repair this: {START_OVS}", hides=hides))
+        return faults
 
 
 def _bridge_exists(transport: Transport, bridge: str) -> bool:

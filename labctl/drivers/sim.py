@@ -15,6 +15,7 @@ into the host's br0 exactly as on a real KVM host.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 from pathlib import Path
@@ -24,9 +25,18 @@ from labctl.drivers.base import ControllerSite, DoctorCheck, Driver, LabSession,
 from labctl.drivers.naming import vm_port_name
 from labctl.drivers.sim_guests import RealGuests
 from labctl.errors import ProvisionError
+from labctl.faults import Fault, Hides
 from labctl.model import VM
 from labctl.ovs import AddBridge, AddPort, OvsCommand
-from labctl.processes import alive, identify, named_netns_inode, netns_inode, read_pidfile
+from labctl.processes import (
+    ProcessId,
+    identify_as,
+    in_unnamed_netns,
+    named_netns_inode,
+    netns_inode,
+    read_pidfile,
+    stop,
+)
 from labctl.state import LabState
 from labctl.transport.base import Transport
 from labctl.transport.netns import NetnsTransport
@@ -46,18 +56,26 @@ def ensure_underlay(session: LabSession, existing: set[str]) -> None:
     """The shared segment: one Linux bridge in its own namespace."""
     ns = underlay_netns(session)
     simnet.ensure_netns(session.state, ns, existing)
-    if simnet.UNDERLAY_BRIDGE not in simnet.links(ns):  # also after an up killed right here
+    segment = simnet.link_states(ns).get(simnet.UNDERLAY_BRIDGE)
+    if segment is None:  # also after an up killed right here
         simnet.ip_batch(
             ns,
             [f"link add {simnet.UNDERLAY_BRIDGE} type bridge", f"link set {simnet.UNDERLAY_BRIDGE} up"],
             ns,
         )
         session.report.changed("underlay", f"segment {session.lab.underlay} ({ns})")
+    elif not segment.up:
+        simnet.ip_batch(ns, [f"link set {simnet.UNDERLAY_BRIDGE} up"], ns)
+        session.report.changed("underlay", f"bridge {simnet.UNDERLAY_BRIDGE} set up again")
 
 
 def attach_to_underlay(session: LabSession, netns: str, port: str, address: str) -> bool:
     """eth0 in `netns`, plugged into the underlay bridge as `port`; both ends take the
-    underlay's MTU, which the tunnel packets may fill."""
+    underlay's MTU, which the tunnel packets may fill.
+
+    An eth0 that carries an address (the controller's) gets a MAC made from it: made
+    again after a fault, it keeps the MAC every host's ARP entry names, which a TCP
+    session keeps confirming, so it would never be looked up again."""
     plen, mtu = session.lab.underlay.prefixlen, session.lab.underlay_mtu
     addr_lines = [f"addr replace {address}/{plen} dev {UNDERLAY_PORT}"] if address else []
     return simnet.ensure_veth(
@@ -67,7 +85,34 @@ def attach_to_underlay(session: LabSession, netns: str, port: str, address: str)
         port,
         peer_lines=[f"link set {port} mtu {mtu} master {simnet.UNDERLAY_BRIDGE} up"],
         lines=[*addr_lines, f"link set {UNDERLAY_PORT} mtu {mtu} up"],
+        mac=_mac_of(address) if address else None,
     )
+
+
+def _mac_of(address: str) -> str:
+    """A locally administered MAC that shows the address, as VMs get theirs: 02:00:0a:fa:00:fe."""
+    return "02:00:" + ":".join(f"{octet:02x}" for octet in ipaddress.IPv4Address(address).packed)
+
+
+def _controller_link_faults(session: LabSession, present: set[str]) -> list[Fault]:
+    """The controller's own namespace and its link onto the underlay, with its address."""
+    ns = simnet.netns_name(session.lab.name, "controller")
+    if ns not in present:  # the controller runs on in it, holding the underlay's end of its link
+        cannot = "up cannot make it again while the controller runs on in it: labctl down, then labctl up"
+        return [Fault(f"the controller's namespace {ns} is missing", cannot, hides=Hides.UNDERLAY)]
+    link = simnet.link_states(ns).get(UNDERLAY_PORT)
+    here = f"the controller's underlay link {UNDERLAY_PORT}"
+    address = f"{session.lab.controller.address}/{session.lab.underlay.prefixlen}"
+    if link is None:
+        return [Fault(f"{here} is missing", "up makes it again", hides=Hides.UNDERLAY)]
+    if not link.up:
+        return [Fault(f"{here} is down", SET_UP, hides=Hides.UNDERLAY)]
+    if not link.carrier:
+        there = f"the underlay's end of {here} (port controller on its bridge) is down"
+        return [Fault(there, SET_UP, hides=Hides.UNDERLAY)]
+    if address not in link.addresses:
+        return [Fault(f"{here} has lost the address {address}", "up puts it back", hides=Hides.UNDERLAY)]
+    return []
 
 
 def controller_transport(session: LabSession) -> NetnsTransport:
@@ -77,23 +122,56 @@ def controller_transport(session: LabSession) -> NetnsTransport:
 def ensure_controller_host(session: LabSession, existing: set[str]) -> NetnsTransport:
     """The controller's own simulated host on the underlay."""
     ns = simnet.netns_name(session.lab.name, "controller")
+    broken = _controller_link_faults(session, existing) if ns in existing else []
     if simnet.ensure_netns(session.state, ns, existing):
         session.report.changed("controller", f"namespace {ns}")
     if attach_to_underlay(session, ns, "controller", str(session.lab.controller.address)):
         session.report.changed("controller", f"underlay address {session.lab.controller.address}")
+    elif broken and not _controller_link_faults(session, existing):  # set up again, address put back
+        session.report.changed("controller", f"repaired: {broken[0].what}")
     return controller_transport(session)
 
 
-def ovs_daemon_pids(rundir: str, netns: str) -> list:
-    """Our OVS daemons for one simulated host: pidfile PID, checked to be inside its namespace."""
+def ovs_daemons(rundir: str, netns: str) -> dict[str, ProcessId | None]:
+    """Our OVS daemons for one simulated host, by name: the PID its pidfile holds, checked
+    to be that daemon and inside the host's namespace (or, when someone deleted its name,
+    inside a namespace no name pins); None where it does not run."""
     ns_inode = named_netns_inode(netns)
-    found = []
+    found: dict[str, ProcessId | None] = {}
     for daemon in OVS_DAEMONS:
         pid = read_pidfile(f"{rundir}/{daemon}.pid")
-        proc = identify(pid) if pid else None
-        if proc and (ns_inode is None or netns_inode(pid) == ns_inode):
-            found.append(proc)
+        proc = identify_as(pid, daemon) if pid else None
+        if proc is not None and ns_inode is not None:
+            ours = netns_inode(proc.pid) == ns_inode
+        else:
+            ours = proc is not None and in_unnamed_netns(proc.pid)
+        found[daemon] = proc if ours else None
     return found
+
+
+def ovs_daemon_pids(rundir: str, netns: str) -> list[ProcessId]:
+    """Our OVS daemons for one simulated host that run."""
+    return [proc for proc in ovs_daemons(rundir, netns).values() if proc is not None]
+
+
+SET_UP = "up sets it up"
+ORPHANED = (
+    "cannot make it again while its OVS daemons run on in the deleted namespace: "
+    "labctl down (it stops them by their pidfiles), then labctl up"
+)
+# What `up` does when one of a simulated host's daemons is gone.
+DAEMON_REPAIRS = {
+    # Without its database, ovs-vswitchd forwards nothing either.
+    "ovsdb-server": (
+        "up starts it again on the same database (the configuration is kept), and ovs-vswitchd with it",
+        Hides.OVSDB | Hides.SWITCH,
+    ),
+    "ovs-vswitchd": (
+        "up starts it again, puts back br-phy's underlay address and the tunnel neighbours, "
+        "and waits for {bridge}'s new OpenFlow session",
+        Hides.SWITCH,
+    ),
+}
 
 
 def start_ovs_daemons(transport: Transport, rundir: str, daemons=OVS_DAEMONS) -> None:
@@ -166,13 +244,107 @@ class SimDriver(Driver):
     def log_path(self) -> Path:
         return Path(self.rundir) / "ovs-vswitchd.log"
 
-    def missing(self) -> tuple[str | None, list[str]]:
+    # --- status: what labctl started and made here, checked ---
+    def faults(self) -> list[Fault]:
         present = simnet.existing_netns()
         if self.netns not in present:
-            return f"namespace {self.netns} is missing", []
-        if self.real is not None:
-            return None, self.real.missing()
-        return None, [f"VM {vm.name} is missing" for vm in self.host.vms if self.vm_netns(vm) not in present]
+            repair = f"up {ORPHANED}" if self._orphaned_daemons() else "up makes the host again"
+            return [Fault(f"namespace {self.netns} is missing", repair, hides=Hides.HOST)]
+        if self.real is not None:  # real guests: libvirtd says what is missing; no VM namespaces
+            gone = list(self.host.vms)
+            faults = [Fault(line, "up starts it again") for line in self.real.missing()]
+        else:
+            gone = [vm for vm in self.host.vms if self.vm_netns(vm) not in present]
+            remake = "up makes it again and plugs it into the bridge"
+            faults = [Fault(f"VM {vm.name} is missing", remake, port=self.vm_port(vm)) for vm in gone]
+        daemons = ovs_daemons(self.rundir, self.netns)
+        for daemon, proc in daemons.items():
+            if proc is None:
+                pid = read_pidfile(f"{self.rundir}/{daemon}.pid")
+                why = f"pid {pid} from its pidfile is gone" if pid else "it has no pidfile"
+                repair, hides = DAEMON_REPAIRS[daemon]
+                repair = repair.format(bridge=self.session.lab.bridge)
+                faults.append(Fault(f"{daemon} is not running ({why})", repair, hides=hides))
+        links = simnet.link_states(self.netns)
+        faults += self._link_faults(links, [vm for vm in self.host.vms if vm not in gone])
+        if daemons["ovs-vswitchd"] is not None:
+            faults += self._underlay_address_faults(links)
+        return faults
+
+    def _link_faults(self, links: dict[str, simnet.LinkState], vms: list[VM]) -> list[Fault]:
+        """The veths labctl made into this host: the underlay's and each VM's, both ends set up."""
+        faults = []
+        underlay = f"the underlay's end of {UNDERLAY_PORT} (port {self.host.name} on its bridge)"
+        ends = [(UNDERLAY_PORT, f"underlay link {UNDERLAY_PORT}", underlay, Hides.UNDERLAY)]
+        ends += [
+            (self.vm_port(vm), f"port {self.vm_port(vm)} (VM {vm.name}'s link)", f"VM {vm.name}'s {VM_NIC}",
+             Hides.NOTHING)
+            for vm in vms
+        ]  # fmt: skip
+        for port, here, there, hides in ends:
+            link = links.get(port)
+            if link is None:
+                faults.append(Fault(f"{here} is missing", "up makes it again", port=port, hides=hides))
+            elif not link.up:
+                faults.append(Fault(f"{here} is down", SET_UP, port=port, hides=hides))
+            elif not link.carrier:
+                faults.append(Fault(f"{there} is down", SET_UP, port=port, hides=hides))
+        return faults
+
+    def _underlay_address_faults(self, links: dict[str, simnet.LinkState]) -> list[Fault]:
+        """br-phy carries the underlay address userspace tunnelling and the controller's
+        session go out from (ovs-vswitchd makes br-phy; status checks it while that runs)."""
+        phys = links.get(PHYS_BRIDGE)
+        if phys is None:
+            return []  # the bridge itself is missing: the OVS configuration says so
+        address = self._underlay_address()
+        faults = []
+        if not phys.up:
+            faults.append(Fault(f"{PHYS_BRIDGE} is down", SET_UP, port=PHYS_BRIDGE, hides=Hides.UNDERLAY))
+        if address not in phys.addresses:
+            lost = f"{PHYS_BRIDGE} has lost the underlay address {address}"
+            faults.append(Fault(lost, "up puts it back", port=PHYS_BRIDGE, hides=Hides.UNDERLAY))
+        return faults
+
+    def _underlay_address(self) -> str:
+        return f"{self.host.underlay_ip}/{self.session.lab.underlay.prefixlen}"
+
+    def _orphaned_daemons(self) -> list[ProcessId]:
+        """The host's OVS daemons, still running in a namespace whose name was deleted: they
+        keep it, its links and the underlay's end of them alive, so it cannot be made again."""
+        if self.netns in simnet.existing_netns():
+            return []
+        return ovs_daemon_pids(self.rundir, self.netns)
+
+    @classmethod
+    def journalled_processes(cls, records: list[dict]) -> list[ProcessId]:
+        """Each host's OVS daemons, by the pidfiles in the run directory its record names."""
+        return [
+            proc
+            for record in records
+            if record["kind"] == "ovs-daemons"
+            for proc in ovs_daemon_pids(record["rundir"], record["netns"])
+        ]
+
+    @classmethod
+    def lab_faults(cls, session: LabSession) -> list[Fault]:
+        """The underlay segment every host's tunnels and sessions cross, and the controller's
+        link onto it when it runs in a namespace of its own."""
+        present = simnet.existing_netns()
+        ns = underlay_netns(session)
+        if ns not in present:
+            remake = "up makes it again and plugs every host into it"
+            return [Fault(f"the underlay namespace {ns} is missing", remake, hides=Hides.UNDERLAY)]
+        faults = []
+        segment = simnet.link_states(ns).get(simnet.UNDERLAY_BRIDGE)
+        bridge = f"the underlay bridge {simnet.UNDERLAY_BRIDGE}"
+        if segment is None:
+            faults.append(Fault(f"{bridge} is missing", "up makes it again", hides=Hides.UNDERLAY))
+        elif not segment.up:
+            faults.append(Fault(f"{bridge} is down", SET_UP, hides=Hides.UNDERLAY))
+        if session.lab.controller.host is None:
+            faults += _controller_link_faults(session, present)
+        return faults
 
     def vm_port(self, vm: VM) -> str:
         if self.real is not None:
@@ -199,13 +371,27 @@ class SimDriver(Driver):
     # --- up ---
     def prepare(self) -> None:
         report, host = self.session.report, self.host.name
+        if self._orphaned_daemons():
+            gone = f"namespace {self.netns} is gone"
+            raise ProvisionError(host, "make the host again", f"{gone}; up {ORPHANED}")
+        existed = self.netns in self.existing_netns
         if simnet.ensure_netns(self.session.state, self.netns, self.existing_netns):
             report.changed(host, f"namespace {self.netns}")
+        # Links someone set down: the ensure steps below set every end up again.
+        present = [vm for vm in self.host.vms if self.vm_netns(vm) in self.existing_netns]
+        links = simnet.link_states(self.netns) if existed else {}
+        down = [f for f in self._link_faults(links, present) if f.repair == SET_UP]
         if attach_to_underlay(self.session, self.netns, host, ""):
+            self.replugged_ports.add(UNDERLAY_PORT)  # br-phy's port must use the new device
             report.changed(host, "underlay link")
         if self.real is None:
             for vm in self.host.vms:
                 self._ensure_vm(vm)
+        links = simnet.link_states(self.netns) if down else {}
+        for fault in down:
+            link = links.get(fault.port or "")
+            if link and link.up and link.carrier:
+                report.changed(host, f"repaired: {fault.what}")
         self._ensure_ovs_daemons()
         if self.real is not None:
             self.real.ensure_libvirtd()
@@ -231,10 +417,18 @@ class SimDriver(Driver):
             self.session.report.changed(self.host.name, f"VM {vm.name} {vm.ip} on port {port}")
 
     def _ensure_ovs_daemons(self) -> None:
-        running = {p.pid for p in ovs_daemon_pids(self.rundir, self.netns) if alive(p)}
-        missing = [d for d in OVS_DAEMONS if read_pidfile(f"{self.rundir}/{d}.pid") not in running]
+        running = ovs_daemons(self.rundir, self.netns)
+        missing = [d for d, proc in running.items() if proc is None]
         if not missing:
             return
+        switch = running["ovs-vswitchd"]
+        if "ovsdb-server" in missing and switch is not None:
+            # An ovs-vswitchd that lost its database forwards nothing (the userspace datapath
+            # runs in its main loop, which waits for the database) and tries the new one only
+            # after its back-off, up to 8 s: it is started again with the database.
+            stop([switch])
+            missing = list(OVS_DAEMONS)
+        self.switch_restarted = "ovs-vswitchd" in missing
         self.session.state.record("ovs-daemons", host=self.host.name, rundir=self.rundir, netns=self.netns)
         start_ovs_daemons(self._transport, self.rundir, missing)
         if len(ovs_daemon_pids(self.rundir, self.netns)) != len(OVS_DAEMONS):
@@ -295,11 +489,13 @@ class SimDriver(Driver):
             self.real.ensure_guests()
 
     def _ensure_underlay_address(self) -> None:
-        """On br-phy, where userspace tunnelling looks for it."""
-        address = f"{self.host.underlay_ip}/{self.session.lab.underlay.prefixlen}"
+        """On br-phy, where userspace tunnelling looks for it (again, when someone took it
+        away or set br-phy down)."""
+        address = self._underlay_address()
         [link] = json.loads(self._transport.run(["ip", "-j", "addr", "show", "dev", PHYS_BRIDGE]).stdout)
         self.underlay_mac = link["address"]
-        if any(a.get("local") == str(self.host.underlay_ip) for a in link.get("addr_info", [])):
+        has_address = any(a.get("local") == str(self.host.underlay_ip) for a in link.get("addr_info", []))
+        if has_address and "UP" in link.get("flags", []):
             return
         simnet.ip_batch(
             self.netns,

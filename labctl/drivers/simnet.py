@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+from dataclasses import dataclass
 
 from labctl.errors import CommandError, ProvisionError
 from labctl.processes import NETNS_DIR
@@ -44,6 +45,27 @@ def links(netns: str) -> set[str]:
     return {link["ifname"] for link in json.loads(out or "[]")}
 
 
+@dataclass(frozen=True)
+class LinkState:
+    up: bool  # set up (IFF_UP): what `ip link set ... up` changes
+    carrier: bool  # has carrier (LOWER_UP): for a veth, its other end is up too
+    addresses: tuple[str, ...]  # IPv4 addresses, as ADDRESS/PREFIXLEN
+
+
+def link_states(netns: str) -> dict[str, LinkState]:
+    """Every link in `netns`, by name: set up, carrier, IPv4 addresses (one `ip` call)."""
+    out = _local.run(["ip", "-n", netns, "-j", "addr", "show"]).stdout
+    return {link["ifname"]: _link_state(link) for link in json.loads(out or "[]")}
+
+
+def _link_state(link: dict) -> LinkState:
+    flags = link.get("flags", [])
+    addresses = tuple(
+        f"{a['local']}/{a['prefixlen']}" for a in link.get("addr_info", []) if a.get("family") == "inet"
+    )
+    return LinkState("UP" in flags, "LOWER_UP" in flags, addresses)
+
+
 def tx_off(netns: str, *devices: str) -> None:
     for dev in devices:
         _local.run(["ip", "netns", "exec", netns, "ethtool", "-K", dev, "tx", "off"])
@@ -71,16 +93,24 @@ def ensure_netns(state: LabState, name: str, existing: set[str]) -> bool:
 
 
 def ensure_veth(
-    netns: str, name: str, peer_netns: str, peer: str, peer_lines: list[str], lines: list[str]
+    netns: str,
+    name: str,
+    peer_netns: str,
+    peer: str,
+    peer_lines: list[str],
+    lines: list[str],
+    mac: str | None = None,
 ) -> bool:
     """A veth from `netns`/`name` to `peer_netns`/`peer`, configured by the given ip lines.
 
     The configuration is applied every time (the lines must be idempotent: `addr
     replace`, `link set`), so an `up` killed half-way through a link is completed
-    by the next one. Returns True when the link had to be created."""
+    by the next one. `mac`: `name`'s address when it is made. Returns True when the
+    link had to be created."""
     created = name not in links(netns)
     if created:
-        ip_batch(netns, [f"link add {name} type veth peer name {peer} netns {peer_netns}"], netns)
+        address = f" address {mac}" if mac else ""
+        ip_batch(netns, [f"link add {name}{address} type veth peer name {peer} netns {peer_netns}"], netns)
     ip_batch(peer_netns, peer_lines, peer_netns)
     ip_batch(netns, lines, netns)
     if created:

@@ -28,7 +28,9 @@ from tests.conftest import n_hosts
 from tests.fakes.ovsdb import FakeOvsdb
 
 SCHEMA = Path("/usr/share/openvswitch/vswitch.ovsschema")
-VSWITCHD_COLUMNS = {"ofport", "error", "statistics", "mac_in_use", "mtu", "is_connected"}
+VSWITCHD_COLUMNS = {
+    *("ofport", "error", "statistics", "mac_in_use", "mtu", "link_state", "admin_state", "is_connected"),
+}
 
 pytestmark = pytest.mark.skipif(
     not (shutil.which("ovsdb-server") and SCHEMA.exists()), reason="needs Open vSwitch's ovsdb-server"

@@ -41,8 +41,11 @@ def test_a_lab_up_with_sim_is_worked_on_and_removed_without_it(make_lab):
     assert "vm4" in lab.run("graph").stdout
 
     # lab.json lost its mind: the journal's namespaces still say the lab is simulated
-    (lab.state_dir / lab.name / "lab.json").write_bytes(b"\x00{garbled")
-    assert lab.status()["up"]
+    info = lab.state_dir / lab.name / "lab.json"
+    info.write_bytes(b"\x00{garbled")
+    status = lab.status()
+    assert all(h["connected"] for h in status["hosts"])
+    assert status["drift"] == [f"lab.json is garbled: not what up wrote ({info})"]  # up writes it again
 
     # the inventory no longer validates in any mode, but it still names the lab
     lab.inventory.write_text(lab.inventory.read_text().replace('openflow: "1.0"', "openflow: 9.9"))

@@ -56,14 +56,17 @@ hosts:
     vms:
       vm3: {{ip: 172.16.0.2/24}}
 """
+VSWITCHD = (
+    "ovs-vswitchd", "--pidfile", "--detach", "--no-chdir", "-vconsole:off",
+    "--log-file=/run/openvswitch/ovs-vswitchd.log",
+)  # fmt: skip
 HOST_SCRIPT = (
     "mount -t tmpfs lc-test-run /run && mkdir -m 755 /run/sshd /run/openvswitch && "
     f"ovsdb-tool create /run/openvswitch/conf.db {SCHEMA} && "
     "ovsdb-server /run/openvswitch/conf.db --remote=punix:/run/openvswitch/db.sock "
     "--pidfile --detach --no-chdir --log-file=/run/openvswitch/ovsdb-server.log -vconsole:off && "
     "ovs-vsctl --no-wait init && "
-    "ovs-vswitchd --pidfile --detach --no-chdir -vconsole:off "
-    "--log-file=/run/openvswitch/ovs-vswitchd.log && "
+    f"{' '.join(VSWITCHD)} && "
     "exec /usr/sbin/sshd -D -e -f {config}"
 )
 
@@ -258,3 +261,37 @@ def test_doctor_and_up_name_a_host_without_ovs_and_an_unreachable_host(machines)
     failed = m.labctl("up", check=False)
     assert failed.returncode == 3 and "Traceback" not in failed.stderr
     assert "h2: connect over SSH to root@198.18.0.9:22 failed: unreachable" in failed.stderr
+
+
+def test_a_dead_ovs_vswitchd_is_named_by_doctor_status_and_up(machines):
+    """kill -9 of a host's ovs-vswitchd (by its own pidfile): its database still answers and
+    says connected, and so does the controller (the goodbye went out through the dead daemon's
+    br-phy). doctor, status and up name it; once the host's admin starts it again, the lab works."""
+    m = machines
+    m.labctl("up")
+    pid = m.on_host("h1", "cat", "/run/openvswitch/ovs-vswitchd.pid").stdout.strip()
+    assert m.on_host("h1", "kill", "-9", pid).returncode == 0
+
+    doctor = m.labctl("doctor", check=False)
+    assert doctor.returncode == 3
+    assert 'h1: FAIL ovs-vswitchd running: ovs-appctl: cannot read pidfile "' in doctor.stdout
+    assert "h2: ok   ovs-vswitchd running" in doctor.stdout
+    status = json.loads(m.labctl("status", "--json").stdout)
+    assert status["up"] is False
+    [fault] = status["faults"]
+    assert fault["host"] == "h1" and fault["what"].startswith("ovs-vswitchd does not answer (")
+    assert fault["repair"].startswith("up cannot repair this: start it on the host")
+    assert [h["connected"] for h in status["hosts"]] == [False, True]
+    up = m.labctl("up", check=False)
+    assert up.returncode == 3 and "h1: check Open vSwitch failed: ovs-vswitchd does not answer" in up.stderr
+
+    # The host's admin starts it again (as the host started it); it reconnects on its own.
+    started = m.on_host("h1", *VSWITCHD)
+    assert started.returncode == 0, started.stderr
+    deadline = time.monotonic() + 20
+    while not m.on_host("h1", "ss", "-Htn", "state", "established", "( dport = :6633 )").stdout.strip():
+        assert time.monotonic() < deadline, "h1's restarted ovs-vswitchd did not reach the controller"
+        time.sleep(0.1)
+    m.labctl("up")
+    assert json.loads(m.labctl("status", "--json").stdout)["up"] is True
+    assert json.loads(m.labctl("verify", "--json").stdout)["ok"] is True

@@ -8,7 +8,7 @@ if any command fails, nothing of it is kept. It refuses what OVS refuses: a port
 on a bridge that does not exist, a second port of the same name without
 --may-exist, a column the schema does not have, a value outside a column's range.
 
-The columns ovs-vswitchd fills in (ofport, error, is_connected) come from the
+The columns ovs-vswitchd fills in (ofport, error, link and admin state, is_connected) come from the
 host around it: `device_exists(name)` says whether a system port's device is
 there, `connected(target)` whether a controller answers at that target.
 
@@ -52,6 +52,8 @@ class Column:
     many: bool = False  # a set: one member shows as the bare atom, like OVSDB does
     allowed: tuple[str, ...] = ()
     writable: bool = True  # False: labctl never writes it (references, what ovs-vswitchd fills in)
+    low: int | None = None  # an integer's range, where the schema gives one
+    high: int | None = None
     read_only: bool = False  # the schema's immutable columns: no client may write them
 
 
@@ -87,6 +89,9 @@ SCHEMA: dict[str, dict[str, Column]] = {
         "statistics": Column("map", writable=False),
         "mac_in_use": Column("str", optional=True, writable=False),
         "mtu": Column("int", optional=True, writable=False),
+        "link_state": Column("enum", optional=True, allowed=("down", "up"), writable=False),
+        "admin_state": Column("enum", optional=True, allowed=("down", "up"), writable=False),
+        "ofport_request": Column("int", optional=True, low=1, high=65279),
     },
     "Controller": {
         "_uuid": Column("uuid", writable=False),
@@ -573,6 +578,7 @@ class FakeOvsdb:
             type=type_,
             options={},
             ofport=[],
+            ofport_request=[],
             error=[],
             statistics={},
             mac_in_use=[],
@@ -613,6 +619,8 @@ class FakeOvsdb:
         self.tables["Port"] = {u: r for u, r in self.tables["Port"].items() if u in ports}
         ifaces = {u for p in self.tables["Port"].values() for u in p["interfaces"]}
         self.tables["Interface"] = {u: r for u, r in self.tables["Interface"].items() if u in ifaces}
+        names = {r["name"] for r in self.tables["Interface"].values()}
+        self._ofports = {n: number for n, number in self._ofports.items() if n in names}  # freed with it
         ctls = {u for b in self.tables["Bridge"].values() for u in b["controller"]}
         self.tables["Controller"] = {u: r for u, r in self.tables["Controller"].items() if u in ctls}
 
@@ -626,12 +634,25 @@ class FakeOvsdb:
                     iface = self.tables["Interface"][iface_uuid]
                     if iface["name"] in self._ofports or self._open_error(iface):
                         continue
+                    taken = {self._ofports[n] for n in self._names_on(bridge) if n in self._ofports}
+                    requested = iface.get("ofport_request") or []
                     if iface["type"] == "internal":
                         self._ofports[iface["name"]] = LOCAL_OFPORT
-                    else:
+                    elif requested and requested[0] not in taken:
+                        self._ofports[iface["name"]] = requested[0]
+                    else:  # the next number not in use (ovs-vswitchd avoids reusing one at once)
                         number = self._next_ofport.get(bridge["name"], 1)
+                        while number in taken:
+                            number += 1
                         self._ofports[iface["name"]] = number
                         self._next_ofport[bridge["name"]] = number + 1
+
+    def _names_on(self, bridge: dict) -> list[str]:
+        return [
+            self.tables["Interface"][i]["name"]
+            for p in bridge["ports"]
+            for i in self.tables["Port"][p]["interfaces"]
+        ]
 
     def _open_error(self, iface: dict) -> str | None:
         if iface["type"] == "" and not self.device_exists(iface["name"]):
@@ -643,6 +664,8 @@ class FakeOvsdb:
             return self._open_error(row)
         if table == "Interface" and column == "ofport":
             return -1 if self._open_error(row) else self._ofports.get(row["name"])
+        if table == "Interface" and column in ("link_state", "admin_state"):
+            return None if self._open_error(row) or row["name"] not in self._ofports else "up"
         if table == "Controller" and column == "is_connected":
             return self.connected(row["target"])
         return row[column]
@@ -717,6 +740,9 @@ def _parse(spec: Column, value: str):
             number = int(value)
         except ValueError:
             raise VsctlError(f'"{value}" is not a valid integer or range') from None
+        if spec.low is not None and spec.high is not None and not spec.low <= number <= spec.high:
+            where = f"the valid range {spec.low} to {spec.high} (inclusive)"
+            raise VsctlError(f"constraint violation: {number} is not in {where}")
         return [number] if spec.optional else number
     if spec.kind == "enum":
         values = value.split(",") if spec.many else [value]

@@ -31,8 +31,11 @@ from labctl.drivers.ovs_host import OvsHostDriver
 from labctl.model import Access
 from labctl.transport.base import Completed, Transport
 from tests.fakes.linux import FakeLinux
-from tests.fakes.ovsdb import OVS_3_1, FakeOvsdb, NotModelled
+from tests.fakes.ovsdb import OVS_3_1, TIMEOUT_EXIT, FakeOvsdb, NotModelled
 
+RUNDIR = "/var/run/openvswitch"  # where a real host's OVS keeps its sockets and pidfiles
+# ovs-vsctl commands that change the database (and so wait for ovs-vswitchd to apply them)
+WRITES = {"add-br", "del-br", "add-port", "del-port", "set", "set-controller", "del-controller"}
 STAND_IN_SECONDS = "600"  # a stand-in controller outlives no test run by much, whatever happens
 
 
@@ -81,6 +84,8 @@ class FakeHost:
     ):
         self.world, self.name, self.address, self.underlay_ip = world, name, address, underlay_ip
         self.has_ovs = has_ovs
+        # The host's own OVS daemons; a test stops one as `kill -9` would (see stop_daemon).
+        self.running = {"ovsdb-server": True, "ovs-vswitchd": True}
         self.linux = FakeLinux()
         self.ovs = FakeOvsdb(device_exists=self.linux.device_exists, connected=self._connected, schema=schema)
         self.files: dict[str, bytes] = {}
@@ -89,19 +94,46 @@ class FakeHost:
         return RecordingTransport(name, self, self.world.calls)
 
     def answer(self, argv: list[str], input: str | None) -> tuple[int, str, str]:
+        if argv[0] in ("ovs-vsctl", "ovs-appctl") and not self.has_ovs:
+            return 127, "", f"bash: line 1: {argv[0]}: command not found\n"
         if argv[0] == "ovs-vsctl":
-            if not self.has_ovs:
-                return 127, "", "bash: line 1: ovs-vsctl: command not found\n"
+            if "--version" not in argv and not self.running["ovsdb-server"]:
+                refused = f"unix:{RUNDIR}/db.sock: database connection failed (Connection refused)"
+                return 1, "", f"ovs-vsctl: {refused}\n"
+            if not self.running["ovs-vswitchd"] and WRITES & set(argv) and "--no-wait" not in argv:
+                # ovs-vsctl waits for ovs-vswitchd to apply a change, until its --timeout
+                return TIMEOUT_EXIT, "", "fatal_signal|WARN|terminating with signal 14 (Alarm clock)\n"
             return self.ovs.vsctl(argv)
         if argv[0] == "ovsdb-client":
             if not self.has_ovs:
                 return 127, "", "bash: line 1: ovsdb-client: command not found\n"
             return self.ovs.client(argv)
+        if argv[0] == "ovs-appctl":
+            return self._appctl(argv)
+        if argv == ["id", "-un"]:  # who labctl logged in as (doctor)
+            return 0, "root\n", ""
         if argv[0] in ("ip", "ethtool"):
             return self.linux.run(argv, input)
         if argv[0] == "ping":
             return self.world.ping(self, argv)
         raise NotModelled(f"{self.name}: {argv}")
+
+    def _appctl(self, argv: list[str]) -> tuple[int, str, str]:
+        match argv:
+            case ["ovs-appctl", "--timeout=5", "-t", daemon, "version"] if daemon in self.running:
+                if self.running[daemon]:
+                    return 0, f"{daemon} (Open vSwitch) 3.1.0\n", ""
+                # what ovs-appctl 3.1 says when the daemon's pidfile is left from a dead process
+                return 1, "", f'ovs-appctl: cannot read pidfile "{RUNDIR}/{daemon}.pid" (No such process)\n'
+        raise NotModelled(f"{self.name}: {argv}")
+
+    def stop_daemon(self, daemon: str) -> None:
+        """The daemon dies (kill -9): its database and the controller's sessions are left as they were,
+        so OVSDB still says connected, and so does the controller (the goodbye never left the host)."""
+        self.running[daemon] = False
+
+    def start_daemon(self, daemon: str) -> None:
+        self.running[daemon] = True
 
     def spawn(self, argv: list[str], log_path: str) -> int:
         raise NotModelled(f"{self.name}: labctl starts no process on a real host ({argv})")

@@ -41,7 +41,9 @@ def build(host: int, peer: int) -> list[str]:
         "other_config:disable-in-band=true",
         "--", "--may-exist", "add-port", "br0", f"gre-host{peer}",
         "--", "set", "interface", f"gre-host{peer}", "type=gre", f"options:remote_ip=10.250.0.{peer}",
+        "ofport_request=2",
         "--", "--may-exist", "add-port", "br0", f"vm{host}",
+        "--", "set", "interface", f"vm{host}", "ofport_request=1",
     ]  # fmt: skip
 
 
@@ -219,8 +221,8 @@ def test_status_of_a_lab_just_up_shows_it_up_without_drift(world, labctl):
     host1 = next(h for h in status["hosts"] if h["name"] == "host1")
     assert host1["ports"] == [
         {"name": "br0", "ofport": 65534, "type": "internal"},
-        {"name": "gre-host2", "ofport": 1, "type": "gre", "remote_ip": "10.250.0.2"},
-        {"name": "vm1", "ofport": 2, "type": "system", "vm": "vm1"},
+        {"name": "gre-host2", "ofport": 2, "type": "gre", "remote_ip": "10.250.0.2"},
+        {"name": "vm1", "ofport": 1, "type": "system", "vm": "vm1"},
     ]
     assert host1["controllers"] == [{"target": TARGET, "connected": True}]
     assert (host1["fail_mode"], host1["protocols"], host1["datapath_type"]) == (
@@ -243,7 +245,8 @@ def test_a_deleted_tunnel_port_is_drift_and_up_puts_it_back(world, labctl):
     assert labctl().up() == 1
     assert transactions(world, "host1") == [
         ["ovs-vsctl", "--timeout=30", "--", "--may-exist", "add-port", "br0", "gre-host2",
-         "--", "set", "interface", "gre-host2", "type=gre", "options:remote_ip=10.250.0.2"],
+         "--", "set", "interface", "gre-host2", "type=gre", "options:remote_ip=10.250.0.2",
+         "ofport_request=2"],
     ]  # fmt: skip
     assert transactions(world, "host2") == []
     assert labctl().status()["drift"] == []
@@ -277,8 +280,9 @@ def test_a_vm_whose_namespace_went_is_rebuilt_and_its_port_plugged_again(world, 
     # OVS would keep a socket on the old device: unplugged and plugged again, in two transactions
     assert transactions(world, "host1") == [
         ["ovs-vsctl", "--timeout=30", "--", "--if-exists", "del-port", "br0", "vm1"],
-        ["ovs-vsctl", "--timeout=30", "--", "--may-exist", "add-port", "br0", "vm1"],
-    ]
+        ["ovs-vsctl", "--timeout=30", "--", "--may-exist", "add-port", "br0", "vm1",
+         "--", "set", "interface", "vm1", "ofport_request=1"],
+    ]  # fmt: skip
     assert host1.linux.namespaces == {"lc-ut-vm1"} and host1.linux.device_exists("vm1")
     ports = {p["name"]: p for h in labctl().status()["hosts"] for p in h["ports"] if h["name"] == "host1"}
     assert "error" not in ports["vm1"]
@@ -309,7 +313,9 @@ def test_down_from_the_journal_alone_removes_what_up_made_and_nothing_else(world
 
     assert teardown(LabState("ut", root=state_root), Reporter(quiet=True)) is True
 
-    assert transactions(world, "host1") == [["ovs-vsctl", "--timeout=10", "--if-exists", "del-br", "br0"]]
+    assert transactions(world, "host1") == [
+        ["ovs-vsctl", "--timeout=10", "--no-wait", "--if-exists", "del-br", "br0"]
+    ]
     assert host1.ovs.bridges() == {"br-ext": ["br-ext"]}
     # host2's br0 is as the host had it: its own port, its settings, no controller
     assert host2.ovs.bridges() == {"br0": ["br0", "eth9"]}
@@ -342,3 +348,116 @@ def test_down_after_an_up_that_failed_half_way_removes_what_was_made(world, labc
     assert teardown(LabState("ut", root=state_root), Reporter(quiet=True)) is True
     assert world.hosts["host1"].ovs.bridges() == {}
     assert world.hosts["host1"].linux.namespaces == set()
+
+
+# --- faults: status names each one, up repairs it or says it cannot ----------------------------
+
+VSWITCHD_GONE = 'ovs-appctl: cannot read pidfile "/var/run/openvswitch/ovs-vswitchd.pid" (No such process)'
+START_IT = "start it on the host (systemctl start openvswitch-switch); labctl does not run a real host's OVS"
+
+
+def test_a_dead_ovs_vswitchd_is_drift_and_its_bridge_is_not_connected_whatever_ovsdb_says(world, labctl):
+    labctl().up()
+    world.hosts["host1"].stop_daemon("ovs-vswitchd")
+    # Its database still says connected, and so does the controller: the dead daemon's word.
+    assert "is_connected            : true" not in world.hosts["host1"].admin("ovs-vsctl", "show")
+    assert world.hosts["host1"].ovs.connected(TARGET)
+
+    status = labctl().status()
+    assert status["drift"] == [f"host1: ovs-vswitchd does not answer ({VSWITCHD_GONE})"]
+    assert status["faults"] == [
+        {
+            "host": "host1",
+            "what": f"ovs-vswitchd does not answer ({VSWITCHD_GONE})",
+            "repair": f"up cannot repair this: {START_IT}",
+        }
+    ]
+    hosts = {h["name"]: h for h in status["hosts"]}
+    assert hosts["host1"]["connected"] is False
+    assert hosts["host1"]["controllers"] == [{"target": TARGET, "connected": False}]
+    assert hosts["host2"]["connected"] is True and status["up"] is False
+
+    world.hosts["host1"].start_daemon("ovs-vswitchd")  # its admin starts it again
+    assert labctl().status()["up"] is True
+
+
+def test_down_removes_the_bridges_of_a_host_whose_ovs_vswitchd_is_dead(world, labctl, state_root):
+    labctl().up()
+    world.hosts["host1"].stop_daemon("ovs-vswitchd")
+    assert teardown(LabState("ut", root=state_root), Reporter(quiet=True)) is True
+    assert world.hosts["host1"].ovs.bridges() == {}  # from its database: applied when it runs again
+
+
+def test_up_on_a_host_whose_ovs_vswitchd_is_dead_stops_before_changing_it(world, labctl):
+    labctl().up()
+    world.hosts["host1"].stop_daemon("ovs-vswitchd")
+    world.calls.clear()
+    with pytest.raises(ProvisionError) as failed:
+        labctl().up()
+    assert str(failed.value) == (
+        f"host1: check Open vSwitch failed: ovs-vswitchd does not answer ({VSWITCHD_GONE}): {START_IT}"
+    )
+    assert changes_on(world, "host1") == []
+    world.hosts["host1"].start_daemon("ovs-vswitchd")
+
+
+def test_a_dead_ovsdb_server_is_drift_and_its_host_cannot_be_read(world, labctl):
+    labctl().up()
+    world.hosts["host2"].stop_daemon("ovsdb-server")
+    status = labctl().status()
+    gone = 'ovs-appctl: cannot read pidfile "/var/run/openvswitch/ovsdb-server.pid" (No such process)'
+    assert status["drift"] == [f"host2: ovsdb-server does not answer ({gone})"]
+    host2 = next(h for h in status["hosts"] if h["name"] == "host2")
+    assert host2 == {
+        "name": "host2",
+        "driver": "ovs",
+        "flavor": "ovs",
+        "underlay_ip": "10.250.0.2",
+        "error": f"ovsdb-server does not answer ({gone})",
+        "connected": False,
+        "drift": [f"ovsdb-server does not answer ({gone})"],
+    }
+    world.hosts["host2"].start_daemon("ovsdb-server")
+    assert labctl().status()["up"] is True
+
+
+def test_a_cut_journal_line_and_a_garbled_lab_json_are_drift_and_up_repairs_both(world, labctl, state_root):
+    labctl().up()
+    state = LabState("ut", root=state_root)
+    lines = state.journal_path.read_text().splitlines(keepends=True)
+    state.journal_path.write_text("".join(lines) + lines[0][:20])  # a crash while writing a record
+    state.info_path.write_text("{garbled")
+
+    assert labctl().status()["drift"] == [
+        f"line {len(lines) + 1} of the journal is cut short or garbled ({state.journal_path})",
+        f"lab.json is garbled: not what up wrote ({state.info_path})",
+    ]
+    assert labctl().up() == 2  # nothing else was wrong
+    assert state.journal_path.read_text() == "".join(lines)
+    assert state.recorded_simulated() is False
+    assert labctl().status()["drift"] == []
+
+
+def test_a_record_after_a_cut_line_starts_a_line_of_its_own(state_root):
+    state = LabState("ut", root=state_root)
+    state.record("netns", name="lc-ut-a")
+    with open(state.journal_path, "a") as journal:
+        journal.write('{"kind": "netns", "na')  # killed while writing it
+    state.record("netns", name="lc-ut-b")
+    assert [r["name"] for r in state.records("netns")] == ["lc-ut-a", "lc-ut-b"]
+    assert state.broken_lines() == [2]
+
+
+def test_up_fails_when_its_own_check_still_finds_a_fault(world, labctl, monkeypatch):
+    """A VM's link deleted on an ovs host whose namespace stays: up plugs the port again, OVS
+    still cannot open it, and up says so instead of claiming the lab is up."""
+    monkeypatch.setattr("labctl.lab.SETTLE_SECONDS", 0)
+    labctl().up()
+    world.hosts["host1"].admin("ip", "link", "del", "vm1")  # and its peer, eth0 inside the VM
+    with pytest.raises(ProvisionError) as failed:
+        labctl().up()
+    assert str(failed.value) == (
+        "lab ut: the check after up failed: still wrong: "
+        "host1: port vm1: could not open network device vm1 (No such device)"
+    )
+    assert failed.value.exit_code == 3

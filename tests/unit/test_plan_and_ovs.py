@@ -45,11 +45,32 @@ def test_host_plan_has_bridge_tunnels_vm_ports_and_controller():
             protocols="OpenFlow10",
             other_config=(("datapath-id", "0000000000000001"), ("disable-in-band", "true")),
         ),
-        AddPort("br0", "gre-host2", "gre", (("remote_ip", "10.250.0.2"),)),
-        AddPort("br0", "vm1"),
+        AddPort("br0", "gre-host2", "gre", (("remote_ip", "10.250.0.2"),), ofport=2),
+        AddPort("br0", "vm1", ofport=1),
     )
     assert plan.controller == SetController("br0", ("tcp:10.250.0.254:6633",))
     assert tunnel_port(lab, "host2") == "gre-host2"
+
+
+def test_every_port_asks_for_its_own_openflow_number_vms_first_then_tunnels():
+    """A port made again (a tunnel someone deleted, a VM rebuilt) gets its old number back:
+    the flows a controller installed toward it stay true."""
+    lab = lab_of(4)
+    hub = plan_host(lab, lab.hosts[0], datapath_type="netdev", vm_ports=["vm1", "vm5"])
+    numbers = {c.name: c.ofport for c in hub.commands if isinstance(c, AddPort)}
+    assert numbers == {"vm1": 1, "vm5": 2, "gre-host2": 3, "gre-host3": 4, "gre-host4": 5}
+    port = AddPort("br0", "vm1", ofport=1)
+    assert port.argv() == [
+        "--may-exist",
+        "add-port",
+        "br0",
+        "vm1",
+        "--",
+        "set",
+        "interface",
+        "vm1",
+        "ofport_request=1",
+    ]
 
 
 def test_render_is_one_ovs_vsctl_transaction_with_may_exist():
