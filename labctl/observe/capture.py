@@ -23,6 +23,8 @@ from labctl.errors import InputError, ProvisionError
 from labctl.processes import ProcessId
 
 ROLE = "capture"
+SNAPLEN = 65600  # an IPv4 packet's 65535 bytes and its link header (Ethernet, Linux cooked v2)
+BUFFER_KIB = 16384
 
 
 def _captures(runner, follow: bool) -> list[dict]:
@@ -76,8 +78,27 @@ def tcpdump_argv(runner, path: str) -> list[str]:
     skips = [_ifindex(site.transport, name) for name in site.capture_skips]
     expression = " and ".join([match, *(f"not ifindex {i}" for i in skips if i is not None)])
     # --immediate-mode and -U: each packet is written as it comes, so a capture stopped
-    # right after the traffic (or read while running, as trace --follow does) holds all of it
-    return ["tcpdump", "-i", site.capture_on, "-U", "--immediate-mode", "-Z", "root", "-w", path, expression]
+    # right after the traffic (or read while running, as trace --follow does) holds all of it.
+    # Immediate mode gives each packet a ring slot as large as the snap length: the default
+    # (256 KiB a slot in a 2 MiB ring) holds a burst of only 8 packets, and the rest of a
+    # switch's connection burst is dropped. 65600 bytes hold any IPv4 packet with its link
+    # header; 16 MiB give a burst of about 250.
+    return [
+        "tcpdump",
+        "-i",
+        site.capture_on,
+        "-s",
+        str(SNAPLEN),
+        "-B",
+        str(BUFFER_KIB),
+        "-U",
+        "--immediate-mode",
+        "-Z",
+        "root",
+        "-w",
+        path,
+        expression,
+    ]
 
 
 def _ifindex(transport, interface: str) -> int | None:
