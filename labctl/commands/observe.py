@@ -178,7 +178,9 @@ def trace(ctx, inventory, simulate, quiet, verbose, pcap, follow, hosts, types, 
         )
     if pcap and not follow and not Path(pcap).is_file():
         raise InputError(f"{pcap}: no such file")
-    runner = lab_runner(ctx, inventory, simulate, quiet, verbose, needs=Needs.FILES)
+    # following the lab itself starts a capture there; reading a file needs nothing
+    needs = Needs.CHANGES if follow and not pcap else Needs.FILES
+    runner = lab_runner(ctx, inventory, simulate, quiet, verbose, needs=needs)
     wanted = Wanted(tuple(hosts), types, everything)
     if follow:
         _follow(runner, pcap, wanted, full, as_json, quiet)
