@@ -55,18 +55,18 @@ def check_capturable(runner) -> None:
         raise InputError("capture runs beside a controller labctl runs; this lab's controller is remote")
 
 
-def start_capture(runner, path: str | Path, timeout: float = 10.0, *, follow: bool = False) -> str:
+def start_capture(runner, path: str | Path, timeout: float = 10.0) -> str:
     """Start recording; returns once tcpdump is listening. One user capture at a time."""
     check_capturable(runner)
-    if not follow and running_capture(runner):
+    if running_capture(runner):
         raise InputError(
             f"a capture is already running ({running_capture(runner)[1]}); `labctl capture stop`"
         )
-    return _start(runner, path, timeout, follow)[1]
+    return _start(runner, path, timeout, follow=False)[1]
 
 
 def start_follow_capture(runner, path: str | Path, timeout: float = 10.0) -> ProcessId:
-    """A capture for `trace --follow` alone; the caller stops it (stop_process)."""
+    """A capture for `trace --follow` alone; the caller stops it (processes.stop)."""
     check_capturable(runner)
     return _start(runner, path, timeout, follow=True)[0]
 
