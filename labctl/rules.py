@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from labctl import mtu
 from labctl.controllers import KINDS
 from labctl.drivers import DRIVERS
 
@@ -92,6 +93,29 @@ def underlay_addresses(spec: InventorySpec, simulate: bool) -> list[Problem]:
     return problems
 
 
+def mtu_in_range(spec: InventorySpec, simulate: bool) -> list[Problem]:
+    """underlay.mtu and mtu are sane sizes, and the VMs keep a sane MTU inside the tunnel."""
+    sane = f"from {mtu.MIN_MTU} to {mtu.MAX_MTU} bytes"
+    underlay = spec.underlay.mtu
+    if not mtu.MIN_MTU <= underlay <= mtu.MAX_MTU:
+        return [(("underlay", "mtu"), f"expected an MTU {sane}, found {underlay}")]
+    if spec.mtu is not None:
+        if not mtu.MIN_MTU <= spec.mtu <= mtu.MAX_MTU:
+            return [(("mtu",), f"expected an MTU {sane}, found {spec.mtu}")]
+        return []
+    left = mtu.guest_mtu(underlay, spec.tunnel_type)
+    if left < mtu.MIN_MTU:
+        overhead = mtu.tunnel_overhead(spec.tunnel_type)
+        return [
+            (
+                ("underlay", "mtu"),
+                f"{underlay} leaves the VMs {left} bytes inside a {spec.tunnel_type} tunnel "
+                f"({overhead} bytes of headers); expected at least {mtu.MIN_MTU + overhead}",
+            )
+        ]
+    return []
+
+
 def hub_is_a_host(spec: InventorySpec, simulate: bool) -> list[Problem]:
     if spec.hub is None or spec.hub in spec.hosts:
         return []
@@ -118,6 +142,22 @@ def controller_apps(spec: InventorySpec, simulate: bool) -> list[Problem]:
             (("openflow",), f"{kind.label} speaks OpenFlow {speaks} only; use {use} or another kind")
         )
     return problems
+
+
+def controller_serves_every_switch(spec: InventorySpec, simulate: bool) -> list[Problem]:
+    """A kind with a fixed number of switch sessions cannot serve a lab with more bridges:
+    the ones past the limit would never connect, and `up` would time out waiting."""
+    kind = KINDS[spec.controller.kind]
+    if kind.max_switches is None or len(spec.hosts) <= kind.max_switches:
+        return []
+    return [
+        (
+            ("controller", "kind"),
+            f"{kind.label} serves at most {kind.max_switches} switches ({kind.max_switches_source}), "
+            f"and this lab has {len(spec.hosts)} hosts, a bridge each: use at most {kind.max_switches} "
+            "hosts or another kind (os-ken has no such limit)",
+        )
+    ]
 
 
 def controller_kind_rules(spec: InventorySpec, simulate: bool) -> list[Problem]:
@@ -205,18 +245,26 @@ def driver_kind_rules(spec: InventorySpec, simulate: bool) -> list[Problem]:
     return problems
 
 
+def driver_kind_lab_rules(spec: InventorySpec, simulate: bool) -> list[Problem]:
+    kinds = dict.fromkeys(DRIVERS[host.driver] for host in spec.hosts.values())
+    return [problem for kind in kinds for problem in kind.lab_problems(spec, simulate)]
+
+
 RULES: tuple[Rule, ...] = (
     names_are_unique,
     vm_addresses,
     underlay_addresses,
+    mtu_in_range,
     hub_is_a_host,
     controller_apps,
+    controller_serves_every_switch,
     controller_kind_rules,
     simulated_or_real,
     real_hosts_reach_the_controller,
     controller_placement,
     host_fields_fit_their_driver,
     driver_kind_rules,
+    driver_kind_lab_rules,
 )
 
 

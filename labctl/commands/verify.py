@@ -15,7 +15,7 @@ def register(cli: click.Group) -> None:
     cli.add_command(verify)
 
 
-@click.command()
+@click.command(short_help="Ping every ordered VM pair, small and full-size.")
 @inventory_option
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.option("-c", "--count", default=3, show_default=True, help="Pings per pair.")
@@ -25,9 +25,11 @@ def register(cli: click.Group) -> None:
 @click.pass_context
 @handles_errors
 def verify(ctx, inventory, simulate, quiet, verbose, as_json, count, junit_path):
-    """Ping every ordered pair of VMs, in parallel. Exit 1 if any pair loses packets."""
+    """Ping every ordered pair of VMs, in parallel, then send one full-size ping per pair
+    (the lab's MTU, Don't Fragment). Exit 1 if any pair loses packets, or loses only its
+    full-size packets (an MTU black hole)."""
     from labctl import verify_report
-    from labctl.verify import ping_all
+    from labctl.verify import passed, ping_all
 
     runner = lab_runner(ctx, inventory, simulate, quiet, verbose, needs=Needs.HOSTS)
     lab = runner.lab.name
@@ -40,15 +42,26 @@ def verify(ctx, inventory, simulate, quiet, verbose, as_json, count, junit_path)
         if junit_path:
             verify_report.write_junit(junit_path, lab, [], problems)
         sys.exit(EXIT_VERIFY_FAILED)
-    results = ping_all(runner.lab, lambda vm: runner.drivers[vm.host].vm_transport(vm), count=count)
-    ok = all(r.ok for r in results)
+    drivers = runner.drivers
+    results = ping_all(
+        runner.lab,
+        lambda vm: drivers[vm.host].vm_transport(vm),
+        count=count,
+        way_in=lambda vm: drivers[vm.host].way_in(vm),
+    )
+    ok = passed(results)
     if junit_path:
         verify_report.write_junit(junit_path, lab, results)
     if as_json:
         click.echo(json.dumps(verify_report.to_json(lab, results), indent=2))
     else:
         click.echo(verify_report.render_table(results))
-    if not ok:
+    if any(r.mtu_black_hole for r in results):
+        from labctl.mtu import black_hole_cause
+
+        cause = black_hole_cause(runner.lab.mtu, runner.lab.underlay_mtu, runner.lab.tunnel_type)
+        click.echo(f"labctl: verify: MTU black hole: {cause}", err=True)
+    if any(not r.ok and not r.mtu_black_hole for r in results):
         from labctl.drivers import simlimits
 
         short = simlimits.shortfalls(runner.lab)

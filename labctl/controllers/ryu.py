@@ -45,7 +45,9 @@ def ryu_python(configured: str | None) -> Path:
         path, source = configured, "controller.path"
     elif os.environ.get(RYU_PYTHON_ENV):
         path, source = os.environ[RYU_PYTHON_ENV], RYU_PYTHON_ENV
-    elif venv and (venv / "bin" / "python").exists():
+    # os.path, not Path: a venv under a directory this user may not enter (root's, for an
+    # ordinary user) is "not there", where Path.exists() raises PermissionError.
+    elif venv and os.path.exists(venv / "bin" / "python"):
         path, source = str(venv), "the clone's .venv-ryu"
     else:
         raise InputError(
@@ -53,9 +55,9 @@ def ryu_python(configured: str | None) -> Path:
             f"Ryu venv (or its python), or {RYU_PYTHON_ENV}; {how_to_install()}"
         )
     python = Path(path).expanduser().absolute()
-    if python.is_dir():
+    if os.path.isdir(python):
         python = python / "bin" / "python"
-    if not (python.is_file() and os.access(python, os.X_OK)):
+    if not (os.path.isfile(python) and os.access(python, os.X_OK)):
         raise InputError(f"no Python at {python} ({source}); {how_to_install()}")
     return python
 

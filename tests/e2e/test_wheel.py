@@ -116,7 +116,7 @@ def test_up_verify_down_and_a_bundled_playbook_from_outside_the_clone(installed,
         lab.remember_processes()
         assert lab.recorded_pids and (lab.state_dir / name).is_dir()
         verify = run([labctl, "verify", "-i", inventory.name], cwd=home, env=env)
-        assert "2/2 pairs reachable with 0% loss" in verify.stdout
+        assert "2/2 pairs answered, no packet lost" in verify.stdout
         down = run([labctl, "down", "-q", "-i", inventory.name], cwd=home, env=env)
         assert down.stdout.startswith(f"lab {name} removed")
         lab.assert_gone()
