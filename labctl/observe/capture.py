@@ -25,6 +25,7 @@ from labctl.processes import ProcessId
 ROLE = "capture"
 SNAPLEN = 65600  # an IPv4 packet's 65535 bytes and its link header (Ethernet, Linux cooked v2)
 BUFFER_KIB = 16384
+PACKET_OTHERHOST = 3  # linux/if_packet.h
 
 
 def _captures(runner, follow: bool) -> list[dict]:
@@ -74,9 +75,26 @@ def start_follow_capture(runner, path: str | Path, timeout: float = 10.0) -> Pro
 def tcpdump_argv(runner, path: str) -> list[str]:
     """tcpdump where the controller runs: every bridge's session, each packet once."""
     site = runner.control.site
-    match = f"tcp port {runner.lab.controller.port}"
-    skips = [_ifindex(site.transport, name) for name in site.capture_skips]
-    expression = " and ".join([match, *(f"not ifindex {i}" for i in skips if i is not None)])
+    return [*_tcpdump_options(site.capture_on, path), _filter(runner, site)]
+
+
+def _filter(runner, site) -> str:
+    """The controller's port; on every interface, each packet as the host's own stack
+    took it in or sent it: not a copy that reached an interface while addressed to
+    another one's MAC (byte 10 of a Linux cooked v2 header, the packet type, is
+    PACKET_OTHERHOST), nor what the skipped interfaces send again (a userspace
+    datapath's port, passing on what the host sent through its bridge)."""
+    parts = [f"tcp port {runner.lab.controller.port}"]
+    if site.capture_on == "any":
+        parts.append(f"link[10] != {PACKET_OTHERHOST}")
+    for name in site.capture_skips:
+        index = _ifindex(site.transport, name)
+        if index is not None:
+            parts.append(f"not (ifindex {index} and outbound)")
+    return " and ".join(parts)
+
+
+def _tcpdump_options(interface: str, path: str) -> list[str]:
     # --immediate-mode and -U: each packet is written as it comes, so a capture stopped
     # right after the traffic (or read while running, as trace --follow does) holds all of it.
     # Immediate mode gives each packet a ring slot as large as the snap length: the default
@@ -86,7 +104,7 @@ def tcpdump_argv(runner, path: str) -> list[str]:
     return [
         "tcpdump",
         "-i",
-        site.capture_on,
+        interface,
         "-s",
         str(SNAPLEN),
         "-B",
@@ -97,7 +115,6 @@ def tcpdump_argv(runner, path: str) -> list[str]:
         "root",
         "-w",
         path,
-        expression,
     ]
 
 
