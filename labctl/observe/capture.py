@@ -8,8 +8,10 @@ frames), leaving out the interfaces where the same packets pass a second time
 like everything else the lab started; `capture stop` stops it earlier.
 
 `trace --follow` starts a capture of its own when none runs: journalled the same
-way (marked `follow`), stopped and its file removed when the follow ends, and
-never taken for the user's capture by `capture stop` or `trace`.
+way (marked `follow`, with the follow's own process), stopped and its file removed
+when the follow ends, and never taken for the user's capture by `capture stop` or
+`trace`. A follow killed outright (kill -9) cannot clean up: the next capture or
+follow of the lab stops what it left running, and `down` does in any case.
 """
 
 from __future__ import annotations
@@ -59,6 +61,7 @@ def check_capturable(runner) -> None:
 def start_capture(runner, path: str | Path, timeout: float = 10.0) -> str:
     """Start recording; returns once tcpdump is listening. One user capture at a time."""
     check_capturable(runner)
+    stop_abandoned_follows(runner)
     if running_capture(runner):
         raise InputError(
             f"a capture is already running ({running_capture(runner)[1]}); `labctl capture stop`"
@@ -66,10 +69,36 @@ def start_capture(runner, path: str | Path, timeout: float = 10.0) -> str:
     return _start(runner, path, timeout, follow=False)[1]
 
 
-def start_follow_capture(runner, path: str | Path, timeout: float = 10.0) -> ProcessId:
-    """A capture for `trace --follow` alone; the caller stops it (processes.stop)."""
+def start_follow_capture(runner, path: str | Path, owner: ProcessId, timeout: float = 10.0) -> ProcessId:
+    """A capture for `trace --follow` alone, run by `owner`; the caller stops it
+    (processes.stop), or, should the owner die first, the next capture or follow does."""
     check_capturable(runner)
-    return _start(runner, path, timeout, follow=True)[0]
+    stop_abandoned_follows(runner)
+    return _start(runner, path, timeout, follow=True, owner=owner)[0]
+
+
+def stop_abandoned_follows(runner) -> list[str]:
+    """Stop the follow captures whose follow died without cleaning up (kill -9), and
+    remove their files; returns those files."""
+    abandoned = []
+    for record in _captures(runner, follow=True):
+        if "owner_pid" not in record:
+            continue
+        if processes.alive(ProcessId(record["owner_pid"], record["owner_start"])):
+            continue
+        tcpdump = ProcessId(record["pid"], record["start"])
+        if not processes.alive(tcpdump) and not Path(record["file"]).exists():
+            continue  # stopped and removed long ago
+        processes.stop([tcpdump])
+        for leftover in follow_files(record["file"]):
+            leftover.unlink(missing_ok=True)
+        abandoned.append(record["file"])
+    return abandoned
+
+
+def follow_files(path: str | Path) -> tuple[Path, Path]:
+    """What a follow's capture writes: its pcap and tcpdump's log beside it."""
+    return Path(path), Path(f"{path}.log")
 
 
 def tcpdump_argv(runner, path: str) -> list[str]:
@@ -125,15 +154,17 @@ def _ifindex(transport, interface: str) -> int | None:
     return int(number.group(1)) if found.returncode == 0 and number else None
 
 
-def _start(runner, path: str | Path, timeout: float, follow: bool) -> tuple[ProcessId, str]:
+def _start(
+    runner, path: str | Path, timeout: float, follow: bool, owner: ProcessId | None = None
+) -> tuple[ProcessId, str]:
     path = str(Path(path).resolve())
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    log = Path(f"{path}.log") if follow else runner.state.dir / "capture.log"  # a follow's beside its pcap
+    log = follow_files(path)[1] if follow else _log(runner)  # a follow's beside its pcap
     log.unlink(missing_ok=True)
     transport = runner.control.transport  # where the controller runs sees every session
     pid = transport.spawn(tcpdump_argv(runner, path), log_path=str(log))
     proc = processes.identify(pid) or ProcessId(pid, -1)
-    extra = {"follow": True} if follow else {}
+    extra = {"follow": True, "owner_pid": owner.pid, "owner_start": owner.start} if follow else {}
     runner.state.record("process", role=ROLE, pid=proc.pid, start=proc.start, file=path, **extra)
     deadline = time.monotonic() + timeout
     while "listening on" not in (log.read_text(errors="replace") if log.exists() else ""):
@@ -146,10 +177,25 @@ def _start(runner, path: str | Path, timeout: float, follow: bool) -> tuple[Proc
     return proc, path
 
 
+def _log(runner) -> Path:
+    return runner.state.dir / "capture.log"
+
+
 def stop_capture(runner) -> str | None:
     """Stop the user's running capture (tcpdump flushes its file); returns the file."""
+    stop_abandoned_follows(runner)
     running = running_capture(runner)
     if running is None:
         return None
     processes.stop([running[0]])
     return running[1]
+
+
+def dropped_packets(runner) -> int:
+    """How many packets the last user capture lost because tcpdump did not keep up
+    (what tcpdump says when it stops): its trace then misses what they carried."""
+    log = _log(runner)
+    said = re.search(
+        r"(\d+) packets? dropped by kernel", log.read_text(errors="replace") if log.exists() else ""
+    )
+    return int(said.group(1)) if said else 0

@@ -109,18 +109,26 @@ def test_follow_reads_a_running_capture_and_leaves_it_running(two_host_lab, tmp_
     assert "FLOW_MOD" in lab.run("trace", "--pcap", str(pcap)).stdout
 
 
-def test_a_follow_killed_outright_leaves_its_capture_journalled_for_down(make_lab):
+def test_a_follow_killed_outright_is_cleaned_up_by_the_next_follow_or_by_down(make_lab):
     lab = make_lab()
     lab.run("up")
-    follow = Follow(lab)
-    follow.started()
-    [record] = follow_captures(lab)
-    tcpdump = ProcessId(record["pid"], record["start"])
-    follow.proc.kill()  # no cleanup runs
-    follow.proc.wait(timeout=30)
-    assert processes.alive(tcpdump)
-    lab.run("down")
-    assert not processes.alive(tcpdump)
+
+    def follow_killed_outright():
+        follow = Follow(lab)
+        follow.started()
+        record = follow_captures(lab)[-1]
+        follow.proc.kill()  # no cleanup runs
+        follow.proc.wait(timeout=30)
+        return ProcessId(record["pid"], record["start"]), record["file"]
+
+    first, first_file = follow_killed_outright()
+    assert processes.alive(first) and os.path.exists(first_file)  # what it left
+    second, second_file = follow_killed_outright()  # the next follow found it abandoned
+    assert not processes.alive(first)
+    assert not os.path.exists(first_file) and not os.path.exists(first_file + ".log")
+    assert processes.alive(second)
+    lab.run("down")  # stops everything the lab started, a follow's capture too
+    assert not processes.alive(second) and not os.path.exists(second_file)
 
 
 def test_the_flows_leaving_after_their_idle_timeout_are_seen_live_with_the_reason(two_host_lab):
