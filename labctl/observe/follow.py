@@ -66,12 +66,14 @@ def _shielded():
 
 @contextmanager
 def interrupted_by_signals():
-    """SIGTERM and SIGHUP end a follow the way Ctrl-C does, so its cleanup runs."""
+    """SIGINT, SIGTERM and SIGHUP end a follow, and its cleanup runs. SIGINT too, as
+    tcpdump does: a follow started in the background of a script inherits SIGINT
+    ignored, and `kill -INT` would never end it."""
 
     def interrupt(signum, frame):
         raise KeyboardInterrupt
 
-    previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    previous = {sig: signal.signal(sig, interrupt) for sig in _ENDING}
     try:
         yield
     finally:

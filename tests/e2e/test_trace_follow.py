@@ -26,7 +26,9 @@ pytestmark = pytest.mark.lab
 class Follow:
     """`labctl trace --follow` running in the background, read line by line."""
 
-    def __init__(self, lab, *args: str):
+    def __init__(self, lab, *args: str, sigint=signal.SIG_DFL):
+        """`sigint`: how it inherits SIGINT -- SIG_IGN as a script's background job does,
+        SIG_DFL from a terminal -- whatever ran the tests."""
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "labctl", "trace", "--follow", "-i", str(lab.inventory), *args],
             stdin=subprocess.DEVNULL,
@@ -34,6 +36,7 @@ class Follow:
             stderr=subprocess.PIPE,
             text=True,
             env=lab.env,
+            preexec_fn=lambda: signal.signal(signal.SIGINT, sigint),
         )
         self.lines: list[str] = []
 
@@ -71,7 +74,7 @@ def follow_captures(lab) -> list[dict]:
 
 def test_follow_prints_the_ping_as_it_happens_and_ctrl_c_leaves_nothing(two_host_lab):
     lab = two_host_lab
-    follow = Follow(lab, "--json")
+    follow = Follow(lab, "--json", sigint=signal.SIG_IGN)  # `kill -INT` ends it even so
     assert "following the controller channel" in follow.started()
     [record] = follow_captures(lab)
     tcpdump = ProcessId(record["pid"], record["start"])
