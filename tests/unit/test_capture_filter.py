@@ -30,14 +30,14 @@ def runner_at(site: ControllerSite, port: int = 6633):
 
 def test_in_the_controllers_own_namespace_one_interface_holds_every_session_once():
     site = ControllerSite(Links(), "in its own namespace", capture_on="eth-u")
-    argv = tcpdump_argv(runner_at(site, port=6653), "/tmp/c.pcap")
+    argv = tcpdump_argv(runner_at(site, port=6653), "c.pcap")
     assert argv[:3] == ["tcpdump", "-i", "eth-u"]
     assert argv[-1] == "tcp port 6653"
 
 
 def test_on_a_lab_host_each_packet_is_kept_as_the_hosts_stack_took_it_in_or_sent_it():
     site = ControllerSite(Links(**{"u-host1": 2}), "on host1", capture_skips=("u-host1",))
-    argv = tcpdump_argv(runner_at(site), "/tmp/c.pcap")
+    argv = tcpdump_argv(runner_at(site), "c.pcap")
     assert argv[:3] == ["tcpdump", "-i", "any"]
     # not the copy a promiscuous port saw on its way to the bridge (PACKET_OTHERHOST),
     # nor the datapath's resend of what the host sent through the bridge
@@ -46,4 +46,4 @@ def test_on_a_lab_host_each_packet_is_kept_as_the_hosts_stack_took_it_in_or_sent
 
 def test_a_skipped_interface_the_host_does_not_have_adds_no_filter():
     site = ControllerSite(Links(), "on host1", capture_skips=("u-host1",))
-    assert tcpdump_argv(runner_at(site), "/tmp/c.pcap")[-1] == "tcp port 6633 and link[10] != 3"
+    assert tcpdump_argv(runner_at(site), "c.pcap")[-1] == "tcp port 6633 and link[10] != 3"
