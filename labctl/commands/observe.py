@@ -123,11 +123,14 @@ def capture_start(ctx, inventory, simulate, quiet, verbose, output):
 @handles_errors
 def capture_stop(ctx, inventory, simulate, quiet, verbose):
     """Stop recording; prints the pcap file."""
-    from labctl.observe.capture import stop_capture
+    from labctl.observe.capture import dropped_packets, stop_capture
 
     runner = lab_runner(ctx, inventory, simulate, quiet, verbose, needs=Needs.CHANGES)
     path = stop_capture(runner)
     click.echo(f"capture saved in {path}" if path else "no capture is running")
+    lost = dropped_packets(runner) if path else 0
+    if lost:  # the machine was too busy for tcpdump: say so, or the trace's gaps look like the lab's
+        click.echo(f"tcpdump dropped {lost} packets: the trace misses the messages they carried", err=True)
 
 
 @click.command()
@@ -178,7 +181,9 @@ def trace(ctx, inventory, simulate, quiet, verbose, pcap, follow, hosts, types, 
         )
     if pcap and not follow and not Path(pcap).is_file():
         raise InputError(f"{pcap}: no such file")
-    runner = lab_runner(ctx, inventory, simulate, quiet, verbose, needs=Needs.FILES)
+    # following the lab itself starts a capture there; reading a file needs nothing
+    needs = Needs.CHANGES if follow and not pcap else Needs.FILES
+    runner = lab_runner(ctx, inventory, simulate, quiet, verbose, needs=needs)
     wanted = Wanted(tuple(hosts), types, everything)
     if follow:
         _follow(runner, pcap, wanted, full, as_json, quiet)

@@ -79,7 +79,9 @@ class ControllerSite:
     netns: str | None = None  # a namespace labctl made for the controller alone
     # Where `labctl capture` sees every bridge's session there, each packet once: the
     # interface tcpdump listens on ("any": all of them, in Linux cooked v2 frames), and
-    # the interfaces whose second copy of the same packets it leaves out.
+    # the interfaces that send out again what the host sent (a datapath's port under
+    # the bridge), whose outgoing copies it leaves out. Their incoming copies need no
+    # name: addressed to the bridge's MAC, not the port's, they are left out by type.
     capture_on: str = "any"
     capture_skips: tuple[str, ...] = ()
 

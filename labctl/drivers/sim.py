@@ -236,9 +236,9 @@ class SimDriver(Driver):
         return ControllerSite(transport, where, transport.netns, capture_on=UNDERLAY_PORT)
 
     def hosted_controller_site(self) -> ControllerSite:
-        # Every session reaches the controller's address on br-phy (this host's own over
-        # lo). The other hosts' sessions also cross the underlay port, where the userspace
-        # datapath reads and writes them: a second copy of each packet, left out.
+        # This host's own bridge reaches the controller over lo, the others' sessions over
+        # the underlay port and br-phy: what the host sends through br-phy, the userspace
+        # datapath sends again on the underlay port -- a second copy, left out.
         return ControllerSite(self._transport, f"on {self.host.name}", capture_skips=(UNDERLAY_PORT,))
 
     def log_path(self) -> Path:

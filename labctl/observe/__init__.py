@@ -7,6 +7,9 @@ and counters, named by the lab. The playbook runner (labctl run) calls this API:
     port_table(runner, host=None, stats=False) -> list[PortRow]
     flow_table(runner, host=None, datapath=False) -> list[dict]
     render_line(msg) / render_full(msg) -> str     # text output of a decoded message
+
+`labctl trace --follow` is trace.follow() over the capture observe.follow picks
+(the running one, or one it starts and stops again).
 """
 
 from __future__ import annotations

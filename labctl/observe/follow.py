@@ -2,9 +2,9 @@
 
 It reads the lab's running capture when there is one (and leaves it running), a
 file it is given, or else a capture of its own: tcpdump journalled like any
-capture (so `down` stops it even after a kill -9 of trace), its pcap in the
-lab's state directory; stopped and removed when the follow ends (Ctrl-C,
-SIGTERM, a closed pipe).
+capture, with the follow as its owner, its pcap in the lab's state directory;
+stopped and removed when the follow ends (Ctrl-C, SIGTERM, a closed pipe). After
+a kill -9 of trace, the next capture or follow of the lab stops it, or `down`.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ import signal
 from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 
 from labctl import processes
 from labctl.observe import capture
@@ -42,13 +41,13 @@ def follow_source(runner, pcap: str | None):
     path = runner.state.dir / f"follow-{os.getpid()}.pcap"
     proc: ProcessId | None = None
     try:
-        proc = capture.start_follow_capture(runner, path)
+        proc = capture.start_follow_capture(runner, path, owner=processes.identify(os.getpid()))
         yield Source(str(path), lambda: processes.alive(proc), "following the controller channel")
     finally:
         with _shielded():  # a second Ctrl-C must not cut the cleanup short
             if proc is not None:
                 processes.stop([proc])
-            for leftover in (path, Path(f"{path}.log")):
+            for leftover in capture.follow_files(path):
                 leftover.unlink(missing_ok=True)
 
 
@@ -67,12 +66,14 @@ def _shielded():
 
 @contextmanager
 def interrupted_by_signals():
-    """SIGTERM and SIGHUP end a follow the way Ctrl-C does, so its cleanup runs."""
+    """SIGINT, SIGTERM and SIGHUP end a follow, and its cleanup runs. SIGINT too, as
+    tcpdump does: a follow started in the background of a script inherits SIGINT
+    ignored, and `kill -INT` would never end it."""
 
     def interrupt(signum, frame):
         raise KeyboardInterrupt
 
-    previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    previous = {sig: signal.signal(sig, interrupt) for sig in _ENDING}
     try:
         yield
     finally:

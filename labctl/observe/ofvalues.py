@@ -133,11 +133,12 @@ def actions(version: int, found) -> list[dict]:
         entry: dict = {"type": kind, "type_code": action.type, "len": action.len}
         if hasattr(action, "port"):
             entry.update(port=port(version, action.port), port_no=action.port)
-        for key, value in action.stringify_attrs():
-            if key not in ("type", "len", "port", "key", "value") and not key.startswith("_"):
-                entry[key] = plain(value)
         if kind == "set_field":  # OpenFlow 1.3: one OXM field and its value
             entry["field"], entry["value"] = action.key, plain(action.value)
+        skip = {"type", "len", "port", "key", "value", getattr(action, "key", None)}
+        for key, value in action.stringify_attrs():
+            if key not in skip and not key.startswith("_"):
+                entry[key] = mac(value) if key == "dl_addr" else plain(value)
         out.append(entry)
     return out
 

@@ -80,10 +80,9 @@ class Reassembler:
             if len(d.waiting) > MAX_WAITING:  # it is not coming: skip the gap
                 yield from self._skip_gap(d)
             return
-        payload = seg.payload[-ahead:] if ahead < 0 else seg.payload  # drop what was read already
-        if not payload or -ahead >= len(seg.payload):
+        if -ahead >= len(seg.payload):  # a copy of what was read already
             return
-        yield from self._append(d, seg, payload)
+        yield from self._append(d, seg, seg.payload[-ahead:])  # without what was read already
         yield from self._drain(d)
 
     def _drain(self, d: _Direction) -> Iterator[tuple[Segment, bytes]]:
@@ -95,7 +94,7 @@ class Reassembler:
             seg = d.waiting.pop(ready[0])
             ahead = _after(seg.seq, d.next_seq)
             if -ahead < len(seg.payload):
-                yield from self._append(d, seg, seg.payload[-ahead:] if ahead < 0 else seg.payload)
+                yield from self._append(d, seg, seg.payload[-ahead:])
 
     def _append(self, d: _Direction, seg: Segment, payload: bytes) -> Iterator[tuple[Segment, bytes]]:
         if not d.synced:

@@ -86,6 +86,7 @@ def test_commands_on_a_simulated_lab_need_root_and_say_so_first(as_nobody, sim_i
         ("exec", ["exec", *i, "vm1", "--", "true"]),
         ("controller restart", ["controller", "restart", *i]),
         ("capture start", ["capture", "start", *i]),
+        ("trace", ["trace", "--follow", *i]),  # it starts a capture in the lab
     ]:
         line = one_line(as_nobody(*argv), 3)
         assert line == (

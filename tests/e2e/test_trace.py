@@ -215,6 +215,8 @@ def test_the_part2_walkthrough_runs_end_to_end(make_lab, tmp_path):
         "gre tunnel to host2",
         "in_port=1[vm1]",
         "host1  datapath",
+        "FLOW_REMOVED",  # step 6: trace --follow saw the flows leave
+        "reason=idle_timeout",
     ):
         assert expected in out, expected
     assert not netns_with_prefix(lab.prefix)  # the walk-through removed its lab

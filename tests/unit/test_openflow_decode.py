@@ -286,3 +286,14 @@ def test_either_name_of_the_stats_messages_selects_both_versions():
     assert wanted({"host": "h", "type": "multipart_reply"}) and wanted({"host": "h", "type": "stats_reply"})
     assert Wanted(types=("role_request",))({"host": "h", "type": "vendor", "subtype": "role_request"})
     assert not Wanted()({"host": "h", "type": "echo_request"}) and Wanted()({"host": "h", "type": "error"})
+
+
+def test_an_unknown_message_type_is_bad_input_in_one_line(tmp_path):
+    from click.testing import CliRunner
+
+    from labctl.cli import cli
+
+    result = CliRunner().invoke(cli, ["trace", "--type", "flowmod", "--pcap", str(tmp_path / "x.pcap")])
+    assert result.exit_code == 2
+    assert result.output.startswith("labctl: error: no OpenFlow message type 'flowmod'; types: ")
+    assert "flow_removed" in result.output and "multipart_reply" in result.output
