@@ -14,6 +14,7 @@ from typing import Literal
 
 from pydantic import Field
 
+from labctl.errors import ProvisionError
 from labctl.fieldtypes import HostField
 from labctl.guest_keys import KeyPair, LabKeys
 from labctl.model import VM
@@ -42,4 +43,9 @@ def build(session, vm: VM, domain_name: str, mgmt: tuple[str, str] | None) -> by
         lab=Nic(vm.mac, str(vm.ip), session.lab.mtu),
         mgmt=Nic(*mgmt) if mgmt else None,
     )
-    return build_iso(seed.files())
+    try:
+        return build_iso(seed.files())
+    except ImportError:
+        raise ProvisionError(
+            vm.host, f"build the seed of {vm.name}", "pycdlib is missing: scripts/setup.sh installs it"
+        ) from None

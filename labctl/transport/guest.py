@@ -19,10 +19,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 from labctl.errors import CommandError, ProvisionError
+from labctl.transport.base import Completed
 from labctl.transport.netns import connect_in_netns
 from labctl.transport.ssh import SshTransport
 
 SSH_PORT = 22
+UNREACHABLE = 255  # as ssh(1) says it could not get there
 
 
 class GuestSsh(SshTransport):
@@ -31,13 +33,22 @@ class GuestSsh(SshTransport):
             name, address, user="root", key=str(key), host_key=host_key, open_socket=open_socket, via=via
         )
 
+    def _run(self, argv: tuple[str, ...], *, input: str | None, timeout: float) -> Completed:
+        """A guest not answering (yet: it may still be booting) is an exit code, 255 as
+        ssh(1) gives it, not an error: wait-for and verify ask again or report it."""
+        try:
+            return super()._run(argv, input=input, timeout=timeout)
+        except ProvisionError as exc:
+            return Completed(argv, UNREACHABLE, "", exc.detail)
+
+    def shell_argv(self) -> list[str]:
+        return ["/bin/sh"]  # a guest has its own shells, not necessarily this machine's $SHELL
+
     def unreachable(self) -> str | None:
         """None when the guest answers over SSH; else why not, in a few words."""
         try:
             result = self.run(["true"], check=False, timeout=10)
-        except ProvisionError as exc:
-            return exc.detail
-        except CommandError as exc:
+        except CommandError as exc:  # the connection dropped, or the command timed out
             return str(exc)
         return None if result.ok else result.stderr.strip() or f"exit {result.returncode}"
 

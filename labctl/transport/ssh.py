@@ -115,7 +115,9 @@ class SshTransport(Transport):
             raise ProvisionError(
                 self.name,
                 step,
-                "the host key differs from known_hosts (a different machine, or it was rebuilt)",
+                "its host key is not the one labctl gave it (another machine at that address?)"
+                if self.host_key
+                else "the host key differs from known_hosts (a different machine, or it was rebuilt)",
             ) from None
         except paramiko.SSHException as exc:
             text = str(exc)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import signal
 import stat
@@ -185,6 +186,17 @@ def test_a_real_guest_is_a_vm_like_any_other_and_down_leaves_nothing(make_lab, g
     assert authorized == Path(f"{key}.pub").read_text()
     failed = lab.run("exec", "vm1", "--", "sh", "-c", "echo out; echo err >&2; exit 7", check=False)
     assert (failed.returncode, failed.stdout, failed.stderr) == (7, "out\n", "err\n")
+    # shell: a terminal in the guest (script(1) gives labctl one), its own /bin/sh
+    argv = shlex.join([sys.executable, "-m", "labctl", "shell", "vm1", "-i", str(lab.inventory)])
+    shell = subprocess.run(
+        ["script", "-qec", argv, "/dev/null"],
+        input="tty; echo $((6 * 7)); exit 3\n",
+        capture_output=True,
+        text=True,
+        env=lab.env,
+        timeout=60,
+    )
+    assert shell.returncode == 3 and "/dev/pts/" in shell.stdout and "42" in shell.stdout, shell
     # nothing answers on the guest's lab address: SSH listens on the management one only
     probe = lab.in_vm("vm2", "curl", "-sS", "--max-time", "5", "telnet://172.16.0.1:22", check=False)
     assert probe.returncode == 7, probe.stderr  # curl: could not connect
