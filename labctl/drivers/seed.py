@@ -30,6 +30,16 @@ def keys(session) -> LabKeys:
     return LabKeys(session.state.dir, session.lab.name)
 
 
+def doctor_check() -> tuple[bool, str]:
+    """What builds the seeds here (pycdlib), in one line."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return True, f"pycdlib {version('pycdlib')} builds the guests' seeds"
+    except PackageNotFoundError:
+        return False, "pycdlib is missing (it builds the guests' seeds): scripts/setup.sh installs it"
+
+
 def build(session, vm: VM, domain_name: str, mgmt: tuple[str, str] | None) -> bytes:
     """The seed's ISO image; `mgmt` is the management NIC's (MAC, address/prefix)."""
     lab_keys = keys(session)

@@ -317,6 +317,8 @@ class RealGuests:
         ]
         if self.boot is not None:
             checks.append(("boot files", boot_files))
+        if self.seeded:
+            checks.append(("NoCloud seeds", seed.doctor_check))
         sources = self._boot_sources()
         kernel = str(sources[0][0]) if sources else None
         checks.append(accel.doctor_check(self.host.options["accel"], self.kvm_probe, kernel))

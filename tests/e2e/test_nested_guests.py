@@ -212,6 +212,7 @@ def test_a_real_guest_is_a_vm_like_any_other_and_down_leaves_nothing(make_lab, g
     doctor = lab.run("doctor", check=False).stdout
     assert "kvm1: ok   accel: guests will run under TCG (accel: tcg)" in doctor
     assert "kvm1: ok   libvirtd: libvirtd (libvirt)" in doctor
+    assert "kvm1: ok   NoCloud seeds: pycdlib " in doctor
 
     # the live domain: TCG, as accel: tcg says; a guest whose QEMU died is drift, and up starts it again
     conn = libvirt.open(f"qemu+unix:///system?socket={state}/run/libvirt/libvirt-sock")
