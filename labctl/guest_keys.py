@@ -27,11 +27,6 @@ class KeyPair:
     def private_text(self) -> str:
         return self.private_path.read_text()
 
-    @property
-    def public_blob(self) -> str:
-        """The key without its type and comment (what a known_hosts line carries)."""
-        return self.public.split()[1]
-
 
 def _generate(path: Path, comment: str) -> None:
     from cryptography.hazmat.primitives import serialization

@@ -26,7 +26,6 @@ from dataclasses import dataclass
 import yaml
 
 LABEL = "cidata"
-FILES = ("meta-data", "user-data", "network-config")
 
 
 @dataclass(frozen=True)
