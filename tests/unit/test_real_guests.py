@@ -314,3 +314,21 @@ def test_a_guest_is_reached_over_ssh_as_root_with_the_lab_key_and_its_own_host_k
         "host key pinned (ssh-ed25519)"
     )
     assert ssh.key == str(tmp_path / "guest-keys" / "id_ed25519")
+
+
+def test_a_guest_that_does_not_answer_is_exit_255_and_a_reason_not_an_error(tmp_path):
+    """As ssh(1) says it: wait-for asks again, verify reports the guest's pairs as not verifiable."""
+    from labctl.guest_keys import LabKeys
+    from labctl.transport import guest
+
+    keys = LabKeys(tmp_path, "demo")
+    ssh = guest.from_netns(
+        "vm1",
+        "lc-no-such-namespace",
+        "169.254.100.10",
+        key=keys.client().private_path,
+        host_key=keys.host("vm1").public,
+    )
+    result = ssh.run(["true"], check=False)
+    assert result.returncode == 255 and result.stderr == "unreachable: No such file or directory"
+    assert ssh.unreachable() == "unreachable: No such file or directory"
