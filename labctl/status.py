@@ -163,6 +163,8 @@ class LabStatus:
             }
             if name in vm_by_port:
                 entry["vm"] = vm_by_port[name].name
+                if not driver.address_managed(vm_by_port[name]):
+                    entry["address_managed"] = False  # e.g. an image without cloud-init (seed: none)
             if iface and iface.options.get("remote_ip"):
                 entry["remote_ip"] = iface.options["remote_ip"]
             if iface and iface.mtu is not None:
@@ -253,6 +255,7 @@ def render_text(data: dict) -> str:
                 else port["type"]
             )
             mtu = f", MTU {port['mtu']}" if "vm" in port and "mtu" in port else ""
+            mtu += ", address not managed" if port.get("address_managed") is False else ""
             error = f"  ERROR {port['error']}" if "error" in port else ""
             lines.append(
                 f"      {str(port['ofport'] if port['ofport'] is not None else '-'):>5}  "

@@ -7,7 +7,8 @@
 #   scripts/setup.sh --ryu    also Ryu (controller kind ryu) in its own environment, .venv-ryu
 #   scripts/setup.sh --libvirt  also what real guests on simulated kvm hosts need (guests: libvirt):
 #                               libvirtd and its QEMU driver, QEMU, the libvirt-qemu user, and the
-#                               small test guest (scripts/build-guest.sh, into build/guest/)
+#                               small test guest (scripts/build-guest.sh, into build/guest/:
+#                               busybox-static, dropbear-bin, fping)
 #   scripts/setup.sh --test   also what the test suite needs (Ryu and --libvirt included; POX where
 #                             GitHub is reachable)
 set -euo pipefail
@@ -61,9 +62,11 @@ fi
 # driver looks the user libvirt-qemu up when it starts, even though labctl's qemu.conf
 # runs QEMU as root; libvirt-daemon-system would create it, with much else.
 if [ "$libvirt" = yes ]; then
-    # curl: labctl posts commands to a guest's runner over its management path
+    # busybox-static, dropbear-bin (dropbear, dropbearconvert): the test guest's initramfs
+    # (scripts/build-guest.sh); curl: the tests probe a guest's lab address with it
     wanted=()
-    for pkg in libvirt-daemon libvirt-daemon-driver-qemu qemu-system-x86 qemu-utils busybox-static curl; do
+    for pkg in libvirt-daemon libvirt-daemon-driver-qemu qemu-system-x86 qemu-utils busybox-static \
+               dropbear-bin curl; do
         dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || wanted+=("$pkg")
     done
     if [ ${#wanted[@]} -gt 0 ]; then

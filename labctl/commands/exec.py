@@ -40,6 +40,6 @@ def exec_(ctx, name, command, inventory, simulate, quiet, verbose):
 @click.pass_context
 @handles_errors
 def shell(ctx, name, inventory, simulate, quiet, verbose):
-    """An interactive shell in the VM or host NAME ($SHELL, else /bin/sh)."""
+    """An interactive shell in the VM or host NAME ($SHELL, else /bin/sh; /bin/sh in a real guest)."""
     transport = lab_runner(ctx, inventory, simulate, quiet, verbose, needs=Needs.HOSTS).transport_of(name)
-    sys.exit(transport.interactive([os.environ.get("SHELL", "/bin/sh")]))
+    sys.exit(transport.interactive(transport.shell_argv() or [os.environ.get("SHELL", "/bin/sh")]))

@@ -121,6 +121,11 @@ class Driver(ABC):
         words (`verify` reports the pairs from it as not verifiable, never as passed)."""
         return None
 
+    def address_managed(self, vm: VM) -> bool:
+        """False when labctl does not give the VM its inventory address (a real guest
+        without a seed): `status` says "address not managed"."""
+        return True
+
     # --- what `labctl plan` shows: descriptions only, no I/O, no connection ---
     @classmethod
     def planned_lab_steps(cls, session: LabSession) -> list[PlannedStep]:

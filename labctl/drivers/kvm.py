@@ -17,7 +17,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from labctl.drivers import accel, guests
+from labctl.drivers import accel, guests, seed
 from labctl.drivers.base import DoctorCheck, LabSession, PlannedStep, Problem
 from labctl.drivers.libvirt_guests import (
     PORT_CHOSEN_BY_LIBVIRT,
@@ -58,6 +58,8 @@ class KvmDriver(RealHostDriver):
         "accel": HostField(Literal[accel.ACCELS], Field(default="auto")),  # type: ignore[valid-type]
         # simulated: the host's VMs are namespaces, or real QEMU guests of a libvirtd in the host
         "guests": HostField(Literal["namespace", "libvirt"], Field(default="namespace")),
+        # each guest's NoCloud seed (address, MTU, the lab's key); none: an image without cloud-init
+        "seed": seed.FIELD,
     }
 
     def __init__(self, session: LabSession, host: Host):
@@ -74,7 +76,10 @@ class KvmDriver(RealHostDriver):
             boot=host.options["boot"],
             image=host.options["image"],
             accel=self.accel,
-            journal=lambda vm, name, overlay: self.record("kvm-vm", uri=self.uri, name=name, overlay=overlay),
+            journal=lambda vm, name, overlay, seed_file: self.record(
+                "kvm-vm", uri=self.uri, name=name, overlay=overlay, seed=seed_file
+            ),
+            seeds=host.options["seed"] != "none",
         )
 
     def accel(self) -> accel.Accel:
@@ -83,6 +88,9 @@ class KvmDriver(RealHostDriver):
 
     def libvirt(self):
         return self.guests.libvirt()
+
+    def address_managed(self, vm: VM) -> bool:
+        return self.host.options["seed"] != "none"
 
     @classmethod
     def inventory_problems(cls, name, host, simulate: bool) -> list[Problem]:
@@ -147,8 +155,9 @@ class KvmDriver(RealHostDriver):
         if record["kind"] != "kvm-vm":
             return super().remove(record, transport)
         remove_domain(record["uri"], record["name"], record["host"])
-        if record.get("overlay"):
-            transport.run(["rm", "-f", record["overlay"]])
+        for path in (record.get("overlay"), record.get("seed")):
+            if path:
+                transport.run(["rm", "-f", path])
 
 
 def boot_problems(name: str, host, simulate: bool) -> list[Problem]:

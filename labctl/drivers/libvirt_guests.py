@@ -7,8 +7,10 @@ kernel and an initrd (`boot:`). Its domain comes from templates/libvirt-domain.x
 one NIC, `<interface type='bridge'>` on the lab bridge with
 `<virtualport type='openvswitch'/>`, so libvirt makes the tap (vnetN) and adds it to
 OVS itself; with a `Management` path, a second NIC on a plain Linux bridge (labctl's
-way in, never the lab bridge). The OVS port is read back from the running domain's
-XML (`<target dev=…>`).
+way in, never the lab bridge). With `seeds`, each guest gets its NoCloud seed (seed.py:
+its address and MTU, its management address, the lab's key) as a SATA CD, written next
+to its overlay before the domain is defined. The OVS port is read back from the running
+domain's XML (`<target dev=…>`).
 The domain type (kvm, or qemu for TCG) is decided when a guest is first defined
 (accel.py).
 """
@@ -22,7 +24,7 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from labctl.drivers import guests
+from labctl.drivers import guests, seed
 from labctl.drivers.accel import Accel
 from labctl.drivers.base import LabSession, PlannedStep
 from labctl.errors import InputError, ProvisionError
@@ -44,11 +46,11 @@ class BootSpec(BaseModel):
     cmdline: str = Field(default="", pattern=r"^[A-Za-z0-9_.,:=/+@ -]{0,400}$")
 
 
-def kernel_cmdline(vm: VM, boot: BootSpec, mgmt: str | None = None) -> str:
+def kernel_cmdline(vm: VM, boot: BootSpec) -> str:
     """The serial console (the domain's log), and the VM's inventory address for an
-    initramfs that sets it (labctl.ip=172.16.0.1/24; the kernel itself ignores it), and
-    its management address when it has a way in (labctl.mgmt=169.254.100.10/24)."""
-    parts = ("console=ttyS0", f"labctl.ip={vm.ip}", f"labctl.mgmt={mgmt}" if mgmt else "", boot.cmdline)
+    initramfs of the user's that sets it without a seed (labctl.ip=172.16.0.1/24; the
+    kernel itself ignores it)."""
+    parts = ("console=ttyS0", f"labctl.ip={vm.ip}", boot.cmdline)
     return " ".join(part for part in parts if part)
 
 
@@ -129,9 +131,10 @@ def remove_domain(uri: str, name: str, host: str) -> None:
         conn.close()
 
 
-# journal(vm, domain name, overlay path outside or None): the owner records the guest
-# before it is made, in its own record kind, so its own undo() removes it.
-Journal = Callable[[VM, str, str | None], None]
+# journal(vm, domain name, overlay path outside or None, seed path outside or None): the
+# owner records the guest before it is made, in its own record kind, so its own undo()
+# removes it.
+Journal = Callable[[VM, str, str | None, str | None], None]
 
 
 class LibvirtGuests:
@@ -150,10 +153,11 @@ class LibvirtGuests:
         accel: Callable[[], Accel],
         journal: Journal,
         mgmt: Management | None = None,
+        seeds: bool = False,
     ):
         self.session, self.host, self.uri, self.transport = session, host, uri, transport
         self.files, self.boot, self.image = files, boot, image
-        self.accel, self.journal, self.mgmt = accel, journal, mgmt
+        self.accel, self.journal, self.mgmt, self.seeds = accel, journal, mgmt, seeds
         self._conn = None
         self._lock = threading.Lock()
 
@@ -165,6 +169,14 @@ class LibvirtGuests:
 
     def name(self, vm: VM) -> str:
         return guests.guest_name(self.session.lab.name, vm.name)
+
+    def seed_path(self, vm: VM) -> tuple[str, str] | None:
+        """The guest's seed (inside, outside), when it gets one."""
+        return self.files.of(seed.FILE.format(vm=vm.name)) if self.seeds else None
+
+    def seed_image(self, vm: VM) -> bytes:
+        mgmt = (mgmt_mac(vm), self.mgmt.address(vm)) if self.mgmt else None
+        return seed.build(self.session, vm, self.name(vm), mgmt)
 
     def domain_xml(self, vm: VM, domain_type: str) -> str:
         overlay_inside, _ = self.files.of(f"{vm.name}.qcow2")
@@ -178,7 +190,8 @@ class LibvirtGuests:
             disk=None if boot else overlay_inside,
             kernel=boot.kernel if boot else None,
             initrd=boot.initrd if boot else None,
-            cmdline=kernel_cmdline(vm, boot, self.mgmt.address(vm) if self.mgmt else None) if boot else None,
+            cmdline=kernel_cmdline(vm, boot) if boot else None,
+            seed=seed_file[0] if (seed_file := self.seed_path(vm)) else None,
             console_log=console if self.files.console_log else None,
             mgmt_bridge=self.mgmt.bridge if self.mgmt else None,
             mgmt_mac=mgmt_mac(vm),
@@ -201,11 +214,14 @@ class LibvirtGuests:
                     raise InputError(f"host {self.host.name}: {NO_BOOT}")
                 accel = self.accel() if not self.uri.startswith("test:") else None
                 overlay = None if self.boot else self.files.of(f"{vm.name}.qcow2")[1]
-                self.journal(vm, name, overlay)
+                seed_file = self.seed_path(vm)
+                self.journal(vm, name, overlay, seed_file[1] if seed_file else None)
                 if self.files.console_log:  # QEMU writes the console there
                     self.transport.run(["mkdir", "-p", self.files.outside])
                 if overlay is not None:
                     guests.create_overlay(self.transport, self.image, overlay, self.host.name)
+                if seed_file is not None:  # private: it holds the guest's host key
+                    self.transport.put_file(seed_file[1], self.seed_image(vm), mode=0o600)
                 domain = conn.defineXML(self.domain_xml(vm, accel.domain_type if accel else "test"))
                 how = f" under {accel}" if accel else ""
                 self.session.report.changed(self.host.name, f"VM {vm.name} defined{how}")
@@ -267,6 +283,15 @@ class LibvirtGuests:
                     f"qcow2 overlay {self.files.of(f'{vm.name}.qcow2')[1]}", problem=NO_BOOT, field="image"
                 )
             ]
+        seed_file = self.seed_path(vm)
+        if seed_file is not None:
+            made.append(
+                PlannedStep(
+                    f"NoCloud seed {seed_file[1]} (ISO9660 cidata: {vm.ip}, MTU {self.session.lab.mtu}"
+                    + (f", management {self.mgmt.address(vm)}" if self.mgmt else "")
+                    + ", the lab's SSH key), attached as a CD"
+                )
+            )
         return [
             *made,
             PlannedStep(

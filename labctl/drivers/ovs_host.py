@@ -88,6 +88,9 @@ class OvsHostDriver(RealHostDriver):
     def vm_netns(self, vm: VM) -> str:
         return f"lc-{self.session.lab.name}-{vm.name}"
 
+    def address_managed(self, vm: VM) -> bool:
+        return True  # its VMs are namespaces labctl addresses
+
     def way_in(self, vm: VM) -> str | None:
         return None  # its VMs are namespaces on the host, entered over SSH
 

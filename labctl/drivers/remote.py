@@ -88,6 +88,9 @@ class RealHostDriver(Driver):
     def way_in(self, vm: VM) -> str | None:
         return "real guest, no way in yet"
 
+    def address_managed(self, vm: VM) -> bool:
+        return False  # no seed on this hypervisor yet (kvm has one: seed.py)
+
     def vm_transport(self, vm: VM) -> Transport:
         raise ProvisionError(
             vm.name,

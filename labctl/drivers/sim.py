@@ -354,6 +354,9 @@ class SimDriver(Driver):
     def way_in(self, vm: VM) -> str | None:
         return self.real.way_in(vm) if self.real is not None else None
 
+    def address_managed(self, vm: VM) -> bool:
+        return self.real.address_managed(vm) if self.real is not None else True
+
     def vm_netns(self, vm: VM) -> str:
         return simnet.netns_name(self.session.lab.name, vm.name)
 

@@ -3,9 +3,11 @@ code (libvirt_guests.py) pointed at a libvirtd inside the simulated host (libvir
 
 The simulated host composes this instead of making namespace VMs; the orchestrator
 sees the same driver hooks either way. libvirt plugs each guest's vnetN into the
-host's br0 (virtualport openvswitch), as on a real KVM host. A `boot:` guest also gets
-a second NIC on the management bridge `labmgmt` (a Linux bridge in the host's namespace),
-over which labctl runs commands in it (transport/guest.py): verify, exec, shell.
+host's br0 (virtualport openvswitch), as on a real KVM host. Each guest gets a second NIC
+on the management bridge `labmgmt` (a Linux bridge in the host's namespace) and a
+NoCloud seed (unless `seed: none`) with its lab address and MTU, its management address
+and the lab's SSH key; labctl runs commands in it over SSH on that path, from inside
+the host's namespace (transport/guest.py): verify, exec, shell.
 
 The daemon sees its own /run and /var: the guests' files live in
 DIR/var/lib/libvirt/labctl, which it sees as /var/lib/libvirt/labctl. The boot kernel
@@ -28,7 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from labctl import processes
-from labctl.drivers import accel
+from labctl.drivers import accel, seed
 from labctl.drivers.base import DoctorCheck, PlannedStep
 from labctl.drivers.libvirt_guests import (
     PORT_CHOSEN_BY_LIBVIRT,
@@ -41,7 +43,7 @@ from labctl.drivers.libvirt_guests import (
 from labctl.drivers.libvirtd import Libvirtd, running
 from labctl.errors import InputError, ProvisionError
 from labctl.model import VM, Host, Lab
-from labctl.transport.guest import GuestTransport
+from labctl.transport import guest as guest_ssh
 from labctl.transport.local import LocalTransport
 
 if TYPE_CHECKING:
@@ -77,6 +79,8 @@ class RealGuests:
         self.boot: BootSpec | None = self.host.options["boot"]
         image = self.host.options["image"]
         self.image = str(on_this_machine(self.session.lab, image)) if image else None
+        self.seeded = self.host.options["seed"] != "none"
+        self._ways_in: dict[str, guest_ssh.GuestSsh] = {}
         self.guests = LibvirtGuests(
             self.session,
             self.host,
@@ -87,7 +91,8 @@ class RealGuests:
             image=self.image,
             accel=self.accel,
             journal=self._journal,
-            mgmt=Management(MGMT_BRIDGE, self.mgmt_address) if self.boot else None,
+            mgmt=Management(MGMT_BRIDGE, self.mgmt_address) if self.seeded else None,
+            seeds=self.seeded,
         )
 
     # --- the way in ---
@@ -95,17 +100,30 @@ class RealGuests:
         return f"{MGMT_NET}.{10 + self.host.vms.index(vm)}/24"
 
     def way_in(self, vm: VM) -> str | None:
-        """None when labctl reaches the guest over the management bridge: a guest booted
-        from `boot:` whose runner answers (labctl's initramfs runs it); a disk image has
-        no way in yet, and a guest whose runner does not answer is not verifiable."""
+        """None when labctl reaches the guest over SSH on the management bridge; else why
+        not: a guest without a seed has no way in, one whose SSH does not answer (still
+        booting, no SSH server, another host key) is not verifiable."""
         return self.no_path(vm) or self.transport(vm).unreachable()
 
     def no_path(self, vm: VM) -> str | None:
         """Why the guest has no management path at all (None: it has one, answering or not)."""
-        return None if self.boot else "real guest from a disk image, no way in yet"
+        return None if self.seeded else f"{seed.NOT_MANAGED}: labctl has no way in"
 
-    def transport(self, vm: VM) -> GuestTransport:
-        return GuestTransport(vm.name, self.driver.netns, self.mgmt_address(vm).split("/")[0])
+    def address_managed(self, vm: VM) -> bool:
+        return self.seeded
+
+    def transport(self, vm: VM) -> guest_ssh.GuestSsh:
+        """One SSH connection per guest for the whole labctl run."""
+        if vm.name not in self._ways_in:
+            keys = seed.keys(self.session)
+            self._ways_in[vm.name] = guest_ssh.from_netns(
+                vm.name,
+                self.driver.netns,
+                self.mgmt_address(vm).split("/")[0],
+                key=keys.client().private_path,
+                host_key=keys.host(vm.name).public,
+            )
+        return self._ways_in[vm.name]
 
     def ensure_mgmt_bridge(self) -> None:
         """The management bridge, in the host's namespace only (it goes with it at down)."""
@@ -174,7 +192,7 @@ class RealGuests:
             self.host.options["accel"], self.kvm_probe, str(sources[0][0]) if sources else None
         )
 
-    def _journal(self, vm: VM, name: str, overlay: str | None) -> None:
+    def _journal(self, vm: VM, name: str, overlay: str | None, seed_file: str | None) -> None:
         self.driver.record(
             "libvirt-guest",
             uri=self.libvirtd.uri,
@@ -218,7 +236,7 @@ class RealGuests:
         if problem:
             raise InputError(f"host {self.host.name}: {problem}")
         self._stage_boot_files()
-        if self.boot:
+        if self.seeded:
             self.ensure_mgmt_bridge()
         for vm in self.host.vms:
             self.guests.ensure(vm)
@@ -229,7 +247,9 @@ class RealGuests:
             return ["libvirtd is not running"]
         gone = not self.driver.transport().run(["ip", "link", "show", MGMT_BRIDGE], check=False).ok
         lost = (
-            [f"management bridge {MGMT_BRIDGE} is missing (the guests' way in)"] if self.boot and gone else []
+            [f"management bridge {MGMT_BRIDGE} is missing (the guests' way in)"]
+            if self.seeded and gone
+            else []
         )
         return lost + self.guests.not_running()
 
@@ -243,7 +263,7 @@ class RealGuests:
             ),
             PlannedStep(accel.describe(self.host.options["accel"])),
         ]
-        if self.boot:
+        if self.seeded:
             steps.append(
                 PlannedStep(
                     f"management bridge {MGMT_BRIDGE} ({MGMT_HOST}) in the host's namespace, a Linux "
@@ -297,6 +317,8 @@ class RealGuests:
         ]
         if self.boot is not None:
             checks.append(("boot files", boot_files))
+        if self.seeded:
+            checks.append(("NoCloud seeds", seed.doctor_check))
         sources = self._boot_sources()
         kernel = str(sources[0][0]) if sources else None
         checks.append(accel.doctor_check(self.host.options["accel"], self.kvm_probe, kernel))

@@ -6,13 +6,15 @@ then `xl create`. Xen's vif-openvswitch hotplug script adds the guest's NIC to
 the lab bridge as vif<domid>.0; the domain id comes from `xl domid`. `type=vif`:
 the PV NIC only, so an HVM guest gets no emulated twin (vif<domid>.0-emu) on the
 bridge beside the port labctl reports; the guest needs PV network drivers
-(Linux's xen-netfront).
-`down` runs `xl destroy` and removes the cfg and the overlay, from the journal.
+(Linux's xen-netfront). Each VM also gets its NoCloud seed (seed.py: its address, the
+lab's MTU and SSH key) as a read-only CD, `devtype=cdrom` in the cfg's disk list, unless
+`seed: none`.
+`down` runs `xl destroy` and removes the cfg, the overlay and the seed, from the journal.
 """
 
 from __future__ import annotations
 
-from labctl.drivers import guests
+from labctl.drivers import guests, seed
 from labctl.drivers.base import DoctorCheck, PlannedStep
 from labctl.drivers.remote import RealHostDriver
 from labctl.errors import ProvisionError
@@ -28,7 +30,10 @@ def xl_create(cfg_path: str) -> list[str]:
 
 class XenDriver(RealHostDriver):
     name = "xen"
-    host_fields = {"image": guests.IMAGE}
+    host_fields = {"image": guests.IMAGE, "seed": seed.FIELD}
+
+    def address_managed(self, vm: VM) -> bool:
+        return self.host.options["seed"] != "none"
 
     def prepare(self) -> None:
         self.check_ovs()
@@ -54,7 +59,12 @@ class XenDriver(RealHostDriver):
             self._ensure_vm(vm)
 
     def cfg(self, vm: VM) -> str:
-        return guests.render_guest("xl.cfg.j2", self.session.lab, vm)
+        return guests.render_guest("xl.cfg.j2", self.session.lab, vm, seed=self.seed_path(vm))
+
+    def seed_path(self, vm: VM) -> str | None:
+        if self.host.options["seed"] == "none":
+            return None
+        return f"{guests.lab_dir(self.session.lab.name)}/{seed.FILE.format(vm=vm.name)}"
 
     def cfg_path(self, vm: VM) -> str:
         return f"{guests.lab_dir(self.session.lab.name)}/{vm.name}.cfg"
@@ -66,8 +76,11 @@ class XenDriver(RealHostDriver):
             return
         cfg_path = self.cfg_path(vm)
         overlay = guests.overlay_path(lab.name, vm.name)
-        self.record("xen-vm", name=name, cfg=cfg_path, overlay=overlay)
+        seed_path = self.seed_path(vm)
+        self.record("xen-vm", name=name, cfg=cfg_path, overlay=overlay, seed=seed_path)
         guests.create_overlay(transport, self.host.options["image"], overlay, self.host.name)
+        if seed_path is not None:  # private: it holds the guest's host key
+            transport.put_file(seed_path, seed.build(self.session, vm, name, None), mode=0o600)
         transport.put_file(cfg_path, self.cfg(vm).encode())
         transport.run(xl_create(cfg_path))
         self.session.report.changed(self.host.name, f"VM {vm.name} (xl create {cfg_path})")
@@ -79,8 +92,19 @@ class XenDriver(RealHostDriver):
     def planned_vm_steps(self, vm: VM) -> list[PlannedStep]:
         cfg_path = self.cfg_path(vm)
         overlay = guests.overlay_path(self.session.lab.name, vm.name)
+        seed_path = self.seed_path(vm)
+        seeded = (
+            [
+                PlannedStep(
+                    f"NoCloud seed {seed_path} ({vm.ip}, MTU {self.session.lab.mtu}, the lab's SSH key)"
+                )
+            ]
+            if seed_path
+            else []
+        )
         return [
             *guests.planned_overlay(self.host.options["image"], overlay),
+            *seeded,
             PlannedStep(
                 f"write {cfg_path}: vif on {self.session.lab.bridge} via vif-openvswitch, MAC {vm.mac}, "
                 f"MTU {self.session.lab.mtu}",
@@ -109,4 +133,4 @@ class XenDriver(RealHostDriver):
             return super().remove(record, transport)
         if transport.run(["xl", "domid", record["name"]], check=False).ok:
             transport.run(["xl", "destroy", record["name"]])
-        transport.run(["rm", "-f", record["cfg"], record["overlay"]])
+        transport.run(["rm", "-f", record["cfg"], record["overlay"], *filter(None, [record.get("seed")])])

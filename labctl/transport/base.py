@@ -63,6 +63,10 @@ class Transport(ABC):
         """Run argv attached to this terminal (labctl exec/shell); return its exit code."""
         raise NotImplementedError(f"{type(self).__name__} cannot run commands interactively")
 
+    def shell_argv(self) -> list[str]:
+        """The shell `labctl shell` starts here; empty: this machine's $SHELL."""
+        return []
+
     def describe(self) -> str:
         """How commands reach the host, in words (`labctl plan`)."""
         return self.name

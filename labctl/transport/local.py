@@ -66,7 +66,10 @@ class LocalTransport(Transport):
         target = Path(path)
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(target.name + ".tmp")
-        tmp.write_bytes(data)
+        tmp.unlink(missing_ok=True)
+        # made with its mode (less the umask), never readable by others for an instant
+        with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode), "wb") as fh:
+            fh.write(data)
         tmp.chmod(mode)
         tmp.replace(target)
 

@@ -9,6 +9,10 @@ real host.
 
 from __future__ import annotations
 
+import ctypes
+import os
+import socket
+import threading
 from collections.abc import Sequence
 
 from labctl.transport.local import LocalTransport
@@ -30,3 +34,32 @@ class NetnsTransport(LocalTransport):
 
     def wrap(self, argv: Sequence[str]) -> list[str]:
         return ["ip", "netns", "exec", self.netns, *argv]
+
+
+CLONE_NEWNET = 0x40000000
+
+
+def connect_in_netns(netns: str, address: str, port: int, timeout: float = 5.0) -> socket.socket:
+    """A TCP connection made from inside the named network namespace (a simulated
+    hypervisor host's), usable from anywhere in this process: a socket belongs to the
+    namespace it was created in. A short-lived thread enters the namespace (setns moves
+    only the calling thread) and ends with it, so no other thread ever leaves ours."""
+    made: dict = {}
+
+    def enter_and_connect() -> None:
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            with open(f"/run/netns/{netns}", "rb") as handle:
+                if libc.setns(handle.fileno(), CLONE_NEWNET) != 0:
+                    err = ctypes.get_errno()
+                    raise OSError(err, f"cannot enter namespace {netns}: {os.strerror(err)}")
+            made["socket"] = socket.create_connection((address, port), timeout=timeout)
+        except OSError as exc:
+            made["error"] = exc
+
+    worker = threading.Thread(target=enter_and_connect, name=f"connect-in-{netns}")
+    worker.start()
+    worker.join()
+    if "error" in made:
+        raise made["error"]
+    return made["socket"]

@@ -19,8 +19,9 @@ import base64
 import logging
 import os
 import shlex
+import sys
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from io import StringIO
 
 from labctl.errors import CommandError, ProvisionError
@@ -44,8 +45,15 @@ class SshTransport(Transport):
         known_hosts: str | None = None,
         check_host_key: bool = True,
         env: Mapping[str, str] | None = None,
+        host_key: str | None = None,
+        open_socket: Callable[[], object] | None = None,
+        via: str | None = None,
     ):
+        """`host_key`: the one key the host must show (an OpenSSH public key line), instead of
+        known_hosts; `open_socket`: makes the connection's socket (a guest's management path,
+        reached from its hypervisor host), `via` says where from, in words."""
         self.name, self.address, self.port = name, address, port
+        self.host_key, self.open_socket, self.via = host_key, open_socket, via
         self.user = user or "root"
         self.key, self.known_hosts, self.check_host_key = key, known_hosts, check_host_key
         self.env = dict(env or {})
@@ -80,7 +88,15 @@ class SshTransport(Transport):
             | ({"key_filename": [os.path.expanduser(self.key)]} if self.key else {}),
         )
         client = conn.client
-        if self.check_host_key:
+        if self.host_key:
+            kind, blob = self.host_key.split()[:2]
+            client.set_missing_host_key_policy(paramiko.RejectPolicy())
+            client.get_host_keys().add(
+                self.address if self.port == 22 else f"[{self.address}]:{self.port}",
+                kind,
+                paramiko.PKey.from_type_string(kind, base64.b64decode(blob)),
+            )
+        elif self.check_host_key:
             client.set_missing_host_key_policy(paramiko.RejectPolicy())
             if self.known_hosts:
                 client.load_host_keys(self.known_hosts)
@@ -90,6 +106,8 @@ class SshTransport(Transport):
             log.warning("%s: host key checking is OFF (inventory says known_hosts: off)", self.name)
             client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
         try:
+            if self.open_socket is not None:
+                conn.connect_kwargs["sock"] = self.open_socket()
             conn.open()
         except paramiko.AuthenticationException as exc:
             raise ProvisionError(self.name, step, f"authentication refused ({exc})") from None
@@ -97,7 +115,9 @@ class SshTransport(Transport):
             raise ProvisionError(
                 self.name,
                 step,
-                "the host key differs from known_hosts (a different machine, or it was rebuilt)",
+                "its host key is not the one labctl gave it (another machine at that address?)"
+                if self.host_key
+                else "the host key differs from known_hosts (a different machine, or it was rebuilt)",
             ) from None
         except paramiko.SSHException as exc:
             text = str(exc)
@@ -122,6 +142,10 @@ class SshTransport(Transport):
     def describe(self) -> str:
         """Says it without connecting: who, where, sudo, and host keys if not checked."""
         out = f"SSH {self.user}@{self.address}:{self.port}"
+        if self.via:
+            out += f" {self.via}"
+        if self.host_key:
+            out += ", host key pinned (" + self.host_key.split()[0] + ")"
         if self.user != "root":
             out += ", commands under sudo -n"
         if not self.check_host_key:
@@ -167,6 +191,19 @@ class SshTransport(Transport):
             stderr = f"{self.user} needs passwordless sudo on {self.address}: {stderr.strip()}"
         return Completed(tuple(argv), result.exited, result.stdout, stderr)
 
+    def interactive(self, argv: Sequence[str]) -> int:
+        """argv on the host with this terminal: a pty when stdin is one (labctl shell), else
+        stdout and stderr apart and no stdin (labctl exec in a script); its exit code."""
+        tty = sys.stdin.isatty()
+        conn = self._connection()
+        try:
+            result = conn.run(
+                self.command_line(argv), hide=False, warn=True, pty=tty, in_stream=sys.stdin if tty else False
+            )
+        except Exception as exc:  # a dropped connection
+            raise CommandError(self.name, tuple(argv), -1, f"SSH failed: {exc}") from None
+        return result.exited
+
     def spawn(self, argv: Sequence[str], *, log_path: str, env: Mapping[str, str] | None = None) -> int:
         inner = self.command_line(argv, env)
         script = (
@@ -181,7 +218,8 @@ class SshTransport(Transport):
     def put_file(self, path: str, data: bytes, mode: int = 0o644) -> None:
         tmp = f"{path}.tmp"
         script = (
-            f"mkdir -p {shlex.quote(_parent(path))} && base64 -d > {shlex.quote(tmp)} && "
+            # umask 077: a private file (a seed with a host key) is never readable by others
+            f"mkdir -p {shlex.quote(_parent(path))} && umask 077 && base64 -d > {shlex.quote(tmp)} && "
             f"chmod {mode:o} {shlex.quote(tmp)} && mv {shlex.quote(tmp)} {shlex.quote(path)}"
         )
         self.run(["sh", "-c", script], input=base64.b64encode(data).decode() + "\n")

@@ -4,18 +4,23 @@ exists but hangs guests, and CI runners have none) and plugs its vnetN into the 
 br0 itself. Namespace VMs on the other hosts ping the guests across GRE, through the
 controller.
 
-The guest is Debian 12's kernel and a busybox-static initramfs that takes its address
-from the kernel command line, built by scripts/build-guest.sh (cached under build/guest/,
-never committed). Every lab is taken down and checked gone: no namespace, no process
-(libvirtd and QEMU live in the hosts' namespaces), no mount, no state file.
+The guest is Debian 12's kernel and a busybox-static initramfs that reads labctl's
+NoCloud seed (a CD labelled cidata: its address and MTU, its management address, the
+lab's SSH key) and runs dropbear on its management NIC, built by scripts/build-guest.sh
+(cached under build/guest/, never committed); labctl reaches it over SSH with the lab's
+key, from inside its host's namespace. Every lab is taken down and checked gone: no
+namespace, no process (libvirtd and QEMU live in the hosts' namespaces), no mount, no
+state file (the lab's key and the seeds among them).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
@@ -152,10 +157,14 @@ def test_a_real_guest_is_a_vm_like_any_other_and_down_leaves_nothing(make_lab, g
     assert "VM vm1 (172.16.0.1, 02:00:ac:10:00:01)" in lab.run("ports", "kvm1").stdout
     assert "nothing to change" in lab.run("up").stdout
 
-    # the guest boots (its console says so) and answers; verify runs the pairs it can
+    # the guest boots from its seed (its console says so): its address, its way in
     console = state / "var" / "lib" / "libvirt" / "labctl" / "vm1.console"
     wait_until("the guest's ready line", lambda: "LABCTL-GUEST-READY" in console.read_text(errors="replace"))
-    assert "172.16.0.1/24" in console.read_text(errors="replace")  # its address, from labctl.ip=
+    booted = console.read_text(errors="replace")
+    assert "LABCTL-GUEST-SEED /dev/sr0" in booted and "LABCTL-GUEST-WAY-IN ssh root@169.254.100.10" in booted
+    assert "inet 172.16.0.1/24" in booted  # its address, from the seed's network-config
+    key = lab.state_dir / lab.name / "guest-keys" / "id_ed25519"
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600
     wait_until(
         "vm2 reaches the guest",
         lambda: lab.in_vm("vm2", "ping", "-c1", "-W1", "172.16.0.1", check=False).returncode == 0,
@@ -169,12 +178,30 @@ def test_a_real_guest_is_a_vm_like_any_other_and_down_leaves_nothing(make_lab, g
         check=True,
     ).stdout.split()
     assert on_mgmt[0] == "vnet1" and "vnet1" not in {p["name"] for p in kvm1["ports"]}
+    # over SSH, as root with the lab's key (the one key the guest takes), its MTU the lab's
     inside = lab.run("exec", "vm1", "--", "ip", "-4", "-o", "addr", "show", "dev", "eth0")
     assert "inet 172.16.0.1/24" in inside.stdout
+    assert "mtu 1462" in lab.run("exec", "vm1", "--", "ip", "link", "show", "dev", "eth0").stdout
+    authorized = lab.run("exec", "vm1", "--", "cat", "/root/.ssh/authorized_keys").stdout
+    assert authorized == Path(f"{key}.pub").read_text()
     failed = lab.run("exec", "vm1", "--", "sh", "-c", "echo out; echo err >&2; exit 7", check=False)
     assert (failed.returncode, failed.stdout, failed.stderr) == (7, "out\n", "err\n")
-    # nothing answers on the guest's lab address: the runner listens on the management one only
-    probe = lab.in_vm("vm2", "curl", "-sS", "--max-time", "5", "http://172.16.0.1:8080/", check=False)
+    # shell: the guest's own /bin/sh on a terminal (script(1) gives labctl one): busybox ash
+    # prints its banner and prompt only when its stdin is a tty. (What is typed is not
+    # checked: ash first asks the terminal for its cursor position, which script(1) here,
+    # with no terminal of its own, never answers.)
+    argv = shlex.join([sys.executable, "-m", "labctl", "shell", "vm1", "-i", str(lab.inventory)])
+    shell = subprocess.run(
+        ["script", "-qec", argv, "/dev/null"],
+        input="exit\n",
+        capture_output=True,
+        text=True,
+        env=lab.env,
+        timeout=60,
+    )
+    assert "built-in shell (ash)" in shell.stdout and "~ # " in shell.stdout, shell
+    # nothing answers on the guest's lab address: SSH listens on the management one only
+    probe = lab.in_vm("vm2", "curl", "-sS", "--max-time", "5", "telnet://172.16.0.1:22", check=False)
     assert probe.returncode == 7, probe.stderr  # curl: could not connect
     verify = json.loads(lab.run("verify", "--json").stdout)
     pairs = {(p["src"], p["dst"]): p for p in verify["pairs"]}
@@ -188,6 +215,7 @@ def test_a_real_guest_is_a_vm_like_any_other_and_down_leaves_nothing(make_lab, g
     doctor = lab.run("doctor", check=False).stdout
     assert "kvm1: ok   accel: guests will run under TCG (accel: tcg)" in doctor
     assert "kvm1: ok   libvirtd: libvirtd (libvirt)" in doctor
+    assert "kvm1: ok   NoCloud seeds: pycdlib " in doctor
 
     # the live domain: TCG, as accel: tcg says; a guest whose QEMU died is drift, and up starts it again
     conn = libvirt.open(f"qemu+unix:///system?socket={state}/run/libvirt/libvirt-sock")
@@ -260,11 +288,14 @@ def test_down_after_up_and_libvirtd_were_killed_leaves_no_qemu_mount_or_file(mak
 def test_a_real_guest_from_a_disk_image_runs_on_an_overlay_the_daemon_sees(make_lab, guest, tmp_path):
     """image: instead of boot: the overlay is made where the host's libvirtd sees it, backed
     by the image where it is; the guest (a blank disk: the firmware finds nothing to boot)
-    runs and its port is on br0, and down removes it all."""
+    runs and its port is on br0, and down removes it all. With `seed: none` (an image
+    without cloud-init) it gets no seed: its address is not managed, and verify says its
+    pairs are not verifiable, never passed."""
     base = tmp_path / "base.qcow2"
     subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(base), "16M"], check=True)
     text = TWO_HOSTS.format(kernel="x", initrd="x", name="{name}")
-    text = text.replace("    boot:\n      kernel: x\n      initrd: x\n", f"    image: {base}\n")
+    boot = "    boot:\n      kernel: x\n      initrd: x\n"
+    text = text.replace(boot, f"    image: {base}\n    seed: none\n")
     lab = make_lab(text)
     lab.run("up", timeout=300)
     state = lab.state_dir / lab.name / "hosts" / "kvm1" / "libvirt"
@@ -279,7 +310,16 @@ def test_a_real_guest_from_a_disk_image_runs_on_an_overlay_the_daemon_sees(make_
     )
     assert info["backing-filename"] == str(base)
     [kvm1] = [h for h in lab.status()["hosts"] if h["name"] == "kvm1"]
-    assert {p["name"]: p.get("vm") for p in kvm1["ports"]}["vnet0"] == "vm1"
+    [port] = [p for p in kvm1["ports"] if p["name"] == "vnet0"]
+    assert port["vm"] == "vm1" and port["address_managed"] is False
+    assert "VM vm1, MTU 1462, address not managed" in lab.run("status").stdout
+    assert not (overlay.parent / "vm1.seed.iso").exists()
+    verify = lab.run("verify", "--json", check=False)
+    assert verify.returncode != 0  # vm2 -> vm1 fails: the guest has no address
+    pairs = {(p["src"], p["dst"]): p for p in json.loads(verify.stdout)["pairs"]}
+    unverifiable = pairs[("vm1", "vm2")]
+    assert unverifiable["unverifiable"] == "address not managed (seed: none): labctl has no way in"
+    assert unverifiable["ok"] is False
     lab.remember_processes()
     lab.run("down")
     lab.assert_gone()

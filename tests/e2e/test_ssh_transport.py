@@ -224,3 +224,28 @@ def test_a_user_who_is_not_root_runs_everything_under_sudo():
     assert admin.command_line(["ovs-vsctl", "show"]) == "sudo -n -- env 'OVS_RUNDIR=/x y' ovs-vsctl show"
     root = SshTransport("h", "192.0.2.1")
     assert root.command_line(["echo", "a;b"]) == "echo 'a;b'"
+
+
+def test_a_guest_is_reached_through_its_hosts_ssh_connection_with_its_host_key_pinned(sshd):
+    """The way into a real host's guest: a direct-tcpip channel over labctl's connection to
+    the hypervisor host (here the "guest" is the host's own sshd, reached from inside it),
+    logged into with the lab's key and checked against the one host key the seed gave."""
+    from labctl.transport.guest import through_ssh_host
+
+    host = sshd.transport()
+    pinned = " ".join(sshd.known_hosts.read_text().split()[1:3])
+    guest = through_ssh_host("vm1", host, sshd.address, key=sshd.client_key, host_key=pinned)
+    try:
+        assert guest.run(["ip", "-o", "addr", "show", "dev", "eth0"]).stdout.count(sshd.address) == 1
+        assert guest.unreachable() is None
+        assert guest.describe().startswith(f"SSH root@{sshd.address}:22 through SSH root@{sshd.address}:22")
+        # another host key than the seed's: refused, in one line
+        other = sshd.tmp / "other_key"
+        _sh("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(other))
+        wrong = " ".join(Path(f"{other}.pub").read_text().split()[:2])
+        impostor = through_ssh_host("vm1", host, sshd.address, key=sshd.client_key, host_key=wrong)
+        why = impostor.unreachable()
+        assert why == "its host key is not the one labctl gave it (another machine at that address?)"
+    finally:
+        guest.close()
+        host.close()

@@ -109,7 +109,8 @@ def test_remote_hosts_get_a_qemu_ssh_uri():
     assert default_uri(lab.host("kvm1")) == "qemu+ssh://admin@10.0.0.5:2222/system?keyfile=~/.ssh/lab"
 
 
-def test_a_kernel_boot_guest_has_no_disk_and_its_domain_is_valid(tmp_path):
+def test_a_kernel_boot_guest_has_no_disk_but_its_seed_and_its_domain_is_valid(tmp_path, monkeypatch):
+    monkeypatch.setenv("LABCTL_GUEST_DIR", str(tmp_path / "guests"))
     text = INVENTORY.format(name="kb", address="localhost", image="x").replace(
         "    image: x\n",
         "    boot: {kernel: /srv/vmlinuz, initrd: /srv/initrd.gz, cmdline: quiet}\n    accel: tcg\n",
@@ -118,7 +119,9 @@ def test_a_kernel_boot_guest_has_no_disk_and_its_domain_is_valid(tmp_path):
     state = LabState(lab.name, root=tmp_path / "state")
     driver = KvmDriver(LabSession(lab, state, Reporter(quiet=True)), lab.host("kvm1"))
     root = ET.fromstring(driver.domain_xml(lab.vm("vm2")))
-    assert root.find("devices/disk") is None and root.find("os/boot") is None
+    [cdrom] = root.findall("devices/disk")
+    assert cdrom.get("device") == "cdrom" and root.find("os/boot") is None
+    assert cdrom.find("source").get("file") == f"{tmp_path}/guests/kb/vm2.seed.iso"
     assert (root.findtext("os/kernel"), root.findtext("os/initrd")) == ("/srv/vmlinuz", "/srv/initrd.gz")
     assert root.findtext("os/cmdline") == "console=ttyS0 labctl.ip=172.16.0.2/24 quiet"
     assert root.find("devices/serial").get("type") == "pty"  # a real host's console, as before
@@ -130,7 +133,26 @@ def test_a_kernel_boot_guest_has_no_disk_and_its_domain_is_valid(tmp_path):
     driver.finish()
     records = state.records("kvm-vm")
     assert len(records) == 2 and all(r["overlay"] is None for r in records)
+    assert [r["seed"] for r in records] == [f"{tmp_path}/guests/kb/vm{n}.seed.iso" for n in (1, 2)]
     for record in reversed(state.records()):
         DRIVERS[record["driver"]].undo(record, state)
     conn = libvirt.open("test:///default")
     assert not [d for d in conn.listAllDomains() if d.name().startswith("lc-kb-")]
+    assert list((tmp_path / "guests" / "kb").iterdir()) == []  # no seed left
+
+
+def test_up_writes_each_guests_seed_private_with_its_address_mtu_and_the_lab_key(kvm, tmp_path):
+    import stat
+
+    import yaml
+
+    from labctl.nocloud import read_iso
+
+    kvm.finish()
+    seed = tmp_path / "guests" / kvm.session.lab.name / "vm1.seed.iso"
+    assert stat.S_IMODE(seed.stat().st_mode) == 0o600  # it holds the guest's host key
+    label, files = read_iso(seed.read_bytes())
+    [nic] = yaml.safe_load(files["network-config"])["ethernets"].values()  # no way in on a real host yet
+    assert label == "cidata" and nic["addresses"] == ["172.16.0.1/24"] and nic["mtu"] == 1462
+    key = (kvm.session.state.dir / "guest-keys" / "id_ed25519.pub").read_text().strip()
+    assert yaml.safe_load(files["user-data"])["ssh_authorized_keys"] == [key]

@@ -19,7 +19,6 @@ from labctl.drivers.sim_guests import RealGuests
 from labctl.errors import InventoryError
 from labctl.inventory import parse_inventory
 from labctl.transport.base import Completed, Transport
-from labctl.transport.guest import parse_answer
 from labctl.verify import PingResult, passed
 from labctl.verify_report import render_table, summary, to_json, write_junit
 
@@ -213,10 +212,15 @@ def test_plan_shows_the_libvirtd_and_real_guests_of_a_simulated_kvm_host(monkeyp
     assert name == "lc-blog-4host-nested-vm1.xml"
     assert domain.findtext("os/kernel") == "/var/lib/libvirt/labctl/vmlinuz"
     assert domain.findtext("os/initrd") == "/var/lib/libvirt/labctl/initrd"
-    assert (
-        domain.findtext("os/cmdline") == "console=ttyS0 labctl.ip=172.16.0.1/24 labctl.mgmt=169.254.100.10/24"
-    )
-    assert domain.find("devices/disk") is None
+    assert domain.findtext("os/cmdline") == "console=ttyS0 labctl.ip=172.16.0.1/24"
+    # the NoCloud seed: a read-only SATA CD where the host's libvirtd sees it
+    [seed] = domain.findall("devices/disk")
+    assert (seed.get("device"), seed.find("target").get("bus")) == ("cdrom", "sata")
+    assert seed.find("source").get("file") == "/var/lib/libvirt/labctl/vm1.seed.iso"
+    assert seed.find("readonly") is not None
+    [seed_step] = [s for s in vm1["steps"] if s["what"].startswith("NoCloud seed")]
+    assert "172.16.0.1/24, MTU 1462, management 169.254.100.10/24, the lab's SSH key" in seed_step["what"]
+    assert not (tmp_path / "state").exists()  # plan made no key and no seed
     assert domain.find("devices/serial").get("type") == "file"
     lab_nic, mgmt_nic = domain.findall("devices/interface")
     assert lab_nic.find("virtualport").get("type") == "openvswitch"
@@ -267,11 +271,64 @@ def test_a_lab_where_nothing_could_be_verified_does_not_pass():
     assert passed([])  # a lab of one VM has no pair to fail
 
 
-# --- the way in: the guest runner's answer -------------------------------------------
+def test_a_guest_with_seed_none_gets_no_seed_no_way_in_and_its_address_is_not_managed(monkeypatch, tmp_path):
+    monkeypatch.setenv("LABCTL_STATE_DIR", str(tmp_path / "state"))
+    text = NESTED.read_text().replace("    guests: libvirt\n", "    guests: libvirt\n    seed: none\n", 1)
+    inventory = tmp_path / "lab.yaml"
+    inventory.write_text(text)
+    result = CliRunner().invoke(cli, ["plan", "-i", str(inventory), "--json"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    [vm1] = json.loads(result.output)["hosts"][0]["vms"]
+    [(_, xml)] = next(s for s in vm1["steps"] if "files" in s)["files"].items()
+    domain = ET.fromstring(xml)
+    assert domain.find("devices/disk") is None and len(domain.findall("devices/interface")) == 1
+    assert not any(s["what"].startswith("NoCloud seed") for s in vm1["steps"])
+    from labctl.drivers.base import LabSession
+    from labctl.drivers.sim import SimDriver
+    from labctl.inventory import load_inventory
+    from labctl.progress import Reporter
+    from labctl.state import LabState
+
+    lab = load_inventory(inventory, simulate=True)
+    session = LabSession(lab, LabState(lab.name, tmp_path / "state"), Reporter())
+    driver = SimDriver(session, lab.host("kvm1"))
+    vm = lab.vm("vm1")
+    assert driver.way_in(vm) == "address not managed (seed: none): labctl has no way in"
+    assert driver.address_managed(vm) is False
 
 
-def test_the_guest_runners_answer_gives_exit_code_stdout_and_stderr():
-    assert parse_answer(b"3 6\nhello\noops\n") == (3, "hello\n", "oops\n")
-    assert parse_answer(b"0 0\n") == (0, "", "")
-    assert parse_answer(b"<html>404 Not Found</html>") is None  # not the runner answering
-    assert parse_answer(b"") is None
+def test_a_guest_is_reached_over_ssh_as_root_with_the_lab_key_and_its_own_host_key(tmp_path):
+    from labctl.guest_keys import LabKeys
+    from labctl.transport import guest
+
+    keys = LabKeys(tmp_path, "demo")
+    ssh = guest.from_netns(
+        "vm1",
+        "lc-demo-kvm1",
+        "169.254.100.10",
+        key=keys.client().private_path,
+        host_key=keys.host("vm1").public,
+    )
+    assert ssh.describe() == (
+        "SSH root@169.254.100.10:22 (management path) from namespace lc-demo-kvm1, "
+        "host key pinned (ssh-ed25519)"
+    )
+    assert ssh.key == str(tmp_path / "guest-keys" / "id_ed25519")
+
+
+def test_a_guest_that_does_not_answer_is_exit_255_and_a_reason_not_an_error(tmp_path):
+    """As ssh(1) says it: wait-for asks again, verify reports the guest's pairs as not verifiable."""
+    from labctl.guest_keys import LabKeys
+    from labctl.transport import guest
+
+    keys = LabKeys(tmp_path, "demo")
+    ssh = guest.from_netns(
+        "vm1",
+        "lc-no-such-namespace",
+        "169.254.100.10",
+        key=keys.client().private_path,
+        host_key=keys.host("vm1").public,
+    )
+    result = ssh.run(["true"], check=False)
+    assert result.returncode == 255 and result.stderr == "unreachable: No such file or directory"
+    assert ssh.unreachable() == "unreachable: No such file or directory"

@@ -10,10 +10,12 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 
 from labctl.drivers import DRIVERS, LabSession
 from labctl.drivers.xen import XenDriver
 from labctl.inventory import parse_inventory
+from labctl.nocloud import read_iso
 from labctl.progress import Reporter
 from labctl.state import LabState
 
@@ -63,7 +65,10 @@ def test_cfg_has_each_field_for_the_vm(xen, tmp_path):
     assert (
         cfg["vif"] == "['bridge=br0,type=vif,script=vif-openvswitch,mac=52:54:00:aa:bb:02,mtu=1462']"
     )  # no -emu port
-    assert cfg["disk"] == f"['format=qcow2,vdev=xvda,access=rw,target={tmp_path}/guests/xl/vm2.qcow2']"
+    assert cfg["disk"] == (
+        f"['format=qcow2,vdev=xvda,access=rw,target={tmp_path}/guests/xl/vm2.qcow2', "
+        f"'format=raw,vdev=hdc,access=ro,devtype=cdrom,target={tmp_path}/guests/xl/vm2.seed.iso']"
+    )
     assert cfg["on_crash"] == '"destroy"'
 
 
@@ -82,6 +87,12 @@ def test_up_creates_each_vm_with_xl_and_names_its_port_from_the_domid(xen, tmp_p
         check=True,
     )
     assert json.loads(info.stdout)["backing-filename"] == str(tmp_path / "base.qcow2")
+    # each guest's seed, next to its overlay, private, with its address and the lab's MTU
+    seed = tmp_path / "guests" / "xl" / "vm1.seed.iso"
+    assert oct(seed.stat().st_mode & 0o777) == "0o600"
+    label, files = read_iso(seed.read_bytes())
+    [nic] = yaml.safe_load(files["network-config"])["ethernets"].values()
+    assert label == "cidata" and (nic["addresses"], nic["mtu"]) == (["172.16.0.1/24"], 1462)
     xen.finish()  # up twice: nothing created again
     assert len([c for c in xl_calls(tmp_path) if c[0] == "create"]) == 2
 
@@ -97,3 +108,19 @@ def test_down_destroys_the_domains_and_removes_cfg_and_overlays(xen, tmp_path):
     assert list((tmp_path / "guests" / "xl").iterdir()) == []
     for record in records:  # down again: gone already, nothing fails
         DRIVERS[record["driver"]].undo(record, xen.session.state)
+
+
+def test_a_host_with_seed_none_gives_its_guests_no_cd_and_leaves_their_address_alone(tmp_path, monkeypatch):
+    monkeypatch.setenv("LABCTL_GUEST_DIR", str(tmp_path / "guests"))
+    lab = parse_inventory(
+        INVENTORY.format(image="/srv/base.qcow2").replace("    image:", "    seed: none\n    image:")
+    )
+    driver = XenDriver(
+        LabSession(lab, LabState(lab.name, root=tmp_path / "state"), Reporter(quiet=True)), lab.host("xen1")
+    )
+    vm1 = lab.vm("vm1")
+    assert (
+        parse_cfg(driver.cfg(vm1))["disk"]
+        == f"['format=qcow2,vdev=xvda,access=rw,target={tmp_path}/guests/xl/vm1.qcow2']"
+    )
+    assert driver.address_managed(vm1) is False
