@@ -23,6 +23,7 @@ other than root needs libvirt's own permission on the system daemon (docs/driver
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import select
@@ -30,6 +31,7 @@ import shutil
 import socket
 import tempfile
 import threading
+import weakref
 from urllib.parse import urlsplit
 
 from labctl.errors import ProvisionError
@@ -110,6 +112,19 @@ def explain(libvirt_message: str, far_end: str, user: str) -> str:
     return said or libvirt_message
 
 
+# Every connection opened here, to close before the interpreter exits: left to the garbage
+# collector during finalization, libvirt's close of a connection whose tunnel is gone
+# already (the SSH connection was closed first) never returns.
+_connections: weakref.WeakSet = weakref.WeakSet()
+
+
+@atexit.register
+def _close_connections() -> None:
+    for conn in list(_connections):
+        with contextlib.suppress(Exception):
+            conn.close()
+
+
 def open_over_ssh(transport: SshTransport, uri: str, host: str):
     """A libvirt connection to `uri` on the host, over the host's SSH connection.
     Raises ProvisionError, one line naming the host and what failed."""
@@ -118,12 +133,18 @@ def open_over_ssh(transport: SshTransport, uri: str, host: str):
     step = f"connect to libvirt {describe(uri, transport)}"
     # SSH first, in this thread: a refused key or an unknown host key is its own line
     channel = transport.open_stream(helper_argv(uri), step)
-    bridge = Bridge(channel, host)
+    try:
+        bridge = Bridge(channel, host)
+    except OSError as exc:
+        raise ProvisionError(host, step, f"cannot make the local socket: {exc}") from None
     try:
         libvirt.registerErrorHandler(lambda _ctx, _err: None, None)  # errors are raised, not printed
         try:
-            return libvirt.open(local_uri(uri, bridge.socket_path))
+            conn = libvirt.open(local_uri(uri, bridge.socket_path))
+            _connections.add(conn)
+            return conn
         except libvirt.libvirtError as exc:
+            bridge.connected_or_abandoned()
             bridge.finished.wait(5)  # the helper's last words, when it was the far end that quit
             raise ProvisionError(
                 host, step, explain(exc.get_error_message(), bridge.far_end(), transport.user)
@@ -141,7 +162,11 @@ class Bridge:
         self.finished = threading.Event()
         self._stderr = bytearray()
         self._lock = threading.Lock()
-        self.directory = tempfile.mkdtemp(prefix="labctl-libvirt-")
+        try:
+            self.directory = tempfile.mkdtemp(prefix="labctl-libvirt-")
+        except OSError:
+            channel.close()
+            raise
         self.socket_path = os.path.join(self.directory, "sock")
         self._listener: socket.socket | None = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:

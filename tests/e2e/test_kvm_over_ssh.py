@@ -189,9 +189,36 @@ def test_a_real_guest_is_defined_started_and_removed_over_labctls_ssh_connection
     assert set(glob.glob(f"{tempfile.gettempdir()}/labctl-libvirt-*")) == sockets_before
 
 
+def doctor(inventory, tmp_path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "labctl", "doctor", "-i", str(inventory)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO), "LABCTL_STATE_DIR": str(tmp_path / "state")},
+        stdin=subprocess.DEVNULL,
+        timeout=120,
+    )
+
+
 def test_known_hosts_off_reaches_libvirt_without_any_known_host(kvm_host, tmp_path, base_image):
     """No known_hosts file would have this host: with checking off, libvirt is reached all the same
     (the system ssh behind qemu+ssh would have refused or asked)."""
+    inventory = tmp_path / "lab.yaml"
+    inventory.write_text(
+        INVENTORY.format(
+            name="k4off",
+            address=kvm_host.address,
+            key=kvm_host.client_key,
+            known_hosts="off",
+            image=base_image,
+        )
+    )
+    checked = doctor(inventory, tmp_path)
+    assert "Traceback" not in checked.stderr
+    assert (
+        f"kvm1: ok   libvirt connection: libvirt qemu:///system on root@{kvm_host.address}:22, over "
+        "labctl's SSH connection answers (libvirt "
+    ) in checked.stdout, checked.stdout + checked.stderr
     driver = kvm_driver(kvm_host, tmp_path, base_image, "off")
     try:
         conn = driver.libvirt()
@@ -231,16 +258,11 @@ def test_a_wrong_host_key_stops_the_libvirt_connection_in_one_line(kvm_host, tmp
             image=base_image,
         )
     )
-    doctor = subprocess.run(
-        [sys.executable, "-m", "labctl", "doctor", "-q", "-i", str(inventory)],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "PYTHONPATH": str(REPO), "LABCTL_STATE_DIR": str(tmp_path / "state")},
-        timeout=120,
-    )
-    assert doctor.returncode == 3, doctor.stdout + doctor.stderr
-    assert "Traceback" not in doctor.stderr
-    assert "the host key differs from known_hosts" in doctor.stdout + doctor.stderr
+    refused = doctor(inventory, tmp_path)
+    assert refused.returncode == 3, refused.stdout + refused.stderr
+    assert "Traceback" not in refused.stderr
+    [line] = [line for line in refused.stdout.splitlines() if line.startswith("kvm1: ")]
+    assert line.startswith("kvm1: FAIL") and "the host key differs from known_hosts" in line, line
 
 
 @pytest.fixture
