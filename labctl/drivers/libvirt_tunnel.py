@@ -248,5 +248,5 @@ class Bridge:
             data = self.channel.recv_stderr(CHUNK)
             if not data:
                 break
-            with self._lock:
-                self._stderr += data[-4096:]
+            with self._lock:  # its last words are what matter: keep the last 4 KiB
+                self._stderr = (self._stderr + data)[-4096:]

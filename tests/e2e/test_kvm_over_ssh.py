@@ -68,14 +68,15 @@ hosts:
 
 
 def _missing() -> str | None:
-    for tool, package in (
-        ("libvirtd", "libvirt-daemon"),
-        ("virt-ssh-helper", "libvirt-daemon"),
-        ("qemu-system-x86_64", "qemu-system-x86"),
-        ("sshd", "openssh-server"),
+    for tool, package, setup in (
+        ("libvirtd", "libvirt-daemon", "scripts/setup.sh --libvirt"),
+        ("virt-ssh-helper", "libvirt-daemon", "scripts/setup.sh --libvirt"),
+        ("qemu-system-x86_64", "qemu-system-x86", "scripts/setup.sh --libvirt"),
+        ("virsh", "libvirt-clients", "scripts/setup.sh"),
+        ("sshd", "openssh-server", "scripts/setup.sh"),
     ):
         if shutil.which(tool) is None and not shutil.which(tool, path="/usr/sbin"):
-            return f"{tool} not installed ({package}): scripts/setup.sh --libvirt"
+            return f"{tool} not installed ({package}): {setup}"
     return None
 
 
