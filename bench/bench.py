@@ -14,8 +14,9 @@ daemons and VM namespaces' share, read from /proc while the lab is up.
                           # (inventories/blog-4host-nested.yaml; needs scripts/setup.sh --libvirt)
 
 The real-guest row adds `boot`: from the end of `up` until every real guest answers a
-ping from a namespace VM (a guest boots after `up` has started it). Its verify runs the
-pairs labctl can run (from the namespace VMs); the pairs from a guest are not verifiable.
+ping from a namespace VM (a guest boots after `up` has started it). Its verify runs every
+ordered pair, those from a real guest from inside it (over the guest's way in); `pairs`
+counts the pairs verify ran, a pair it reports as not verifiable is left out.
 
 Runs as root; uses its own state dir and lab names, and removes everything.
 """
@@ -247,7 +248,7 @@ def main() -> None:
             f"{up / fl:>8.2f} {(up + boot + ver) / fl:>22.2f} {down / fl:>10.2f} {passed:>8}"
         )
         print(
-            "pairs: those verify runs (from the namespace VMs); the ones from a real guest are not verifiable"
+            "pairs: those verify ran, from inside the real guests too (a pair not verifiable is not counted)"
         )
 
 

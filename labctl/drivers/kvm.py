@@ -1,8 +1,11 @@
 """KVM hosts through libvirt-python.
 
 Each VM is a libvirt guest (libvirt_guests.py: the domain, its boot source, its
-port), on the host's libvirtd at the inventory's `uri:`, else `qemu:///system` for
-a local host and `qemu+ssh://user@address/system` for a remote one. The guests run
+port), on the host's libvirtd at the inventory's `uri:`, else `qemu:///system`. On a
+host reached over SSH, a URI with no server part (`qemu:///system`) is the host's own
+libvirt, tunnelled over labctl's SSH connection to it (libvirt_tunnel.py), so the
+host's access settings hold for libvirt too; any other URI is libvirt's to reach.
+The guests run
 under KVM or, where KVM is missing or unusable, under TCG (`accel:`, accel.py).
 `down` destroys and undefines each domain labctl defined and removes its overlay.
 
@@ -17,7 +20,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from labctl.drivers import accel, guests, seed
+from labctl.drivers import accel, guests, libvirt_tunnel, seed
 from labctl.drivers.base import DoctorCheck, LabSession, PlannedStep, Problem
 from labctl.drivers.libvirt_guests import (
     PORT_CHOSEN_BY_LIBVIRT,
@@ -26,28 +29,19 @@ from labctl.drivers.libvirt_guests import (
     LibvirtGuests,
     remove_domain,
 )
-from labctl.drivers.remote import LOCAL_ADDRESSES, RealHostDriver
+from labctl.drivers.remote import RealHostDriver
 from labctl.fieldtypes import HostField
 from labctl.model import VM, Host
 from labctl.transport.base import Transport
 from labctl.versions import dotted
 
-
-def default_uri(host: Host) -> str:
-    address = host.address or "localhost"
-    if address in LOCAL_ADDRESSES:
-        return "qemu:///system"
-    user, _, hostname = address.rpartition("@")
-    user = user or host.access.user or "root"
-    port = f":{host.access.port}" if host.access.port != 22 else ""
-    query = f"?keyfile={host.access.key}" if host.access.key else ""
-    return f"qemu+ssh://{user}@{hostname}{port}/system{query}"
+DEFAULT_URI = "qemu:///system"  # on the host itself: tunnelled when the host is reached over SSH
 
 
 class KvmDriver(RealHostDriver):
     name = "kvm"
     host_fields = {
-        # the libvirt URI (default: qemu:///system here, qemu+ssh://user@address/system elsewhere)
+        # the libvirt URI (default qemu:///system, over labctl's SSH connection on a remote host)
         "uri": HostField(
             str | None, Field(default=None, pattern=r"^[a-z0-9+]+://[A-Za-z0-9_.@:\[\]/?=&%-]*$")
         ),
@@ -64,7 +58,8 @@ class KvmDriver(RealHostDriver):
 
     def __init__(self, session: LabSession, host: Host):
         super().__init__(session, host)
-        self.uri = host.options["uri"] or default_uri(host)
+        self.uri = host.options["uri"] or DEFAULT_URI
+        self.tunnel = libvirt_tunnel.tunnel_for(self.uri, self._transport)
         self.kvm_probe = accel.KvmProbe(self._transport)
         lab_dir = guests.lab_dir(session.lab.name)
         self.guests = LibvirtGuests(
@@ -80,6 +75,7 @@ class KvmDriver(RealHostDriver):
                 "kvm-vm", uri=self.uri, name=name, overlay=overlay, seed=seed_file
             ),
             seeds=host.options["seed"] != "none",
+            tunnel=self.tunnel,
         )
 
     def accel(self) -> accel.Accel:
@@ -91,6 +87,10 @@ class KvmDriver(RealHostDriver):
 
     def address_managed(self, vm: VM) -> bool:
         return self.host.options["seed"] != "none"
+
+    def libvirt_target(self) -> str:
+        """Where the libvirt connection goes, in words."""
+        return libvirt_tunnel.describe(self.uri, self.tunnel) if self.tunnel else self.uri
 
     @classmethod
     def inventory_problems(cls, name, host, simulate: bool) -> list[Problem]:
@@ -106,7 +106,7 @@ class KvmDriver(RealHostDriver):
         def connect():
             conn = self.libvirt()
             return True, (
-                f"libvirt {self.uri} answers (libvirt {dotted(conn.getLibVersion())}, "
+                f"libvirt {self.libvirt_target()} answers (libvirt {dotted(conn.getLibVersion())}, "
                 f"{conn.getType()} {dotted(conn.getVersion())})"
             )
 
@@ -135,9 +135,19 @@ class KvmDriver(RealHostDriver):
     def planned_host_steps(self) -> list[PlannedStep]:
         return [
             *self.planned_reach_steps(),
-            PlannedStep("connect to libvirt", api=f"libvirt.open({self.uri!r})"),
+            self.planned_connect_step(),
             PlannedStep(accel.describe(self.host.options["accel"])),
         ]
+
+    def planned_connect_step(self) -> PlannedStep:
+        if self.tunnel is None:
+            return PlannedStep("connect to libvirt", api=f"libvirt.open({self.uri!r})")
+        return PlannedStep(
+            f"connect to libvirt {self.libvirt_target()}: a channel runs "
+            f"`virt-ssh-helper {self.uri}` (else nc on {libvirt_tunnel.SYSTEM_SOCKET}) as "
+            f"{self.tunnel.user}, no sudo",
+            api=f"libvirt.open({libvirt_tunnel.local_uri(self.uri, '<private socket>')!r})",
+        )
 
     def planned_vm_steps(self, vm: VM) -> list[PlannedStep]:
         return self.guests.planned_vm_steps(
@@ -154,7 +164,8 @@ class KvmDriver(RealHostDriver):
     def remove(cls, record: dict, transport: Transport) -> None:
         if record["kind"] != "kvm-vm":
             return super().remove(record, transport)
-        remove_domain(record["uri"], record["name"], record["host"])
+        uri = record["uri"]
+        remove_domain(uri, record["name"], record["host"], libvirt_tunnel.tunnel_for(uri, transport))
         for path in (record.get("overlay"), record.get("seed")):
             if path:
                 transport.run(["rm", "-f", path])

@@ -24,13 +24,14 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from labctl.drivers import guests, seed
+from labctl.drivers import guests, libvirt_tunnel, seed
 from labctl.drivers.accel import Accel
 from labctl.drivers.base import LabSession, PlannedStep
 from labctl.errors import InputError, ProvisionError
 from labctl.fieldtypes import PATH_PATTERN
 from labctl.model import VM, Host
 from labctl.transport.base import Transport
+from labctl.transport.ssh import SshTransport
 
 PORT_CHOSEN_BY_LIBVIRT = "vnetN, chosen by libvirt, which plugs it into the bridge"
 NO_BOOT = "set image: (the base qcow2 image the VMs boot from) or boot: (a kernel and an initrd)"
@@ -84,9 +85,13 @@ class GuestFiles:
         return f"{self.inside}/{name}", f"{self.outside}/{name}"
 
 
-def open_libvirt(uri: str, host: str):
+def open_libvirt(uri: str, host: str, tunnel: SshTransport | None = None):
+    """A libvirt connection: to `uri` on the host over its SSH connection when `tunnel`
+    is given (libvirt_tunnel.py), else to `uri` as libvirt itself reaches it."""
     import libvirt
 
+    if tunnel is not None:
+        return libvirt_tunnel.open_over_ssh(tunnel, uri, host)
     libvirt.registerErrorHandler(lambda _ctx, _err: None, None)  # errors are raised, not printed
     try:
         return libvirt.open(uri)
@@ -114,11 +119,11 @@ def tap_of(domain_xml: str, mac: str) -> str | None:
     return None
 
 
-def remove_domain(uri: str, name: str, host: str) -> None:
+def remove_domain(uri: str, name: str, host: str, tunnel: SshTransport | None = None) -> None:
     """Destroy and undefine a domain labctl defined; gone already is fine."""
     import libvirt
 
-    conn = open_libvirt(uri, host)
+    conn = open_libvirt(uri, host, tunnel)
     try:
         domain = lookup(conn, name)
         if domain is not None:
@@ -154,8 +159,10 @@ class LibvirtGuests:
         journal: Journal,
         mgmt: Management | None = None,
         seeds: bool = False,
+        tunnel: SshTransport | None = None,
     ):
         self.session, self.host, self.uri, self.transport = session, host, uri, transport
+        self.tunnel = tunnel  # the SSH connection libvirt is reached over, if any
         self.files, self.boot, self.image = files, boot, image
         self.accel, self.journal, self.mgmt, self.seeds = accel, journal, mgmt, seeds
         self._conn = None
@@ -164,8 +171,15 @@ class LibvirtGuests:
     def libvirt(self):
         with self._lock:
             if self._conn is None:
-                self._conn = open_libvirt(self.uri, self.host.name)
+                self._conn = open_libvirt(self.uri, self.host.name, self.tunnel)
             return self._conn
+
+    def close(self) -> None:
+        """Close the connection (the next call to libvirt() opens a new one)."""
+        with self._lock:
+            conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close()
 
     def name(self, vm: VM) -> str:
         return guests.guest_name(self.session.lab.name, vm.name)

@@ -204,6 +204,20 @@ class SshTransport(Transport):
             raise CommandError(self.name, tuple(argv), -1, f"SSH failed: {exc}") from None
         return result.exited
 
+    def open_stream(self, argv: Sequence[str], step: str):
+        """A channel running argv as the SSH user itself (no sudo, no env), its stdin and
+        stdout a byte stream: how labctl reaches libvirt on the host
+        (drivers/libvirt_tunnel.py). Connection failures are one line naming the host."""
+        conn = self._connection()
+        self.round_trips += 1
+        try:
+            channel = conn.client.get_transport().open_session(timeout=CONNECT_TIMEOUT)
+            channel.exec_command(shlex.join(argv))
+        except Exception as exc:  # the server refused the channel, or the connection dropped
+            detail = str(exc) or type(exc).__name__
+            raise ProvisionError(self.name, step, f"SSH channel refused: {detail}") from None
+        return channel
+
     def spawn(self, argv: Sequence[str], *, log_path: str, env: Mapping[str, str] | None = None) -> int:
         inner = self.command_line(argv, env)
         script = (

@@ -1,20 +1,10 @@
-"""The SSH transport against a real sshd.
-
-Each test starts OpenSSH's sshd with a throwaway host key and a throwaway
-client key, inside a namespace the test creates and reaches over a veth pair
-the test creates (198.18.x.y, the benchmarking range: never a real network).
-sshd gets a private /run (its privilege separation directory must exist) in
-its own mount namespace, so the machine's /run is untouched.
-"""
+"""The SSH transport against a real sshd (tests/sshd_harness.py): OpenSSH's sshd with a
+throwaway host key and client key, in a namespace the test creates."""
 
 from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import time
-import uuid
-from pathlib import Path
 
 import pytest
 
@@ -24,96 +14,9 @@ from labctl.ovs import AddBridge, AddPort, Ovs, SetController, pending
 from labctl.processes import read_pidfile
 from labctl.transport.netns import ovs_env
 from labctl.transport.ssh import SshTransport
+from tests.sshd_harness import Sshd, sh
 
 pytestmark = pytest.mark.lab
-
-
-def _sh(*argv: str) -> None:
-    subprocess.run(argv, check=True, capture_output=True)
-
-
-class Sshd:
-    """sshd in namespace `netns`, listening on `address`:22."""
-
-    def __init__(self, tmp: Path):
-        tag = uuid.uuid4().hex[:6]
-        self.netns = f"lc-tssh{tag}"
-        self.tmp = tmp
-        self.subnet = int(tag[:2], 16)  # 198.18.<subnet>.0/30
-        self.address = f"198.18.{self.subnet}.2"
-        self.local_address = f"198.18.{self.subnet}.1"
-        self.veth = f"lcs{tag}"
-        self.proc: subprocess.Popen | None = None
-        self.client_key = tmp / "id_ed25519"
-        self.known_hosts = tmp / "known_hosts"
-
-    def start(self) -> None:
-        _sh("ip", "netns", "add", self.netns)
-        _sh("ip", "link", "add", self.veth, "type", "veth", "peer", "name", "eth0", "netns", self.netns)
-        _sh("ip", "addr", "add", f"{self.local_address}/30", "dev", self.veth)
-        _sh("ip", "link", "set", self.veth, "up")
-        _sh("ip", "-n", self.netns, "addr", "add", f"{self.address}/30", "dev", "eth0")
-        _sh("ip", "-n", self.netns, "link", "set", "eth0", "up")
-        _sh("ip", "-n", self.netns, "link", "set", "lo", "up")
-        host_key = self.tmp / "ssh_host_ed25519_key"
-        _sh("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(host_key))
-        _sh("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(self.client_key))
-        (self.tmp / "authorized_keys").write_text(Path(f"{self.client_key}.pub").read_text())
-        public = Path(f"{host_key}.pub").read_text().split()
-        self.known_hosts.write_text(f"{self.address} {public[0]} {public[1]}\n")
-        config = self.tmp / "sshd_config"
-        config.write_text(
-            f"ListenAddress {self.address}\nPort 22\nHostKey {host_key}\n"
-            f"AuthorizedKeysFile {self.tmp}/authorized_keys\nStrictModes no\nUsePAM no\n"
-            f"PermitRootLogin prohibit-password\nPasswordAuthentication no\nPidFile none\n"
-            "LogLevel ERROR\n"
-        )
-        script = (
-            "mount -t tmpfs lc-sshd-run /run && mkdir -m 755 /run/sshd && "
-            f"exec /usr/sbin/sshd -D -e -f {config}"
-        )
-        self.log = open(self.tmp / "sshd.log", "wb")  # noqa: SIM115 - open while sshd runs
-        self.proc = subprocess.Popen(
-            [
-                "ip",
-                "netns",
-                "exec",
-                self.netns,
-                "unshare",
-                "--mount",
-                "--propagation",
-                "private",
-                "sh",
-                "-c",
-                script,
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=self.log,
-        )
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:  # readiness, not a timed assertion
-            probe = subprocess.run(
-                ["ip", "netns", "exec", self.netns, "ss", "-Hltn", "sport = :22"],
-                capture_output=True,
-                text=True,
-            )
-            if probe.stdout.strip():
-                return
-            assert self.proc.poll() is None, (self.tmp / "sshd.log").read_text()
-            time.sleep(0.05)
-        raise AssertionError("sshd did not listen")
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGTERM)  # ip netns exec execs: this PID is the chain we started
-            self.proc.wait(timeout=10)
-        if self.proc is not None:
-            self.log.close()
-        subprocess.run(["ip", "netns", "del", self.netns], capture_output=True)  # takes the veth along
-
-    def transport(self, **kwargs) -> SshTransport:
-        options = {"key": str(self.client_key), "known_hosts": str(self.known_hosts)} | kwargs
-        return SshTransport("hostA", self.address, **options)
 
 
 @pytest.fixture
@@ -182,7 +85,7 @@ def test_unknown_host_key_is_refused_by_default(sshd, tmp_path):
 
 def test_refused_authentication_and_unreachable_host_are_one_line(sshd, tmp_path):
     stranger = tmp_path / "stranger"
-    _sh("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(stranger))
+    sh("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(stranger))
     with pytest.raises(ProvisionError) as refused:
         sshd.transport(key=str(stranger)).run(["true"])
     assert "authentication refused" in str(refused.value) and "\n" not in str(refused.value)
@@ -241,8 +144,8 @@ def test_a_guest_is_reached_through_its_hosts_ssh_connection_with_its_host_key_p
         assert guest.describe().startswith(f"SSH root@{sshd.address}:22 through SSH root@{sshd.address}:22")
         # another host key than the seed's: refused, in one line
         other = sshd.tmp / "other_key"
-        _sh("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(other))
-        wrong = " ".join(Path(f"{other}.pub").read_text().split()[:2])
+        sh("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(other))
+        wrong = " ".join(other.with_suffix(".pub").read_text().split()[:2])
         impostor = through_ssh_host("vm1", host, sshd.address, key=sshd.client_key, host_key=wrong)
         why = impostor.unreachable()
         assert why == "its host key is not the one labctl gave it (another machine at that address?)"

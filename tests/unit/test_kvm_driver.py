@@ -12,7 +12,7 @@ import libvirt
 import pytest
 
 from labctl.drivers import DRIVERS, LabSession
-from labctl.drivers.kvm import KvmDriver, default_uri
+from labctl.drivers.kvm import KvmDriver
 from labctl.inventory import parse_inventory
 from labctl.progress import Reporter
 from labctl.state import LabState
@@ -98,15 +98,6 @@ def test_down_destroys_undefines_and_removes_the_overlays(kvm, tmp_path):
     names = {d.name() for d in conn.listAllDomains()}
     assert not {n for n in names if n.startswith(f"lc-{kvm.session.lab.name}-")}
     assert list((tmp_path / "guests" / kvm.session.lab.name).iterdir()) == []
-
-
-def test_remote_hosts_get_a_qemu_ssh_uri():
-    lab = parse_inventory(
-        INVENTORY.format(name="r", address="admin@10.0.0.5", image="/srv/base.qcow2").replace(
-            "    uri: test:///default\n", "    key: ~/.ssh/lab\n    port: 2222\n"
-        )
-    )
-    assert default_uri(lab.host("kvm1")) == "qemu+ssh://admin@10.0.0.5:2222/system?keyfile=~/.ssh/lab"
 
 
 def test_a_kernel_boot_guest_has_no_disk_but_its_seed_and_its_domain_is_valid(tmp_path, monkeypatch):

@@ -95,7 +95,8 @@ def test_mixed_lab_of_unreachable_hosts_plans_each_hypervisors_calls(untouchable
         assert f"kvm1  10.250.0.1  gre-{peer:<4}  <->  gre-kvm1  {address}  {peer}" in out
     kvm1 = out[out.index("host kvm1 (kvm)") : out.index("host xen1")]
     assert "  reach       SSH root@192.0.2.11:22" in kvm1
-    assert "libvirt.open('qemu+ssh://root@192.0.2.11/system')" in kvm1
+    assert "connect to libvirt qemu:///system on root@192.0.2.11:22, over labctl's SSH connection" in kvm1
+    assert "libvirt.open('qemu+unix:///system?socket=<private socket>')" in kvm1
     assert "bridge br0 (system, OpenFlow10)" in kvm1 and "br-phy" not in kvm1
     assert "port vnetN, chosen by libvirt" in kvm1
     assert (
