@@ -177,7 +177,7 @@ class SshTransport(Transport):
                 hide=True,
                 warn=True,
                 pty=False,
-                in_stream=StringIO(input) if input is not None else False,
+                in_stream=_WholeChunks(input) if input is not None else False,
                 timeout=timeout,
             )
         except CommandTimedOut:
@@ -240,6 +240,17 @@ class SshTransport(Transport):
 
     def get_file(self, path: str) -> bytes:
         return base64.b64decode(self.run(["base64", path]).stdout)
+
+
+class _WholeChunks(StringIO):
+    """A command's stdin for Fabric in chunks. invoke reads a stream that is not a terminal
+    one byte per read and sleeps 10 ms between reads: 100 bytes/s, so a seed of a few
+    hundred kB (put_file) never arrived within its timeout."""
+
+    CHUNK = 64 * 1024
+
+    def read(self, size: int | None = -1) -> str:
+        return super().read(self.CHUNK if size is not None and size >= 0 else size)
 
 
 def _parent(path: str) -> str:

@@ -152,3 +152,17 @@ def test_a_guest_is_reached_through_its_hosts_ssh_connection_with_its_host_key_p
     finally:
         guest.close()
         host.close()
+
+
+def test_a_file_of_half_a_megabyte_is_put_and_read_back_whole(sshd):
+    """put_file sends its data on the command's stdin: a seed ISO is a few hundred kB, and
+    Fabric used to feed such a stream one byte per 10 ms, so it never arrived in time."""
+    data = os.urandom(512 * 1024)
+    path = f"{sshd.tmp}/put/seed.iso"
+    transport = sshd.transport()
+    try:
+        transport.put_file(path, data, mode=0o600)
+        assert transport.get_file(path) == data
+        assert transport.run(["stat", "-c", "%a", path]).stdout.strip() == "600"
+    finally:
+        transport.close()
