@@ -120,6 +120,22 @@ def controller_apps(spec: InventorySpec, simulate: bool) -> list[Problem]:
     return problems
 
 
+def controller_serves_every_switch(spec: InventorySpec, simulate: bool) -> list[Problem]:
+    """A kind with a fixed number of switch sessions cannot serve a lab with more bridges:
+    the ones past the limit would never connect, and `up` would time out waiting."""
+    kind = KINDS[spec.controller.kind]
+    if kind.max_switches is None or len(spec.hosts) <= kind.max_switches:
+        return []
+    return [
+        (
+            ("controller", "kind"),
+            f"{kind.label} serves at most {kind.max_switches} switches ({kind.max_switches_source}), "
+            f"and this lab has {len(spec.hosts)} hosts, a bridge each: use at most {kind.max_switches} "
+            "hosts or another kind (os-ken has no such limit)",
+        )
+    ]
+
+
 def controller_kind_rules(spec: InventorySpec, simulate: bool) -> list[Problem]:
     return KINDS[spec.controller.kind].inventory_problems(spec, simulate)
 
@@ -211,6 +227,7 @@ RULES: tuple[Rule, ...] = (
     underlay_addresses,
     hub_is_a_host,
     controller_apps,
+    controller_serves_every_switch,
     controller_kind_rules,
     simulated_or_real,
     real_hosts_reach_the_controller,

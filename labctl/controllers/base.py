@@ -41,6 +41,10 @@ class ControllerKind(ABC):
     takes_apps: ClassVar[bool] = True
     takes_app_options: ClassVar[bool] = False  # apps: may hold --options (POX's command line)
     openflow_versions: ClassVar[tuple[str, ...]] = ("1.0", "1.3")
+    # The most switches (one bridge per host) one controller process serves, and where
+    # that number comes from; None: no fixed limit. rules.py refuses a bigger lab.
+    max_switches: ClassVar[int | None] = None
+    max_switches_source: ClassVar[str] = ""
 
     def __init__(self, lab: Lab, log_path: Path):
         self.lab, self.log_path = lab, log_path

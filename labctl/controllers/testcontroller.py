@@ -1,6 +1,7 @@
 """Open vSwitch's own test controller (Debian package openvswitch-testcontroller).
 
-A plain L2 learning switch (`-H` would make it a hub); it takes no apps.
+A plain L2 learning switch (`-H` would make it a hub); it takes no apps, and
+serves at most 16 switches.
 """
 
 from __future__ import annotations
@@ -13,6 +14,10 @@ class OvsTestController(ControllerKind):
     kind = "ovs-testcontroller"
     label = "ovs-testcontroller"
     takes_apps = False
+    # It keeps its switches in a fixed array: `#define MAX_SWITCHES 16`, and stops
+    # accepting connections once 16 are connected, so a 17th bridge waits forever.
+    max_switches = 16
+    max_switches_source = "MAX_SWITCHES in Open vSwitch's utilities/ovs-testcontroller.c"
 
     def argv(self) -> list[str]:
         return [

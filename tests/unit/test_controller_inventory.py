@@ -1,5 +1,6 @@
 """The controller part of an inventory: Ryu's apps per OpenFlow version, where Ryu's
-Python is found, and a controller placed on one of the lab's hosts."""
+Python is found, a controller placed on one of the lab's hosts, and how many switches
+a kind serves."""
 
 from __future__ import annotations
 
@@ -8,13 +9,15 @@ import ipaddress
 import sys
 
 import pytest
+from click.testing import CliRunner
 
+from labctl.cli import cli
 from labctl.controllers import make_controller
 from labctl.controllers import ryu as ryu_kind
 from labctl.errors import InputError, InventoryError
 from labctl.graph import to_dot, to_mermaid
-from labctl.inventory import parse_inventory
-from tests.conftest import two_hosts
+from labctl.inventory import MAX_HOSTS, parse_inventory
+from tests.conftest import n_hosts, two_hosts
 
 
 def lab(controller: str, openflow: str = "1.0", **kwargs):
@@ -137,3 +140,32 @@ def test_a_controller_on_a_real_host_is_refused_clearly():
     assert any(
         "controller.host: a controller on a real host is not supported yet" in p for p in info.value.problems
     )
+
+
+# --- how many switches a kind serves ---
+
+
+def test_ovs_testcontroller_serves_sixteen_switches_and_a_bigger_lab_is_refused_naming_why():
+    controller = "  kind: ovs-testcontroller"
+    assert len(parse_inventory(n_hosts(16, name="demo", controller=controller)).hosts) == 16
+    with pytest.raises(InventoryError) as info:
+        parse_inventory(n_hosts(17, name="demo", controller=controller), "lab.yaml")
+    [problem] = info.value.problems
+    assert problem.startswith("lab.yaml:3: controller.kind: ovs-testcontroller serves at most 16 switches")
+    assert "MAX_SWITCHES in Open vSwitch's utilities/ovs-testcontroller.c" in problem
+    assert "this lab has 17 hosts" in problem
+
+
+def test_kinds_without_a_fixed_limit_take_the_largest_lab():
+    for controller in ("  kind: os-ken", "  kind: remote\n  address: 10.250.0.200"):
+        assert len(parse_inventory(n_hosts(MAX_HOSTS, name="demo", controller=controller)).hosts) == MAX_HOSTS
+
+
+def test_up_refuses_a_lab_its_controller_cannot_serve_before_anything_is_made(tmp_path, monkeypatch):
+    inventory = tmp_path / "big.yaml"
+    inventory.write_text(n_hosts(32, name="big", controller="  kind: ovs-testcontroller"))
+    monkeypatch.setenv("LABCTL_STATE_DIR", str(tmp_path / "state"))
+    result = CliRunner().invoke(cli, ["up", "-i", str(inventory)])
+    assert result.exit_code == 2
+    assert "controller.kind: ovs-testcontroller serves at most 16 switches" in result.output
+    assert not (tmp_path / "state").exists()
