@@ -1,33 +1,34 @@
-"""Ping every ordered pair of VMs; results as a table or JSON.
+"""Ping every ordered pair of VMs; a result per pair (verify_report.py renders them).
 
-Each VM pings all its targets from ONE fping process, so a 32-VM lab runs 32
-processes per phase instead of 992 ping processes. Phases:
+Every pair is set up, then measured (sweep.py says which probe goes when): the first
+packet of a pair pays for ARP, packet-ins and flow-mods and is timed on its own; then
+`count` pings over the path it set up. Set-ups are paced by a window that follows the
+controller (pacing.py): the set-up probes' round trips say when it falls behind.
 
-1. set-up, in two waves: one packet from each VM to the half of the VMs ahead of
-   it on a ring (so every VM starts as many set-ups), paced so the controller
-   keeps up with the floods (first_wave_spacing_ms), then to the other half.
-   The first packet of a pair pays for ARP, packet-ins and flow-mods and may
-   take longer than a ping's patience, so it is timed on its own (first_rtt_ms).
-   In the first wave each ARP request also teaches the target the sender's
-   address and every switch learns every MAC from the floods, so the second wave
-   needs no broadcast: half the packet-ins of a full matrix.
-2. settle: pairs whose set-up packet got no answer are probed again (a few
-   rounds) until they answer, so the controller's queue has drained.
-3. measurement: COUNT pings from every VM to every other VM, over set-up paths.
+How the echo requests leave the VMs:
+- VMs that are namespaces on this machine (simulated hosts): raw ICMP sockets opened
+  inside each VM's namespace, all driven by this process (icmp.py). Each probe is sent
+  when the sweep says and timed as it comes back.
+- VMs reached another way (a real host over SSH): `fping` inside the VM, one process per
+  source VM for each batch of probes that are due together.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
-from itertools import permutations
+from typing import Protocol
 
 from labctl.errors import LabctlError
 from labctl.model import VM, Lab
+from labctl.pacing import Pacer
 from labctl.parallel import in_parallel
+from labctl.sweep import PairOutcome, Probe, Sweep
 
 _FPING_LINE = re.compile(r"^(\d+\.\d+\.\d+\.\d+)\s+:\s+(.*)$")
+LONGEST_WAIT_S = 0.2  # the loop looks at the clock at least this often
 
 
 @dataclass(frozen=True)
@@ -41,7 +42,8 @@ class PingResult:
     rtt_avg_ms: float | None
     rtt_max_ms: float | None
     error: str | None = None
-    first_rtt_ms: float | None = None  # the packet that made the controller set the path up
+    first_rtt_ms: float | None = None  # how long the set-up took: first packet to first answer
+    setup: str = "answered"  # "answered", "late" (only after its set-up time: slow set-up), "none"
 
     @property
     def loss_pct(self) -> float:
@@ -49,10 +51,20 @@ class PingResult:
 
     @property
     def ok(self) -> bool:
-        return self.error is None and self.sent > 0 and self.received == self.sent
+        return self.failed_in is None
+
+    @property
+    def failed_in(self) -> str | None:
+        """Which part failed: "set-up" (never answered, or only after its set-up time),
+        "measurement" (set up, then lost packets), or None."""
+        if self.setup != "answered":
+            return "set-up"
+        if self.error is not None or self.sent == 0 or self.received < self.sent:
+            return "measurement"
+        return None
 
     def to_json(self) -> dict:
-        return {**asdict(self), "loss_pct": self.loss_pct, "ok": self.ok}
+        return {**asdict(self), "loss_pct": self.loss_pct, "ok": self.ok, "failed": self.failed_in}
 
 
 def parse_fping(output: str) -> dict[str, list[float | None]]:
@@ -65,30 +77,118 @@ def parse_fping(output: str) -> dict[str, list[float | None]]:
     return found
 
 
-def result_of(src: VM, dst: VM, rtts: list[float | None] | None, count: int, error: str | None) -> PingResult:
-    if rtts is None:
-        return PingResult(
-            src.name, dst.name, str(dst.ip.ip), count, 0, None, None, None, error or "no answer"
-        )
-    got = [r for r in rtts if r is not None]
+def result_of(src: VM, dst: VM, outcome: PairOutcome, count: int, error: str | None = None) -> PingResult:
+    got = [r for r in outcome.rtts if r is not None]
     stats = (min(got), round(sum(got) / len(got), 3), max(got)) if got else (None, None, None)
-    return PingResult(src.name, dst.name, str(dst.ip.ip), len(rtts), len(got), *stats)
+    return PingResult(
+        src.name,
+        dst.name,
+        str(dst.ip.ip),
+        len(outcome.rtts) or count,
+        len(got),
+        *stats,
+        error=None if got else error,
+        first_rtt_ms=outcome.setup_ms,
+        setup=outcome.setup,
+    )
+
+
+# --- how probes leave the VMs ---
+
+
+class Prober(Protocol):
+    errors: dict[str, str]  # source VM -> why its probes could not be sent
+
+    def send(self, probe: Probe) -> None: ...
+    def replies(self, wait_s: float) -> Iterable[tuple[int, float]]:
+        """(probe id, round trip ms) of the replies that come within `wait_s`."""
+        ...
+
+    def forget(self, probe: Probe) -> None: ...
+    def close(self) -> None: ...
+
+
+class SocketProber:
+    """Raw ICMP sockets inside the VMs' namespaces (icmp.py)."""
+
+    def __init__(self, namespaces: dict[str, str], addresses: dict[str, str]):
+        from labctl import icmp
+
+        self.pinger = icmp.Pinger(icmp.sockets_in(namespaces))
+        self.addresses = addresses
+        self.errors: dict[str, str] = {}
+
+    def send(self, probe: Probe) -> None:
+        self.pinger.send(probe.src, self.addresses[probe.dst], probe.id)
+
+    def replies(self, wait_s: float) -> Iterable[tuple[int, float]]:
+        return self.pinger.replies(wait_s)  # type: ignore[return-value]
+
+    def forget(self, probe: Probe) -> None:
+        self.pinger.forget(probe.id)
+
+    def close(self) -> None:
+        self.pinger.close()
+
+
+class FpingProber:
+    """`fping` inside each source VM, through its transport: the probes due together go
+    out as one fping per source VM (a target once per batch; a second probe to it waits
+    for the next batch)."""
+
+    def __init__(self, vms: dict[str, VM], vm_transport: Callable[[VM], object]):
+        self.vms, self.vm_transport = vms, vm_transport
+        self.batch: list[Probe] = []
+        self.errors: dict[str, str] = {}
+
+    def send(self, probe: Probe) -> None:
+        self.batch.append(probe)
+
+    def replies(self, wait_s: float) -> Iterable[tuple[int, float]]:
+        if not self.batch:
+            time.sleep(wait_s)
+            return []
+        now, later, seen = [], [], set()
+        for probe in self.batch:
+            (later if (probe.src, probe.dst) in seen else now).append(probe)
+            seen.add((probe.src, probe.dst))
+        self.batch = later
+        by_src: dict[str, list[Probe]] = {}
+        for probe in now:
+            by_src.setdefault(probe.src, []).append(probe)
+        answers: list[tuple[int, float]] = []
+        for outcome in in_parallel(self._run, list(by_src.items()), lambda job: job[0], workers=64):
+            if outcome.error is None:
+                answers += outcome.value
+        return answers
+
+    def _run(self, job: tuple[str, list[Probe]]) -> list[tuple[int, float]]:
+        src, probes = job
+        targets = [self.vms[p.dst] for p in probes]
+        timeout_ms = round(1000 * max(p.timeout_s for p in probes))
+        try:
+            rtts, error = _fping(self.vm_transport(self.vms[src]), targets, 1, 1000, timeout_ms)
+        except LabctlError as exc:
+            rtts, error = {}, str(exc)
+        if error:
+            self.errors[src] = error
+        answers = []
+        for probe, vm in zip(probes, targets, strict=True):
+            got = rtts.get(str(vm.ip.ip))
+            if got and got[0] is not None:
+                answers.append((probe.id, got[0]))
+        return answers
+
+    def forget(self, probe: Probe) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
 
 
 def _fping(transport, targets: list[VM], count: int, period_ms: int, timeout_ms: int, spacing_ms: int = 10):
-    argv = [
-        "fping",
-        "-q",
-        "-C",
-        str(count),
-        "-p",
-        str(period_ms),
-        "-t",
-        str(timeout_ms),
-        "-i",
-        str(spacing_ms),
-    ]
-    argv += [str(vm.ip.ip) for vm in targets]
+    argv = ["fping", "-q", "-C", str(count), "-p", str(period_ms), "-t", str(timeout_ms)]
+    argv += ["-i", str(spacing_ms), *(str(vm.ip.ip) for vm in targets)]
     seconds = len(targets) * spacing_ms / 1000 + count * (period_ms + timeout_ms) / 1000 + 10
     result = transport.run(argv, check=False, timeout=seconds)
     rtts = parse_fping(result.stderr + result.stdout)
@@ -101,85 +201,49 @@ def _fping(transport, targets: list[VM], count: int, period_ms: int, timeout_ms:
     return rtts, error
 
 
-SETUP_TIMEOUT_MS = 1500  # a set-up probe later than this is retried, not waited for
-# The first wave's ARP requests are flooded to every switch, each flood a packet-in
-# per switch. Offered faster than the controller answers, they queue; past a second
-# the VMs resend their ARP requests, which floods again and makes the queue longer.
-# So the first wave is paced to about this many flood packet-ins per second: what the
-# default controller keeps up with on a 2-core machine that also runs the lab.
-FLOOD_PACKET_INS_PER_S = 4000
-MIN_SPACING_MS = 10
-SETTLE_ROUNDS = 4  # retries of the pairs whose set-up probe got no answer yet
-SETTLE_TIMEOUT_MS = 2000
+# --- the loop ---
 
 
-def in_first_half(vms: list[VM]) -> Callable[[VM, VM], bool]:
-    """A predicate that splits the ordered pairs so each VM starts about as many set-ups
-    as any other: a -> b is in the first half when b is less than half the ring ahead of a."""
-    index, n = {vm.name: i for i, vm in enumerate(vms)}, len(vms)
-
-    def pick(a: VM, b: VM) -> bool:
-        ahead = (index[b.name] - index[a.name]) % n
-        return 0 < ahead < n / 2 or (ahead == n / 2 and index[a.name] < index[b.name])
-
-    return pick
-
-
-def first_wave_spacing_ms(lab: Lab) -> int:
-    """Milliseconds between a VM's set-up probes in the first wave: every VM sends one
-    each spacing, and each one's ARP request floods to every switch."""
-    floods_per_probe = len(lab.hosts)
-    return max(MIN_SPACING_MS, round(1000 * len(lab.vms) * floods_per_probe / FLOOD_PACKET_INS_PER_S))
+def run_sweep(sweep: Sweep, prober: Prober, clock: Callable[[], float] = time.monotonic) -> None:
+    """Send what the sweep says is due, feed it what comes back and what times out, until
+    every pair is done. The I/O is the prober's; what to send when is the sweep's."""
+    while not sweep.done:
+        for probe in sweep.due(clock()):
+            prober.send(probe)
+        wake = sweep.next_event()
+        wait = LONGEST_WAIT_S if wake is None else min(LONGEST_WAIT_S, max(0.0, wake - clock()))
+        for probe_id, rtt_ms in prober.replies(wait):
+            sweep.answered(probe_id, rtt_ms, clock())
+        for probe in sweep.expire(clock()):
+            prober.forget(probe)
 
 
 def ping_all(
-    lab: Lab, vm_transport, count: int = 3, period_ms: int = 200, timeout_ms: int = 2000
+    lab: Lab,
+    vm_transport,
+    count: int = 3,
+    period_ms: int = 200,
+    timeout_ms: int = 2000,
+    pacer: Pacer | None = None,
 ) -> list[PingResult]:
     """`vm_transport(vm)` gives the transport that runs a command inside a VM."""
     vms = list(lab.vms)
-
-    def from_each(pick, probes: int, period: int, timeout: int, spacing: int = MIN_SPACING_MS) -> dict:
-        jobs = [(src, [dst for dst in vms if pick(src, dst)]) for src in vms]
-        jobs = [job for job in jobs if job[1]]
-
-        def run(job):
-            src, targets = job
-            try:
-                rtts, error = _fping(vm_transport(src), targets, probes, period, timeout, spacing)
-            except LabctlError as exc:
-                rtts, error = {}, str(exc)
-            return {(src.name, dst.name): (rtts.get(str(dst.ip.ip)), error) for dst in targets}
-
-        out: dict[tuple[str, str], tuple] = {}
-        for outcome in in_parallel(run, jobs, lambda job: job[0].name, workers=64):
-            if outcome.error is None:
-                out.update(outcome.value)
-        return out
-
-    def answered(probe: tuple | None) -> bool:
-        return bool(probe and probe[0] and probe[0][0] is not None)
-
-    ahead = in_first_half(vms)
-    first = from_each(ahead, 1, 1000, SETUP_TIMEOUT_MS, first_wave_spacing_ms(lab))
-    first |= from_each(lambda a, b: a is not b and not ahead(a, b), 1, 1000, SETUP_TIMEOUT_MS)
-    # Settle: in a big lab some set-up probes come back late, behind the controller's
-    # queue. Measuring before it drains would count the queue as loss, so the pairs not
-    # answered yet are probed again, while each round gets answers (a broken path never
-    # answers: one round, then the measurement reports it).
-    waiting = {pair for pair in permutations((vm.name for vm in vms), 2) if not answered(first.get(pair))}
-    for _ in range(SETTLE_ROUNDS):
-        if not waiting:
-            break
-        again = from_each(lambda a, b, todo=waiting: (a.name, b.name) in todo, 1, 1000, SETTLE_TIMEOUT_MS)
-        still = {pair for pair in waiting if not answered(again.get(pair))}
-        if still == waiting:
-            break
-        waiting = still
-    measured = from_each(lambda a, b: a is not b, count, period_ms, timeout_ms)
-    results = []
-    for src, dst in permutations(vms, 2):
-        rtts, error = measured.get((src.name, dst.name), (None, "not run"))
-        setup = first.get((src.name, dst.name), (None, None))[0]
-        result = result_of(src, dst, rtts, count, error)
-        results.append(PingResult(**{**asdict(result), "first_rtt_ms": setup[0] if setup else None}))
-    return results
+    by_name = {vm.name: vm for vm in vms}
+    namespaces = {vm.name: vm_transport(vm).netns_path() for vm in vms}
+    prober: Prober
+    if all(namespaces.values()):
+        prober = SocketProber(namespaces, {vm.name: str(vm.ip.ip) for vm in vms})  # type: ignore[arg-type]
+    else:
+        prober = FpingProber(by_name, vm_transport)
+    sweep = Sweep([vm.name for vm in vms], pacer or Pacer(), count, period_ms / 1000, timeout_ms / 1000)
+    try:
+        run_sweep(sweep, prober)
+    finally:
+        prober.close()
+    outcomes = sweep.outcomes()
+    return [
+        result_of(src, dst, outcomes[(src.name, dst.name)], count, prober.errors.get(src.name))
+        for src in vms
+        for dst in vms
+        if src is not dst
+    ]

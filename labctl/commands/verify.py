@@ -18,7 +18,9 @@ def register(cli: click.Group) -> None:
 @click.command()
 @inventory_option
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-@click.option("-c", "--count", default=3, show_default=True, help="Pings per pair.")
+@click.option(
+    "-c", "--count", default=3, show_default=True, type=click.IntRange(min=1), help="Pings per pair."
+)
 @click.option(
     "--junit", "junit_path", type=click.Path(dir_okay=False), help="Also write JUnit XML: a case per pair."
 )
@@ -41,13 +43,14 @@ def verify(ctx, inventory, simulate, quiet, verbose, as_json, count, junit_path)
             verify_report.write_junit(junit_path, lab, [], problems)
         sys.exit(EXIT_VERIFY_FAILED)
     results = ping_all(runner.lab, lambda vm: runner.drivers[vm.host].vm_transport(vm), count=count)
-    ok = all(r.ok for r in results)
+    controller = runner.problems()  # did the controller die, or a bridge lose it, meanwhile?
+    ok = all(r.ok for r in results) and not controller
     if junit_path:
-        verify_report.write_junit(junit_path, lab, results)
+        verify_report.write_junit(junit_path, lab, results, controller=controller)
     if as_json:
-        click.echo(json.dumps(verify_report.to_json(lab, results), indent=2))
+        click.echo(json.dumps(verify_report.to_json(lab, results, controller=controller), indent=2))
     else:
-        click.echo(verify_report.render_table(results))
+        click.echo(verify_report.render_table(results, controller))
     if not ok:
         from labctl.drivers import simlimits
 

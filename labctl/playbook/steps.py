@@ -72,8 +72,10 @@ def step_verify(runner, args) -> str:
     problems = runner.problems()
     if problems:
         raise StepFailed("; ".join(problems))
+    from labctl.verify_report import failure
+
     results = ping_all(runner.lab, lambda vm: runner.drivers[vm.host].vm_transport(vm))
-    bad = [f"{r.src}->{r.dst} {r.loss_pct:g}% loss" for r in results if not r.ok]
+    bad = [f"{r.src}->{r.dst} {failure(r)}" for r in results if not r.ok] + runner.problems()
     if bad:
         raise StepFailed(f"expected every pair to answer, saw {', '.join(bad)}")
     return f"{len(results)} pairs, 0% loss"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from labctl.processes import NETNS_DIR
 from labctl.transport.local import LocalTransport
 
 
@@ -27,6 +28,9 @@ class NetnsTransport(LocalTransport):
 
     def describe(self) -> str:
         return f"namespace {self.netns} on this machine"
+
+    def netns_path(self) -> str:
+        return f"{NETNS_DIR}/{self.netns}"
 
     def wrap(self, argv: Sequence[str]) -> list[str]:
         return ["ip", "netns", "exec", self.netns, *argv]
