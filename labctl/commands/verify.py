@@ -27,7 +27,9 @@ def register(cli: click.Group) -> None:
 @click.pass_context
 @handles_errors
 def verify(ctx, inventory, simulate, quiet, verbose, as_json, count, junit_path):
-    """Ping every ordered pair of VMs, in parallel. Exit 1 if any pair loses packets."""
+    """Ping every ordered pair of VMs, in parallel: each pair's path is set up (paced to what
+    the controller keeps up with), then measured with COUNT pings. Exit 1 if any pair is not
+    set up in time or loses packets, or the controller stops or loses a bridge meanwhile."""
     from labctl import verify_report
     from labctl.verify import ping_all
 

@@ -75,8 +75,12 @@ class FakeLab:
 
     ARP_RETRY_S, ARP_TRIES = 1.0, 3
 
-    def __init__(self, vms: int, rate: float, base_ms: float = 2.0, dead: set | None = None):
-        self.now, self.rate, self.base = 0.0, rate, base_ms / 1000
+    PERIOD_S = 0.1  # a CPU quota is given per period (cgroup cpu.max, cfs_period_us)
+
+    def __init__(
+        self, vms: int, rate: float, base_ms: float = 2.0, dead: set | None = None, share: float = 1.0
+    ):
+        self.now, self.rate, self.base, self.share = 0.0, rate, base_ms / 1000, share
         self.switches = vms  # one VM per host: every ARP flood reaches every switch
         self.busy_until = 0.0  # when the controller's queue is empty
         self.known: set[tuple[str, str]] = set()  # a learned b's MAC (a's ARP entry)
@@ -92,9 +96,19 @@ class FakeLab:
         return self.now
 
     def _work(self, packet_ins: float) -> float:
-        """Queue work at the controller; when it is done."""
-        self.busy_until = max(self.now, self.busy_until) + packet_ins / self.rate
-        return self.busy_until
+        """Queue work at the controller; when it is done. On a `share` of a core it runs
+        only at the start of each period, and waits for the next one when its share is used."""
+        start, need = max(self.now, self.busy_until), packet_ins / self.rate
+        while need > 1e-12:
+            period = int(start / self.PERIOD_S + 1e-9) * self.PERIOD_S
+            runs_until = period + self.share * self.PERIOD_S
+            if start >= runs_until:
+                start = period + self.PERIOD_S
+                continue
+            step = min(need, runs_until - start)
+            start, need = start + step, need - step
+        self.busy_until = start
+        return start
 
     def send(self, probe: Probe) -> None:
         self.sent.append(probe)
