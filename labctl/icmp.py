@@ -19,7 +19,7 @@ import socket
 import struct
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 
 from labctl.errors import LabctlError
 
@@ -170,3 +170,19 @@ def _received_at(ancillary: list) -> float:
             seconds, nanos = struct.unpack("qq", data[:16])
             return seconds + nanos / 1e9
     return time.time()
+
+
+def unanswered(netns_path: str, addresses: Sequence[str], timeout_s: float = 2.0) -> list[str]:
+    """The addresses that do not answer one echo request from inside a namespace within
+    `timeout_s` (like `ping -c 1 -W 2` to each, all at once)."""
+    pinger = Pinger(sockets_in({"here": netns_path}))
+    try:
+        for address in addresses:
+            pinger.send("here", address, address)
+        waiting, deadline = set(addresses), time.monotonic() + timeout_s
+        while waiting and time.monotonic() < deadline:
+            for address, _ in pinger.replies(deadline - time.monotonic()):
+                waiting.discard(address)  # type: ignore[arg-type]
+        return [a for a in addresses if a in waiting]
+    finally:
+        pinger.close()
