@@ -17,6 +17,13 @@ Scenarios (default: all of them, in this order):
 
     sudo .venv/bin/python bench/bench.py              # everything (many minutes)
     sudo .venv/bin/python bench/bench.py 32 room16    # just these
+    sudo .venv/bin/python bench/bench.py 4 --real-guests
+                          # and the mixed 4-host lab with real QEMU guests on its KVM hosts
+                          # (inventories/blog-4host-nested.yaml; needs scripts/setup.sh --libvirt)
+
+The real-guest row adds `boot`: from the end of `up` until every real guest answers a
+ping from a namespace VM (a guest boots after `up` has started it). Its verify runs the
+pairs labctl can run (from the namespace VMs); the pairs from a guest are not verifiable.
 
 Runs as root. Its labs are named PREFIX<scenario>-<pid> (--prefix, default "bench") and
 its state goes to $LABCTL_STATE_DIR when set, else to a directory of its own; everything
@@ -172,6 +179,43 @@ class Row:
     notes: list[str] = field(default_factory=list)
 
 
+NESTED = REPO / "inventories" / "blog-4host-nested.yaml"
+BOOT = "{kernel: ../../../build/guest/vmlinuz, initrd: ../../../build/guest/initrd.gz}"
+BOOT_SECONDS = 300
+
+
+def nested_inventory(name: str) -> tuple[str, list[str], list[str]]:
+    """The bundled nested lab under `name`, booting the guest scripts/build-guest.sh builds;
+    with the namespace VMs' namespaces and the real guests' addresses, to wait for their boot."""
+    built = subprocess.run(["bash", str(REPO / "scripts" / "build-guest.sh")], capture_output=True, text=True)
+    if built.returncode != 0:
+        raise SystemExit(f"scripts/build-guest.sh failed:\n{built.stderr}")
+    guest = REPO / built.stdout.strip()
+    text = NESTED.read_text().replace("name: blog-4host-nested\n", f"name: {name}\n")
+    text = text.replace(BOOT, f"{{kernel: {guest / 'vmlinuz'}, initrd: {guest / 'initrd.gz'}}}")
+    from labctl.drivers.sim_guests import RealGuests
+    from labctl.inventory import parse_inventory
+
+    lab = parse_inventory(text)
+    real = [h for h in lab.hosts if RealGuests.wanted(h)]
+    senders = [f"lc-{name}-{vm.name}" for h in lab.hosts if h not in real for vm in h.vms]
+    guests = [str(vm.ip.ip) for h in real for vm in h.vms]
+    return text, senders, guests
+
+
+def wait_for_guests(senders: list[str], guests: list[str]) -> float:
+    """Seconds until every real guest answers a ping from a namespace VM."""
+    start = time.monotonic()
+    for address in guests:
+        while subprocess.run(
+            ["ip", "netns", "exec", senders[0], "ping", "-n", "-q", "-c", "1", "-W", "1", address],
+            capture_output=True,
+        ).returncode:
+            if time.monotonic() - start > BOOT_SECONDS:
+                raise SystemExit(f"the real guest {address} did not answer within {BOOT_SECONDS} s")
+    return time.monotonic() - start
+
+
 def in_parallel(task, items: list) -> list:
     with ThreadPoolExecutor(max_workers=max(1, len(items))) as pool:
         return list(pool.map(task, items))
@@ -221,6 +265,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help=f"what to time (default: {' '.join(DEFAULT)})",
     )
     parser.add_argument("--prefix", default="bench", help="lab names start with this (default: bench)")
+    parser.add_argument(
+        "--real-guests",
+        action="store_true",
+        help="also time the mixed 4-host lab with real QEMU guests on its KVM hosts, against a 4-host floor",
+    )
     return parser.parse_args(argv)
 
 
@@ -252,17 +301,56 @@ def report(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
+def real_guest_row(env: dict, tmpdir: Path, prefix: str) -> tuple:
+    """The nested lab: up, the guests' boot, verify, down, and the floor of its 4 hosts."""
+    name = f"{prefix}rg-{os.getpid() % 10000}"
+    text, senders, guests = nested_inventory(name)
+    inv = tmpdir / f"{name}.yaml"
+    inv.write_text(text)
+    floor_s = floor(4, tmpdir / "floor-rg")
+    try:
+        up_s, _ = labctl(env, "up", "-q", "-i", str(inv))
+        boot_s = wait_for_guests(senders, guests)
+        verify_s, out = labctl(env, "verify", "--json", "-i", str(inv), check=False)
+        report = json.loads(out.stdout)
+    finally:
+        down_s, _ = labctl(env, "down", "-q", "-i", str(inv))
+    run = [pair for pair in report["pairs"] if not pair.get("unverifiable")]
+    return floor_s, up_s, boot_s, verify_s, down_s, sum(pair["ok"] for pair in run), len(run)
+
+
+def real_guest_report(row: tuple) -> str:
+    fl, up, boot, ver, down, passed, run = row
+    return "\n".join(
+        [
+            "",
+            "the mixed 4-host lab, real QEMU guests on its 2 KVM hosts (inventories/blog-4host-nested.yaml)",
+            f"{'hosts':>5} {'pairs':>5} {'floor':>7} {'up':>7} {'boot':>7} {'verify':>7} {'down':>7} "
+            f"{'up/floor':>8} {'(up+boot+verify)/floor':>22} {'down/floor':>10} {'pairs ok':>8}",
+            f"{4:>5} {run:>5} {fl:>6.2f}s {up:>6.2f}s {boot:>6.2f}s {ver:>6.2f}s {down:>6.2f}s "
+            f"{up / fl:>8.2f} {(up + boot + ver) / fl:>22.2f} {down / fl:>10.2f} {passed:>8}",
+            "pairs: those verify runs (from the namespace VMs); "
+            "the ones from a real guest are not verifiable",
+        ]
+    )
+
+
 def main() -> None:
     args = parse_args()
     rows = []
+    real_guests = None
     with tempfile.TemporaryDirectory(prefix="labctl-bench-") as tmp:
         tmpdir = Path(tmp)
         state = Path(os.environ.get("LABCTL_STATE_DIR") or tmpdir / "state")
         env = {**os.environ, "LABCTL_STATE_DIR": str(state), "PYTHONPATH": str(REPO)}
+        if args.real_guests:
+            real_guests = real_guest_row(env, tmpdir, args.prefix)
         for s in args.scenarios:
             rows.append(run(s, tmpdir, env, state, args.prefix))
             print(row_line(rows[-1]), file=sys.stderr, flush=True)  # progress, for long runs
     print(report(rows))
+    if real_guests:
+        print(real_guest_report(real_guests))
 
 
 if __name__ == "__main__":

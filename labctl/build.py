@@ -9,7 +9,7 @@ from labctl import icmp
 from labctl.drivers.base import Driver
 from labctl.errors import ProvisionError
 from labctl.model import Host, Lab
-from labctl.ovs import AddBridge, Ovs, pending, unplug_stale
+from labctl.ovs import Ovs, pending, unplug_stale
 from labctl.parallel import in_parallel
 from labctl.plan import HostPlan, plan_host, tunnel_peers
 from labctl.progress import Reporter
@@ -40,9 +40,7 @@ class HostBuilder:
             ovs.apply(stale)
             snap = ovs.snapshot()
         todo = pending(commands, snap)
-        for command in todo:
-            if isinstance(command, AddBridge) and command.name not in snap.bridges:
-                driver.adding_bridge(command.name)
+        driver.before_ovs_changes(todo, snap)
         ovs.apply(todo)
         for command in todo:
             self.report.changed(host.name, command.describe())
@@ -51,8 +49,13 @@ class HostBuilder:
     def point_at_controller(self, host: Host) -> None:
         """Reach every tunnel peer over the underlay, then set the bridge's controller."""
         self.check_underlay(host)
-        ovs = Ovs(self.drivers[host.name].transport())
-        for command in ovs.ensure([self.plan(host).controller]):
+        driver = self.drivers[host.name]
+        ovs = Ovs(driver.transport())
+        snap = ovs.snapshot()
+        todo = pending([self.plan(host).controller], snap)
+        driver.before_ovs_changes(todo, snap)
+        ovs.apply(todo)
+        for command in todo:
             self.report.changed(host.name, command.describe())
 
     @staticmethod

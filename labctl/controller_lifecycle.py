@@ -52,7 +52,14 @@ class ControllerLifecycle:
             # An `up` killed between starting the controller and journalling it leaves a
             # controller nobody recorded; it lives in its own namespace, so it is ours to stop.
             # (A lab host's namespace holds the host's OVS daemons too: no site.netns there.)
-            processes.stop(processes.in_named_netns([self.site.netns]))
+            # Other processes the journal lists there (a running capture) are not strays.
+            journalled = {
+                ProcessId(r["pid"], r["start"])
+                for r in self.state.records("process")
+                if r.get("role") != CONTROLLER
+            }
+            strays = [p for p in processes.in_named_netns([self.site.netns]) if p not in journalled]
+            processes.stop(strays)
         argv = self.kind.argv()
         pid = self.transport.spawn(argv, log_path=str(self.kind.log_path), env=self.kind.env())
         proc = processes.identify(pid)

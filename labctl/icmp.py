@@ -7,6 +7,9 @@ each VM's namespace (a socket stays in the namespace it was made in) and drives 
 them from one loop: the kernel of each VM resolves ARP and routes the packets exactly as
 for `ping` run inside it. Receive times are the kernel's (SO_TIMESTAMPNS), so a busy
 loop here does not inflate the round trips it reports.
+
+Every request leaves with Don't Fragment (IP_PMTUDISC_DO, like `ping -M do`): a full-size
+probe must cross the tunnels whole or not at all, never be split by the VM's kernel.
 """
 
 from __future__ import annotations
@@ -26,7 +29,10 @@ from labctl.errors import LabctlError
 CLONE_NEWNET = 0x40000000
 ECHO_REQUEST, ECHO_REPLY = 8, 0
 PAYLOAD = bytes(range(48)) + b"labctl!!"  # 56 bytes, like ping's
+IP_AND_ICMP_HEADERS = 60 + 8  # at most: an IPv4 header with every option
 _SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
+_IP_MTU_DISCOVER = getattr(socket, "IP_MTU_DISCOVER", 10)
+_IP_PMTUDISC_DO = getattr(socket, "IP_PMTUDISC_DO", 2)
 
 
 def _setns(fd: int) -> None:
@@ -60,6 +66,7 @@ def sockets_in(namespaces: Mapping[str, str]) -> dict[str, socket.socket]:
                 sock = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
                 sock.setblocking(False)
                 sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
+                sock.setsockopt(socket.IPPROTO_IP, _IP_MTU_DISCOVER, _IP_PMTUDISC_DO)
                 made[name] = sock
         except OSError as exc:
             failure.append(f"cannot open a socket in {name}'s namespace: {exc.strerror or exc}")
@@ -86,9 +93,16 @@ def checksum(data: bytes) -> int:
     return ~total & 0xFFFF
 
 
-def echo_request(ident: int, seq: int) -> bytes:
+def payload_of(size: int) -> bytes:
+    """`size` bytes of echo data: ping's 56 bytes, repeated or cut."""
+    return (PAYLOAD * (size // len(PAYLOAD) + 1))[:size]
+
+
+def echo_request(ident: int, seq: int, size: int = len(PAYLOAD)) -> bytes:
+    """An echo request with `size` bytes of data (the IPv4 packet is 28 bytes more)."""
+    data = PAYLOAD if size == len(PAYLOAD) else payload_of(size)
     header = struct.pack("!BBHHH", ECHO_REQUEST, 0, 0, ident, seq)
-    return struct.pack("!BBHHH", ECHO_REQUEST, 0, checksum(header + PAYLOAD), ident, seq) + PAYLOAD
+    return struct.pack("!BBHHH", ECHO_REQUEST, 0, checksum(header + data), ident, seq) + data
 
 
 def parse_reply(packet: bytes) -> tuple[str, int, int] | None:
@@ -115,19 +129,24 @@ class Pinger:
         self.seq = dict.fromkeys(self.sockets, 0)
         self.pending: dict[tuple[str, int], tuple[object, str, float]] = {}  # -> (key, address, sent)
         self.sent_as: dict[object, tuple[str, int]] = {}  # key -> (source, sequence)
+        self.receive_bytes = 1500  # room for the largest reply expected
         self.selector = selectors.DefaultSelector()
         for name, sock in self.sockets.items():
             self.selector.register(sock, selectors.EVENT_READ, name)
 
-    def send(self, src: str, address: str, key: object) -> None:
-        """One echo request from `src` to `address`; its reply will come back as `key`."""
+    def send(self, src: str, address: str, key: object, size: int = len(PAYLOAD)) -> None:
+        """One echo request of `size` data bytes from `src` to `address`; its reply will come
+        back as `key`."""
         seq = self.seq[src] = (self.seq[src] + 1) & 0xFFFF
         self.pending[(src, seq)] = (key, address, time.time())
         self.sent_as[key] = (src, seq)
+        self.receive_bytes = max(self.receive_bytes, size + IP_AND_ICMP_HEADERS)
         try:
-            self.sockets[src].sendto(echo_request(self.ident[src], seq), (address, 0))
+            self.sockets[src].sendto(echo_request(self.ident[src], seq, size), (address, 0))
         except OSError:
-            pass  # unreachable for now (an ARP failure reported late): no reply, so it times out
+            # unreachable for now (an ARP failure reported late), or bigger than the path
+            # takes with Don't Fragment: no reply, so it times out
+            pass
 
     def forget(self, key: object) -> None:
         """Stop waiting for the reply to `key` (it timed out)."""
@@ -142,7 +161,7 @@ class Pinger:
             sock = self.sockets[src]
             while True:
                 try:
-                    packet, ancillary, _, _ = sock.recvmsg(1500, 64)
+                    packet, ancillary, _, _ = sock.recvmsg(self.receive_bytes, 64)
                 except (BlockingIOError, InterruptedError):
                     break
                 except OSError:

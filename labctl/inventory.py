@@ -18,7 +18,16 @@ from pathlib import Path
 from types import UnionType
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, ValidationError, create_model
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictInt,
+    TypeAdapter,
+    ValidationError,
+    create_model,
+)
 
 from labctl import rules
 from labctl.controllers import KINDS
@@ -36,6 +45,7 @@ from labctl.fieldtypes import (
     openflow_version,
 )
 from labctl.model import Lab
+from labctl.mtu import DEFAULT_UNDERLAY_MTU
 from labctl.resolve import resolve
 from labctl.yamlfile import LoadedYaml, YamlProblem, load_yaml, read_text
 
@@ -94,6 +104,7 @@ class ControllerSpec(_Strict):
 
 class UnderlaySpec(_Strict):
     subnet: IPv4Net = ipaddress.IPv4Network("10.250.0.0/24")
+    mtu: StrictInt = DEFAULT_UNDERLAY_MTU  # its range is a rule (rules.mtu_in_range)
 
 
 class InventorySpec(_Strict):
@@ -105,6 +116,7 @@ class InventorySpec(_Strict):
     topology: Literal["star", "mesh"] = "star"
     hub: Name | None = None
     tunnel_type: Literal["gre", "vxlan"] = "gre"
+    mtu: StrictInt | None = None  # the VMs' MTU; default: what the tunnel leaves of the underlay's
     controller: ControllerSpec = ControllerSpec()
     underlay: UnderlaySpec = UnderlaySpec()
     hosts: dict[Name, HostSpec] = Field(min_length=1, max_length=MAX_HOSTS)  # type: ignore[valid-type]

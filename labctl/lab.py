@@ -58,7 +58,7 @@ class LabRunner:
         kind puts it (a lab is all simulated or all real, so the first host's kind says)."""
         on_host = self.lab.controller.host
         if on_host is not None:
-            return ControllerSite(self.drivers[on_host].transport(), f"on {on_host}")
+            return self.drivers[on_host].hosted_controller_site()
         return type(self.drivers[self.lab.hosts[0].name]).controller_site(self.session)
 
     def _on_every_host(self, step: str, task: Callable[[Host], object]) -> None:

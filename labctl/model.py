@@ -85,6 +85,8 @@ class Lab:
     tunnel_type: str
     controller: Controller
     underlay: ipaddress.IPv4Network
+    underlay_mtu: int  # the underlay's MTU: what the tunnel packets may fill
+    mtu: int  # every VM NIC's MTU (mtu.py: the underlay's minus the tunnel's overhead, unless set)
     hosts: tuple[Host, ...]
     simulated: bool
     description: str = ""

@@ -6,6 +6,13 @@ one `ovs-vsctl` call; `pending()` keeps only the commands whose effect is not
 there yet; `Ovs.apply()` renders them into ONE `ovs-vsctl -- ... -- ...` argv
 with --may-exist, so `up` twice changes nothing. The same code runs over any
 transport: a simulated host's namespace, this machine or SSH.
+
+Hosts run different OVS versions (XCP-ng 8.2 ships 2.5, Debian 12 3.1), and a
+column newer than a host's OVS makes the whole transaction fail ("No column
+controller_queue_size in table Controller"). `Ovs.schema()` reads the host's
+database schema once, and each command leaves out the settings of
+OPTIONAL_COLUMNS the host lacks (tests/data/ovs-schemas/ has the schemas of the
+supported hypervisors).
 """
 
 from __future__ import annotations
@@ -19,6 +26,46 @@ from labctl.errors import CommandError, ProvisionError
 from labctl.transport.base import Transport
 
 Pairs = tuple[tuple[str, str], ...]
+
+# Columns labctl sets when the host's OVS has them, and does without otherwise:
+# (table, column) -> the OVS release that added it, for doctor and the docs.
+OPTIONAL_COLUMNS: dict[tuple[str, str], str] = {
+    ("Controller", "controller_queue_size"): "2.13",
+}
+SCHEMA_READ = ["ovsdb-client", "get-schema", "Open_vSwitch"]  # no --timeout: OVS 2.5's has none
+
+
+@dataclass(frozen=True)
+class OvsSchema:
+    """The columns of a host's Open_vSwitch database, as its ovsdb-server serves them.
+
+    `tables` None: any column (what `labctl plan` shows, touching no host)."""
+
+    version: str
+    tables: dict[str, frozenset[str]] | None
+
+    @classmethod
+    def parse(cls, text: str) -> OvsSchema:
+        schema = json.loads(text)
+        return cls(
+            schema["version"],
+            {name: frozenset(table["columns"]) for name, table in schema["tables"].items()},
+        )
+
+    @classmethod
+    def unreadable(cls) -> OvsSchema:
+        """A schema labctl could not read: it sets no optional column."""
+        return cls("unknown", {})
+
+    def has(self, table: str, column: str) -> bool:
+        return self.tables is None or column in self.tables.get(table, ())
+
+    def lacks(self) -> list[str]:
+        """The optional columns this schema does not have: Table.column (OVS N+)."""
+        return [f"{t}.{c} (OVS {since}+)" for (t, c), since in OPTIONAL_COLUMNS.items() if not self.has(t, c)]
+
+
+ANY_SCHEMA = OvsSchema("any", None)
 
 
 def _map_arg(column: str, pairs: Pairs) -> list[str]:
@@ -34,7 +81,7 @@ class AddBridge:
     rstp: bool = False  # Rapid Spanning Tree: breaks the loops of a tunnel mesh
     other_config: Pairs = ()
 
-    def argv(self) -> list[str]:
+    def argv(self, schema: OvsSchema = ANY_SCHEMA) -> list[str]:
         settings = [f"datapath_type={self.datapath_type}", f"rstp_enable={str(self.rstp).lower()}"]
         if self.fail_mode:
             settings.append(f"fail_mode={self.fail_mode}")
@@ -66,7 +113,7 @@ class AddPort:
     options: Pairs = ()
     port_config: Pairs = ()  # the Port's other_config, e.g. rstp-port-admin-edge
 
-    def argv(self) -> list[str]:
+    def argv(self, schema: OvsSchema = ANY_SCHEMA) -> list[str]:
         out = ["--may-exist", "add-port", self.bridge, self.name]
         if self.type or self.options:
             out += ["--", "set", "interface", self.name, f"type={self.type or 'system'}"]
@@ -101,7 +148,7 @@ class SetController:
     inactivity_probe_ms: int = 5000
     queue_size: int = 512  # packet-ins OVS holds for a busy controller (default 100, max 512)
 
-    def argv(self) -> list[str]:
+    def argv(self, schema: OvsSchema = ANY_SCHEMA) -> list[str]:
         if not self.targets:
             return ["del-controller", self.bridge]
         # Short backoff: a bridge that lost its controller finds it again within a second.
@@ -113,8 +160,9 @@ class SetController:
             self.bridge,
             f"max_backoff={self.max_backoff_ms}",
             f"inactivity_probe={self.inactivity_probe_ms}",
-            f"controller_queue_size={self.queue_size}",
         ]
+        if schema.has("Controller", "controller_queue_size"):  # OVS 2.13+; 2.5 holds its default 100
+            out.append(f"controller_queue_size={self.queue_size}")
         return out
 
     def satisfied_by(self, snap: OvsSnapshot) -> bool:
@@ -130,7 +178,7 @@ class DelPort:
     bridge: str
     name: str
 
-    def argv(self) -> list[str]:
+    def argv(self, schema: OvsSchema = ANY_SCHEMA) -> list[str]:
         return ["--if-exists", "del-port", self.bridge, self.name]
 
     def satisfied_by(self, snap: OvsSnapshot) -> bool:
@@ -142,6 +190,73 @@ class DelPort:
 
 
 OvsCommand = AddBridge | AddPort | SetController | DelPort
+
+
+# --- putting a real host's OVS back as it was ------------------------------
+# A real host keeps its Open vSwitch after `down`. What `up` adds to it is journalled
+# *before* it is added, with what it changes, so `down` removes exactly that and puts
+# back what was there: a bridge labctl made goes; on a bridge that was there before,
+# labctl's ports go and its settings and controllers are restored.
+
+
+@dataclass(frozen=True)
+class Undo:
+    """What `down` needs to undo one command on a real host: a journal record's kind and fields."""
+
+    kind: str  # ovs-bridge, ovs-port, ovs-controller or ovs-bridge-settings
+    bridge: str
+    fields: tuple[tuple[str, object], ...] = ()
+
+
+def undo_of(command: OvsCommand, snap: OvsSnapshot) -> Undo | None:
+    """How to undo `command` on the OVS that `snap` read (None: nothing to undo, or
+    undoing the bridge it sits on undoes it too)."""
+    if isinstance(command, AddBridge):
+        have = snap.bridges.get(command.name)
+        if have is None:
+            return Undo("ovs-bridge", command.name)
+        before = {
+            "datapath_type": have.datapath_type,
+            "fail_mode": have.fail_mode,
+            "protocols": list(have.protocols),
+            "rstp": have.rstp,
+            "other_config": {key: have.other_config.get(key) for key, _ in command.other_config},
+        }
+        return Undo("ovs-bridge-settings", command.name, (("before", before),))
+    bridge = snap.bridges.get(getattr(command, "bridge", ""))
+    if bridge is None:
+        return None
+    if isinstance(command, AddPort) and command.name not in bridge.ports:
+        return Undo("ovs-port", command.bridge, (("port", command.name),))
+    if isinstance(command, SetController):
+        return Undo("ovs-controller", command.bridge, (("before", list(bridge.controllers)),))
+    return None
+
+
+def undo_argv(record: dict) -> list[str]:
+    """The ovs-vsctl words (after `ovs-vsctl --timeout=N`) that undo one journalled Undo."""
+    kind, bridge = record["kind"], record["bridge"]
+    if kind == "ovs-bridge":
+        return ["--if-exists", "del-br", bridge]
+    if kind == "ovs-port":
+        return ["--if-exists", "del-port", bridge, record["port"]]
+    if kind == "ovs-controller":
+        before = record["before"]
+        return ["set-controller", bridge, *before] if before else ["del-controller", bridge]
+    if kind == "ovs-bridge-settings":
+        before = record["before"]
+        settings = [
+            f'datapath_type="{before["datapath_type"]}"',  # quoted: ovs-vsctl refuses a bare empty value
+            f"fail_mode={before['fail_mode'] or '[]'}",
+            f"protocols={','.join(before['protocols']) or '[]'}",
+            f"rstp_enable={str(before['rstp']).lower()}",
+        ]
+        settings += [f"other_config:{k}={v}" for k, v in before["other_config"].items() if v is not None]
+        argv = ["set", "bridge", bridge, *settings]
+        for key in (k for k, v in before["other_config"].items() if v is None):
+            argv += ["--", "remove", "bridge", bridge, "other_config", key]
+        return argv
+    raise ValueError(f"not an OVS undo record: {kind}")
 
 
 def unplug_stale(commands: Sequence[OvsCommand], snap: OvsSnapshot, ports: set[str]) -> list[DelPort]:
@@ -156,11 +271,12 @@ def unplug_stale(commands: Sequence[OvsCommand], snap: OvsSnapshot, ports: set[s
     ]
 
 
-def render(commands: Sequence[OvsCommand], timeout: int = 30) -> list[str]:
-    """One ovs-vsctl argv that applies all commands in one transaction."""
+def render(commands: Sequence[OvsCommand], timeout: int = 30, schema: OvsSchema = ANY_SCHEMA) -> list[str]:
+    """One ovs-vsctl argv that applies all commands in one transaction, with only the
+    optional columns `schema` has."""
     argv = ["ovs-vsctl", f"--timeout={timeout}"]
     for command in commands:
-        argv += ["--", *command.argv()]
+        argv += ["--", *command.argv(schema)]
     return argv
 
 
@@ -189,6 +305,7 @@ class InterfaceState:
     error: str | None
     statistics: dict[str, int]
     mac: str | None
+    mtu: int | None = None  # what the device has (ovs-vswitchd fills it in)
 
 
 @dataclass
@@ -223,7 +340,7 @@ def _single(value):
 _QUERIES = [
     ("Bridge", "_uuid,name,datapath_type,fail_mode,protocols,rstp_enable,other_config,ports,controller"),
     ("Port", "_uuid,name,interfaces,other_config"),
-    ("Interface", "_uuid,name,type,options,ofport,error,statistics,mac_in_use"),
+    ("Interface", "_uuid,name,type,options,ofport,error,statistics,mac_in_use,mtu"),
     ("Controller", "_uuid,target,is_connected"),
 ]
 
@@ -253,6 +370,7 @@ def parse_snapshot(text: str) -> OvsSnapshot:
             error=_single(row["error"]),
             statistics=row["statistics"] or {},
             mac=_single(row["mac_in_use"]),
+            mtu=_single(row.get("mtu", [])),
         )
         ifaces_by_uuid[row["_uuid"]] = state
         interfaces[state.name] = state
@@ -307,6 +425,17 @@ class Ovs:
 
     def __init__(self, transport: Transport):
         self.transport = transport
+        self._schema: OvsSchema | None = None
+
+    def schema(self) -> OvsSchema:
+        """The host database's schema, read once (`ovsdb-client get-schema`)."""
+        if self._schema is None:
+            result = self.transport.run(SCHEMA_READ, check=False, timeout=15)
+            try:
+                self._schema = OvsSchema.parse(result.stdout) if result.ok else OvsSchema.unreadable()
+            except (ValueError, KeyError, TypeError):
+                self._schema = OvsSchema.unreadable()
+        return self._schema
 
     def snapshot(self) -> OvsSnapshot:
         argv = ["ovs-vsctl", "--timeout=10", "--format=json", "--data=json"]
@@ -316,7 +445,7 @@ class Ovs:
 
     def apply(self, commands: Sequence[OvsCommand]) -> None:
         if commands:
-            self.transport.run(render(commands))
+            self.transport.run(render(commands, schema=self.schema()))
 
     def ensure(self, commands: Sequence[OvsCommand]) -> list[OvsCommand]:
         """Apply what is missing; return the commands that changed something."""

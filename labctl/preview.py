@@ -17,6 +17,7 @@ from pathlib import Path
 from labctl.drivers.base import PlannedStep
 from labctl.errors import InputError
 from labctl.lab import LabRunner
+from labctl.mtu import explain, tunnel_overhead
 from labctl.ovs import AddBridge, OvsCommand, render
 from labctl.plan import tunnel_ends, tunnels
 from labctl.yamlfile import YamlProblem, load_yaml
@@ -55,6 +56,9 @@ def build(runner: LabRunner) -> dict:
         "hub": lab.hub if lab.topology == "star" else None,
         "tunnel_type": lab.tunnel_type,
         "underlay": str(lab.underlay),
+        "underlay_mtu": lab.underlay_mtu,
+        "tunnel_overhead": tunnel_overhead(lab.tunnel_type),
+        "mtu": lab.mtu,
         "controller": controller,
         "lab_steps": [s.to_json() for s in lab_steps],
         "tunnels": [
@@ -166,6 +170,7 @@ def to_text(data: dict, verbose: bool = False) -> str:
                     f"{data['openflow']} ({data['protocols']}), bridge {data['bridge']} on every host",
                 ),
                 ("topology", f"{topology}, {data['tunnel_type']} tunnels, underlay {data['underlay']}"),
+                ("mtu", explain(data["mtu"], data["underlay_mtu"], data["tunnel_type"])),
                 (
                     "controller",
                     " ".join(w for w in (ctl["kind"], ",".join(ctl["apps"]), "at", ctl["target"]) if w),

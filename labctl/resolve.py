@@ -1,8 +1,8 @@
 """The defaults stage: a validated inventory becomes the Lab model.
 
 Everything the inventory leaves out is decided here and nowhere else: underlay
-addresses, MACs, the controller's address and apps (from its kind), each host's
-driver options (from its kind's declared fields). Pure: no I/O.
+addresses, MACs, the VMs' MTU (mtu.py), the controller's address and apps (from
+its kind), each host's driver options (from its kind's declared fields). Pure: no I/O.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from labctl.controllers import KINDS
 from labctl.drivers import DRIVERS
 from labctl.model import VM, Access, Controller, Host, Lab
+from labctl.mtu import guest_mtu
 
 if TYPE_CHECKING:
     from labctl.inventory import InventorySpec
@@ -59,6 +60,8 @@ def resolve(spec: InventorySpec, *, source: str, simulate: bool) -> Lab:
         tunnel_type=spec.tunnel_type,
         controller=controller,
         underlay=subnet,
+        underlay_mtu=spec.underlay.mtu,
+        mtu=spec.mtu if spec.mtu is not None else guest_mtu(spec.underlay.mtu, spec.tunnel_type),
         hosts=tuple(hosts),
         simulated=all(h.driver == "sim" for h in hosts),
         description=spec.description,

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from labctl import mtu
 from labctl.controllers import KINDS
 from labctl.drivers import DRIVERS
 
@@ -90,6 +91,29 @@ def underlay_addresses(spec: InventorySpec, simulate: bool) -> list[Problem]:
             problems.append((loc, f"{host.underlay_ip} is already used by {seen[host.underlay_ip]}"))
         seen.setdefault(host.underlay_ip, host_name)
     return problems
+
+
+def mtu_in_range(spec: InventorySpec, simulate: bool) -> list[Problem]:
+    """underlay.mtu and mtu are sane sizes, and the VMs keep a sane MTU inside the tunnel."""
+    sane = f"from {mtu.MIN_MTU} to {mtu.MAX_MTU} bytes"
+    underlay = spec.underlay.mtu
+    if not mtu.MIN_MTU <= underlay <= mtu.MAX_MTU:
+        return [(("underlay", "mtu"), f"expected an MTU {sane}, found {underlay}")]
+    if spec.mtu is not None:
+        if not mtu.MIN_MTU <= spec.mtu <= mtu.MAX_MTU:
+            return [(("mtu",), f"expected an MTU {sane}, found {spec.mtu}")]
+        return []
+    left = mtu.guest_mtu(underlay, spec.tunnel_type)
+    if left < mtu.MIN_MTU:
+        overhead = mtu.tunnel_overhead(spec.tunnel_type)
+        return [
+            (
+                ("underlay", "mtu"),
+                f"{underlay} leaves the VMs {left} bytes inside a {spec.tunnel_type} tunnel "
+                f"({overhead} bytes of headers); expected at least {mtu.MIN_MTU + overhead}",
+            )
+        ]
+    return []
 
 
 def hub_is_a_host(spec: InventorySpec, simulate: bool) -> list[Problem]:
@@ -221,10 +245,16 @@ def driver_kind_rules(spec: InventorySpec, simulate: bool) -> list[Problem]:
     return problems
 
 
+def driver_kind_lab_rules(spec: InventorySpec, simulate: bool) -> list[Problem]:
+    kinds = dict.fromkeys(DRIVERS[host.driver] for host in spec.hosts.values())
+    return [problem for kind in kinds for problem in kind.lab_problems(spec, simulate)]
+
+
 RULES: tuple[Rule, ...] = (
     names_are_unique,
     vm_addresses,
     underlay_addresses,
+    mtu_in_range,
     hub_is_a_host,
     controller_apps,
     controller_serves_every_switch,
@@ -234,6 +264,7 @@ RULES: tuple[Rule, ...] = (
     controller_placement,
     host_fields_fit_their_driver,
     driver_kind_rules,
+    driver_kind_lab_rules,
 )
 
 

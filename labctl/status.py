@@ -92,6 +92,8 @@ class LabStatus:
                 entry["vm"] = vm_by_port[name].name
             if iface and iface.options.get("remote_ip"):
                 entry["remote_ip"] = iface.options["remote_ip"]
+            if iface and iface.mtu is not None:
+                entry["mtu"] = iface.mtu
             if iface and iface.error:
                 entry["error"] = iface.error
             ports.append(entry)
@@ -154,9 +156,10 @@ def render_text(data: dict) -> str:
                 if "remote_ip" in port
                 else port["type"]
             )
+            mtu = f", MTU {port['mtu']}" if "vm" in port and "mtu" in port else ""
             error = f"  ERROR {port['error']}" if "error" in port else ""
             lines.append(
                 f"      {str(port['ofport'] if port['ofport'] is not None else '-'):>5}  "
-                f"{port['name']:<12} {what}{error}"
+                f"{port['name']:<12} {what}{mtu}{error}"
             )
     return "\n".join(lines)

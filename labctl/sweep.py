@@ -1,6 +1,7 @@
-"""Which ping verify sends when: every ordered VM pair is set up, then measured.
+"""Which ping verify sends when: every ordered VM pair is set up, measured, then sent
+one full-size packet.
 
-A pair goes through up to three steps, each a few echo requests (probes):
+A pair goes through up to four steps, each a few echo requests (probes):
 
 1. set-up: one probe, sent again every `setup_timeout_s` until one answers or
    `setup_budget_s` has passed. It pays for ARP, packet-ins and flow-mods, so it is timed
@@ -13,9 +14,18 @@ A pair goes through up to three steps, each a few echo requests (probes):
 2. measurement: `count` probes, `period_s` apart, right after the set-up while the
    flows it made are fresh (they expire when idle, and a big lab's set-up lasts longer
    than that). A probe not answered within `timeout_s` is lost.
-3. only for a pair that has answered nothing so far, once every other pair is done: one
+3. full size: one probe that fills the lab's MTU, with Don't Fragment (mtu.py: OVS drops
+   a tunnel packet bigger than the underlay takes, and says nothing), `period_s` after the
+   last measurement probe, over the path set up (no OpenFlow match looks at a packet's
+   length). A pair whose small probes all came back but whose full-size one did not gets
+   one more, so a packet lost in a busy lab is not taken for an MTU black hole (which
+   never answers).
+4. only for a pair that has answered nothing so far, once every other pair is done: one
    final probe with time for ARP's three tries. An answer there means the path works but
    was set up too slowly (setup "late"), not that packets were lost.
+
+Pairs from a source VM labctl cannot run commands in (`unreachable`, a real guest with no
+way in) are left out; the pair the other way round is then the one that sets the path up.
 
 Pure: time comes in as arguments and probes go out as values, so it runs against a
 fake clock and fake answers as well as against real sockets (verify.py).
@@ -26,7 +36,7 @@ from __future__ import annotations
 import enum
 import heapq
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 
 from labctl.pacing import Pacer
@@ -39,7 +49,12 @@ FINAL_TIMEOUT_S = 3.5  # ARP gives up after three requests a second apart
 class Purpose(enum.Enum):
     SETUP = "set-up"
     MEASURE = "measurement"
+    FULL_SIZE = "full-size"
     FINAL = "final"
+
+
+WINDOWED = (Purpose.SETUP, Purpose.FINAL)  # the probes that make the controller work
+FULL_SIZE_TRIES = 2
 
 
 @dataclass(frozen=True)
@@ -57,6 +72,7 @@ class PairOutcome:
     setup: str = "none"  # "answered", "late" (answered only after its set-up time), "none"
     setup_ms: float | None = None  # from the first set-up probe to the first answer
     rtts: list[float | None] = field(default_factory=list)  # the measurement; None: lost
+    full_size: bool | None = None  # the full-size probe came back (None: not sent)
 
 
 class _Step(enum.Enum):
@@ -75,6 +91,8 @@ class _Pair:
     step: _Step = _Step.READY
     first_sent: float | None = None
     measured: int = 0  # measurement probes sent
+    full_sent: int = 0  # full-size probes sent
+    full_due: bool = False  # a full-size probe is waiting for its time
     in_flight: int = 0  # its probes not answered and not timed out yet
     outcome: PairOutcome = field(default_factory=PairOutcome)
 
@@ -106,15 +124,22 @@ class Sweep:
         setup_timeout_s: float = SETUP_TIMEOUT_S,
         setup_budget_s: float = SETUP_BUDGET_S,
         final_timeout_s: float = FINAL_TIMEOUT_S,
+        full_size: bool = True,
+        unreachable: Collection[str] = (),
     ):
         self.pacer, self.count, self.period_s, self.timeout_s = pacer, count, period_s, timeout_s
         self.setup_timeout_s, self.setup_budget_s = setup_timeout_s, setup_budget_s
-        self.final_timeout_s = final_timeout_s
+        self.final_timeout_s, self.full_size = final_timeout_s, full_size
         self.pairs: dict[tuple[str, str], _Pair] = {}
         self.ready: deque[_Pair] = deque()
         for src, dst in setup_order(list(vms)):
+            if src in unreachable:
+                src, dst = dst, src  # the other way round sets the path up
+            if src in unreachable:
+                continue
             self.pairs[(src, dst)] = forward = _Pair(src, dst)
-            self.pairs[(dst, src)] = _Pair(dst, src, step=_Step.WAITING)
+            if dst not in unreachable:
+                self.pairs[(dst, src)] = _Pair(dst, src, step=_Step.WAITING)
             self.ready.append(forward)
         self.finals: deque[_Pair] = deque()
         self.unfinished = len(self.pairs)  # pairs before their final or done step
@@ -131,7 +156,12 @@ class Sweep:
         out = []
         while self._measure_at and self._measure_at[0][0] <= now:
             _, src, dst = heapq.heappop(self._measure_at)
-            out.append(self._measure(self.pairs[(src, dst)], now))
+            pair = self.pairs[(src, dst)]
+            if pair.full_due:
+                pair.full_due, pair.full_sent = False, pair.full_sent + 1
+                out.append(self._send(pair, Purpose.FULL_SIZE, self.timeout_s, now))
+            else:
+                out.append(self._measure(pair, now))
         room = self.pacer.room(self.windowed)
         while room and self.ready:
             pair = self.ready.popleft()
@@ -149,7 +179,8 @@ class Sweep:
         probe = self._send(pair, Purpose.MEASURE, self.timeout_s, now, index=pair.measured)
         pair.measured += 1
         pair.outcome.rtts.append(None)  # lost, unless it answers
-        if pair.measured < self.count:
+        if pair.measured < self.count or self.full_size:
+            pair.full_due = pair.measured == self.count
             heapq.heappush(self._measure_at, (now + self.period_s, pair.src, pair.dst))
         return probe
 
@@ -159,7 +190,7 @@ class Sweep:
         self.in_flight[probe.id] = (probe, now)
         heapq.heappush(self._timeouts, (now + timeout_s, probe.id))
         pair.in_flight += 1
-        if purpose is not Purpose.MEASURE:
+        if purpose in WINDOWED:
             self.windowed += 1
         return probe
 
@@ -171,8 +202,11 @@ class Sweep:
             return  # a duplicate, or too late: it timed out already
         probe, sent_at = entry
         pair = self._resolved(probe)
-        if probe.purpose is Purpose.MEASURE:
-            pair.outcome.rtts[probe.index] = rtt_ms
+        if probe.purpose in (Purpose.MEASURE, Purpose.FULL_SIZE):
+            if probe.purpose is Purpose.MEASURE:
+                pair.outcome.rtts[probe.index] = rtt_ms
+            else:
+                pair.outcome.full_size = True
             if pair.outcome.setup == "none":
                 pair.outcome.setup = "late"  # it answered, but only after its set-up time
         elif probe.purpose is Purpose.FINAL:
@@ -205,13 +239,19 @@ class Sweep:
                         self.ready.appendleft(pair)  # a retry goes first: its pair has waited longest
                     else:
                         self._set_up(pair, now)
+            elif probe.purpose is Purpose.FULL_SIZE and not pair.outcome.full_size:
+                pair.outcome.full_size = False
+                small_passed = None not in pair.outcome.rtts
+                if small_passed and pair.full_sent < FULL_SIZE_TRIES:  # once more before a black hole
+                    pair.full_due = True
+                    heapq.heappush(self._measure_at, (now, pair.src, pair.dst))
             self._maybe_finished(pair)
         return lost
 
     def _resolved(self, probe: Probe) -> _Pair:
         pair = self.pairs[(probe.src, probe.dst)]
         pair.in_flight -= 1
-        if probe.purpose is not Purpose.MEASURE:
+        if probe.purpose in WINDOWED:
             self.windowed -= 1
         return pair
 
@@ -219,13 +259,15 @@ class Sweep:
         """Its set-up is over (answered or out of time): measure it; the reverse may start."""
         pair.step = _Step.MEASURE
         heapq.heappush(self._measure_at, (now, pair.src, pair.dst))
-        reverse = self.pairs[(pair.dst, pair.src)]
-        if reverse.step is _Step.WAITING:
+        reverse = self.pairs.get((pair.dst, pair.src))
+        if reverse is not None and reverse.step is _Step.WAITING:
             reverse.step = _Step.READY
             self.ready.appendleft(reverse)  # it completes a pair, and costs the controller little
 
     def _maybe_finished(self, pair: _Pair) -> None:
         if pair.step is not _Step.MEASURE or pair.measured < self.count or pair.in_flight:
+            return
+        if self.full_size and (pair.full_due or not pair.full_sent):
             return
         self.unfinished -= 1
         if pair.outcome.setup == "none":  # nothing answered at all: one more try at the end

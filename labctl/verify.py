@@ -1,16 +1,21 @@
 """Ping every ordered pair of VMs; a result per pair (verify_report.py renders them).
 
-Every pair is set up, then measured (sweep.py says which probe goes when): the first
-packet of a pair pays for ARP, packet-ins and flow-mods and is timed on its own; then
-`count` pings over the path it set up. Set-ups are paced by a window that follows the
-controller (pacing.py): the set-up probes' round trips say when it falls behind.
+Every pair is set up, measured, then sent one full-size packet (sweep.py says which probe
+goes when): the first packet of a pair pays for ARP, packet-ins and flow-mods and is
+timed on its own; then `count` pings over the path it set up; then one ping that fills
+the lab's MTU with Don't Fragment (mtu.py), so that a tunnel which drops big packets is
+reported as an MTU black hole, not as loss. Set-ups are paced by a window that follows
+the controller (pacing.py): the set-up probes' round trips say when it falls behind.
 
 How the echo requests leave the VMs:
 - VMs that are namespaces on this machine (simulated hosts): raw ICMP sockets opened
   inside each VM's namespace, all driven by this process (icmp.py). Each probe is sent
   when the sweep says and timed as it comes back.
-- VMs reached another way (a real host over SSH): `fping` inside the VM, one process per
-  source VM for each batch of probes that are due together.
+- VMs reached another way (a real host over SSH, a real guest over its management
+  path): `fping` inside the VM, one process per source VM for each batch of probes that
+  are due together.
+- VMs labctl has no way into (`way_in`): not pinged from; their pairs are reported as
+  not verifiable, never as passed.
 """
 
 from __future__ import annotations
@@ -23,9 +28,10 @@ from typing import Protocol
 
 from labctl.errors import LabctlError
 from labctl.model import VM, Lab
+from labctl.mtu import icmp_payload
 from labctl.pacing import Pacer
 from labctl.parallel import in_parallel
-from labctl.sweep import PairOutcome, Probe, Sweep
+from labctl.sweep import PairOutcome, Probe, Purpose, Sweep
 
 _FPING_LINE = re.compile(r"^(\d+\.\d+\.\d+\.\d+)\s+:\s+(.*)$")
 LONGEST_WAIT_S = 0.2  # the loop looks at the clock at least this often
@@ -44,27 +50,60 @@ class PingResult:
     error: str | None = None
     first_rtt_ms: float | None = None  # how long the set-up took: first packet to first answer
     setup: str = "answered"  # "answered", "late" (only after its set-up time: slow set-up), "none"
+    mtu_probe_bytes: int | None = None  # the full-size probe: an IPv4 packet of the lab's MTU, DF set
+    mtu_probe_ok: bool | None = None  # it was answered (None: not sent)
+    # why labctl cannot ping from the source VM (a real guest it has no way into): the pair
+    # is reported, never passed, and leaves the verdict to the pairs that could be run
+    unverifiable: str | None = None
 
     @property
     def loss_pct(self) -> float:
         return 100.0 if self.sent == 0 else round(100.0 * (self.sent - self.received) / self.sent, 1)
 
     @property
-    def ok(self) -> bool:
-        return self.failed_in is None
+    def answered_all(self) -> bool:
+        """Every small ping came back."""
+        return self.error is None and self.sent > 0 and self.received == self.sent
 
     @property
     def failed_in(self) -> str | None:
         """Which part failed: "set-up" (never answered, or only after its set-up time),
-        "measurement" (set up, then lost packets), or None."""
+        "measurement" (set up, then lost small packets), "MTU" (small pings pass, the
+        full-size probe is lost: a black hole), or None (passed, or not run)."""
+        if self.unverifiable is not None:
+            return None
         if self.setup != "answered":
             return "set-up"
-        if self.error is not None or self.sent == 0 or self.received < self.sent:
+        if not self.answered_all:
             return "measurement"
+        if self.mtu_probe_ok is False:
+            return "MTU"
         return None
 
+    @property
+    def mtu_black_hole(self) -> bool:
+        """Small pings pass, full-size packets vanish."""
+        return self.failed_in == "MTU"
+
+    @property
+    def ok(self) -> bool:
+        return self.unverifiable is None and self.failed_in is None
+
     def to_json(self) -> dict:
-        return {**asdict(self), "loss_pct": self.loss_pct, "ok": self.ok, "failed": self.failed_in}
+        return {
+            **asdict(self),
+            "loss_pct": self.loss_pct,
+            "mtu_black_hole": self.mtu_black_hole,
+            "ok": self.ok,
+            "failed": self.failed_in,
+        }
+
+
+def passed(results: list[PingResult]) -> bool:
+    """The verdict: every pair that could be run answered with no loss -- and where the lab
+    has pairs, some could be run (pairs that were not are never a pass)."""
+    run = [r for r in results if r.unverifiable is None]
+    return all(r.ok for r in run) and (bool(run) or not results)
 
 
 def parse_fping(output: str) -> dict[str, list[float | None]]:
@@ -77,9 +116,23 @@ def parse_fping(output: str) -> dict[str, list[float | None]]:
     return found
 
 
-def result_of(src: VM, dst: VM, outcome: PairOutcome, count: int, error: str | None = None) -> PingResult:
+def result_of(
+    src: VM,
+    dst: VM,
+    outcome: PairOutcome,
+    count: int,
+    error: str | None = None,
+    mtu: int | None = None,
+    full_size_error: str | None = None,
+) -> PingResult:
+    """A pair's result from its outcome. `error`: why the source's probes could not be sent
+    (kept when nothing came back); `full_size_error`: why its full-size probe could not be
+    (then a lost full-size probe says nothing of the MTU: an error, not a black hole)."""
     got = [r for r in outcome.rtts if r is not None]
     stats = (min(got), round(sum(got) / len(got), 3), max(got)) if got else (None, None, None)
+    error = None if got else error
+    if outcome.full_size is False and full_size_error and error is None:
+        error = f"full-size probe: {full_size_error}"
     return PingResult(
         src.name,
         dst.name,
@@ -87,10 +140,16 @@ def result_of(src: VM, dst: VM, outcome: PairOutcome, count: int, error: str | N
         len(outcome.rtts) or count,
         len(got),
         *stats,
-        error=None if got else error,
+        error=error,
         first_rtt_ms=outcome.setup_ms,
         setup=outcome.setup,
+        mtu_probe_bytes=None if outcome.full_size is None else mtu,
+        mtu_probe_ok=outcome.full_size,
     )
+
+
+def not_verifiable(src: VM, dst: VM, why: str) -> PingResult:
+    return PingResult(src.name, dst.name, str(dst.ip.ip), 0, 0, None, None, None, unverifiable=why)
 
 
 # --- how probes leave the VMs ---
@@ -98,6 +157,7 @@ def result_of(src: VM, dst: VM, outcome: PairOutcome, count: int, error: str | N
 
 class Prober(Protocol):
     errors: dict[str, str]  # source VM -> why its probes could not be sent
+    full_size_errors: dict[str, str]  # source VM -> why its full-size probes could not be
 
     def send(self, probe: Probe) -> None: ...
     def replies(self, wait_s: float) -> Iterable[tuple[int, float]]:
@@ -111,15 +171,18 @@ class Prober(Protocol):
 class SocketProber:
     """Raw ICMP sockets inside the VMs' namespaces (icmp.py)."""
 
-    def __init__(self, namespaces: dict[str, str], addresses: dict[str, str]):
+    def __init__(self, namespaces: dict[str, str], addresses: dict[str, str], full_payload: int):
         from labctl import icmp
 
         self.pinger = icmp.Pinger(icmp.sockets_in(namespaces))
-        self.addresses = addresses
+        self.addresses, self.full_payload = addresses, full_payload
+        self.small_payload = len(icmp.PAYLOAD)
         self.errors: dict[str, str] = {}
+        self.full_size_errors: dict[str, str] = {}
 
     def send(self, probe: Probe) -> None:
-        self.pinger.send(probe.src, self.addresses[probe.dst], probe.id)
+        size = self.full_payload if probe.purpose is Purpose.FULL_SIZE else self.small_payload
+        self.pinger.send(probe.src, self.addresses[probe.dst], probe.id, size)
 
     def replies(self, wait_s: float) -> Iterable[tuple[int, float]]:
         return self.pinger.replies(wait_s)  # type: ignore[return-value]
@@ -133,16 +196,21 @@ class SocketProber:
 
 class FpingProber:
     """`fping` inside each source VM, through its transport: the probes due together go
-    out as one fping per source VM (a target once per batch; a second probe to it waits
-    for the next batch)."""
+    out as one fping per source VM and size (a target once per batch; a second probe to it
+    waits for the next batch). Full-size probes: `fping -b PAYLOAD -M` (Don't Fragment)."""
 
-    def __init__(self, vms: dict[str, VM], vm_transport: Callable[[VM], object]):
-        self.vms, self.vm_transport = vms, vm_transport
+    def __init__(self, vms: dict[str, VM], vm_transport: Callable[[VM], object], full_payload: int):
+        self.vms, self.vm_transport, self.full_payload = vms, vm_transport, full_payload
         self.batch: list[Probe] = []
         self.errors: dict[str, str] = {}
+        self.full_size_errors: dict[str, str] = {}
 
     def send(self, probe: Probe) -> None:
         self.batch.append(probe)
+
+    def pending(self) -> bool:
+        """Probes are waiting for replies() to run them (fping goes a batch at a time)."""
+        return bool(self.batch)
 
     def replies(self, wait_s: float) -> Iterable[tuple[int, float]]:
         if not self.batch:
@@ -153,25 +221,28 @@ class FpingProber:
             (later if (probe.src, probe.dst) in seen else now).append(probe)
             seen.add((probe.src, probe.dst))
         self.batch = later
-        by_src: dict[str, list[Probe]] = {}
+        jobs: dict[tuple[str, bool], list[Probe]] = {}
         for probe in now:
-            by_src.setdefault(probe.src, []).append(probe)
+            jobs.setdefault((probe.src, probe.purpose is Purpose.FULL_SIZE), []).append(probe)
         answers: list[tuple[int, float]] = []
-        for outcome in in_parallel(self._run, list(by_src.items()), lambda job: job[0], workers=64):
+        for outcome in in_parallel(self._run, list(jobs.items()), lambda job: job[0][0], workers=64):
             if outcome.error is None:
                 answers += outcome.value
         return answers
 
-    def _run(self, job: tuple[str, list[Probe]]) -> list[tuple[int, float]]:
-        src, probes = job
+    def _run(self, job: tuple[tuple[str, bool], list[Probe]]) -> list[tuple[int, float]]:
+        (src, full), probes = job
         targets = [self.vms[p.dst] for p in probes]
         timeout_ms = round(1000 * max(p.timeout_s for p in probes))
+        payload = self.full_payload if full else None
         try:
-            rtts, error = _fping(self.vm_transport(self.vms[src]), targets, 1, 1000, timeout_ms)
+            rtts, error = _fping(
+                self.vm_transport(self.vms[src]), targets, 1, 1000, timeout_ms, payload=payload
+            )
         except LabctlError as exc:
             rtts, error = {}, str(exc)
         if error:
-            self.errors[src] = error
+            (self.full_size_errors if full else self.errors)[src] = error
         answers = []
         for probe, vm in zip(probes, targets, strict=True):
             got = rtts.get(str(vm.ip.ip))
@@ -186,9 +257,45 @@ class FpingProber:
         pass
 
 
-def _fping(transport, targets: list[VM], count: int, period_ms: int, timeout_ms: int, spacing_ms: int = 10):
+class MixedProber:
+    """Sockets for the source VMs that are namespaces here, fping for the others (a lab of
+    namespace VMs and real guests)."""
+
+    def __init__(self, sockets: SocketProber, fping: FpingProber):
+        self.sockets, self.fping = sockets, fping
+        self.errors, self.full_size_errors = fping.errors, fping.full_size_errors
+
+    def send(self, probe: Probe) -> None:
+        (self.sockets if probe.src in self.sockets.pinger.sockets else self.fping).send(probe)
+
+    def replies(self, wait_s: float) -> Iterable[tuple[int, float]]:
+        # fping's batch first (it blocks while it runs); the sockets' replies meanwhile are
+        # timed by the kernel, so reading them afterwards does not lengthen their round trips
+        answers = list(self.fping.replies(0.0)) if self.fping.pending() else []
+        return answers + list(self.sockets.replies(0.0 if answers else wait_s))
+
+    def forget(self, probe: Probe) -> None:
+        self.sockets.forget(probe)
+
+    def close(self) -> None:
+        self.sockets.close()
+
+
+def _fping(
+    transport,
+    targets: list[VM],
+    count: int,
+    period_ms: int,
+    timeout_ms: int,
+    spacing_ms: int = 10,
+    payload: int | None = None,
+):
+    """`payload`: ICMP data bytes, sent with Don't Fragment (the full-size probe)."""
     argv = ["fping", "-q", "-C", str(count), "-p", str(period_ms), "-t", str(timeout_ms)]
-    argv += ["-i", str(spacing_ms), *(str(vm.ip.ip) for vm in targets)]
+    argv += ["-i", str(spacing_ms)]
+    if payload is not None:
+        argv += ["-b", str(payload), "-M"]
+    argv += [str(vm.ip.ip) for vm in targets]
     seconds = len(targets) * spacing_ms / 1000 + count * (period_ms + timeout_ms) / 1000 + 10
     result = transport.run(argv, check=False, timeout=seconds)
     rtts = parse_fping(result.stderr + result.stdout)
@@ -224,26 +331,53 @@ def ping_all(
     count: int = 3,
     period_ms: int = 200,
     timeout_ms: int = 2000,
+    way_in: Callable[[VM], str | None] = lambda vm: None,
     pacer: Pacer | None = None,
 ) -> list[PingResult]:
-    """`vm_transport(vm)` gives the transport that runs a command inside a VM."""
+    """`vm_transport(vm)` gives the transport that runs a command inside a VM; `way_in(vm)`
+    says why there is none (the pairs from that VM are reported as not verifiable)."""
     vms = list(lab.vms)
     by_name = {vm.name: vm for vm in vms}
-    namespaces = {vm.name: vm_transport(vm).netns_path() for vm in vms}
-    prober: Prober
-    if all(namespaces.values()):
-        prober = SocketProber(namespaces, {vm.name: str(vm.ip.ip) for vm in vms})  # type: ignore[arg-type]
-    else:
-        prober = FpingProber(by_name, vm_transport)
-    sweep = Sweep([vm.name for vm in vms], pacer or Pacer(), count, period_ms / 1000, timeout_ms / 1000)
+    no_way_in = {vm.name: why for vm in vms if (why := way_in(vm)) is not None}
+    reachable = [vm for vm in vms if vm.name not in no_way_in]
+    namespaces = {vm.name: path for vm in reachable if (path := vm_transport(vm).netns_path())}
+    payload = icmp_payload(lab.mtu)
+    fping = FpingProber(by_name, vm_transport, payload)
+    prober: Prober = fping
+    if namespaces:
+        addresses = {vm.name: str(vm.ip.ip) for vm in vms}
+        sockets = SocketProber(namespaces, addresses, payload)
+        prober = sockets if len(namespaces) == len(reachable) else MixedProber(sockets, fping)
+    sweep = Sweep(
+        [vm.name for vm in vms],
+        pacer or Pacer(),
+        count,
+        period_ms / 1000,
+        timeout_ms / 1000,
+        unreachable=set(no_way_in),
+    )
     try:
         run_sweep(sweep, prober)
     finally:
         prober.close()
     outcomes = sweep.outcomes()
-    return [
-        result_of(src, dst, outcomes[(src.name, dst.name)], count, prober.errors.get(src.name))
-        for src in vms
-        for dst in vms
-        if src is not dst
-    ]
+    results = []
+    for src in vms:
+        for dst in vms:
+            if src is dst:
+                continue
+            if src.name in no_way_in:
+                results.append(not_verifiable(src, dst, no_way_in[src.name]))
+                continue
+            results.append(
+                result_of(
+                    src,
+                    dst,
+                    outcomes[(src.name, dst.name)],
+                    count,
+                    prober.errors.get(src.name),
+                    lab.mtu,
+                    prober.full_size_errors.get(src.name),
+                )
+            )
+    return results

@@ -5,17 +5,23 @@
 # missing or what a changed constraints file asks for.
 #   scripts/setup.sh          what `labctl up` needs
 #   scripts/setup.sh --ryu    also Ryu (controller kind ryu) in its own environment, .venv-ryu
-#   scripts/setup.sh --test   also what the test suite needs (Ryu included; POX where GitHub is reachable)
+#   scripts/setup.sh --libvirt  also what real guests on simulated kvm hosts need (guests: libvirt):
+#                               libvirtd and its QEMU driver, QEMU, the libvirt-qemu user, and the
+#                               small test guest (scripts/build-guest.sh, into build/guest/)
+#   scripts/setup.sh --test   also what the test suite needs (Ryu and --libvirt included; POX where
+#                             GitHub is reachable)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 test=no
 ryu=no
+libvirt=no
 for arg in "$@"; do
     case "$arg" in
-        --test) test=yes; ryu=yes ;;
+        --test) test=yes; ryu=yes; libvirt=yes ;;
         --ryu) ryu=yes ;;
-        *) echo "setup: unknown option $arg (expected --test or --ryu)" >&2; exit 2 ;;
+        --libvirt) libvirt=yes ;;
+        *) echo "setup: unknown option $arg (expected --test, --ryu or --libvirt)" >&2; exit 2 ;;
     esac
 done
 
@@ -29,7 +35,8 @@ packages=(openvswitch-switch openvswitch-common iproute2 iputils-ping fping etht
 extras=(".[all]")
 if [ "$test" = yes ]; then
     packages+=(tshark graphviz openvswitch-testcontroller openssh-server openssh-client
-               busybox-static qemu-system-x86 qemu-utils libvirt-clients libxml2-utils)
+               qemu-utils libvirt-clients libxml2-utils
+               openssl)  # openssl: the XenAPI TLS tests make a self-signed certificate
     extras=(".[all,test]")
 fi
 
@@ -46,6 +53,43 @@ fi
 
 # Debian starts the system Open vSwitch when installing it; labctl does not
 # use it (each simulated host runs its own daemons) and leaves it alone.
+
+# Real guests on simulated kvm hosts (docs/drivers.md): each such host runs its own
+# libvirtd inside its namespaces, so the machine's libvirtd is neither needed nor
+# started -- these packages would start services, hence a policy-rc.d that forbids
+# it while they install (removed after, unless one was there already). libvirt's QEMU
+# driver looks the user libvirt-qemu up when it starts, even though labctl's qemu.conf
+# runs QEMU as root; libvirt-daemon-system would create it, with much else.
+if [ "$libvirt" = yes ]; then
+    # curl: labctl posts commands to a guest's runner over its management path
+    wanted=()
+    for pkg in libvirt-daemon libvirt-daemon-driver-qemu qemu-system-x86 qemu-utils busybox-static curl; do
+        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || wanted+=("$pkg")
+    done
+    if [ ${#wanted[@]} -gt 0 ]; then
+        echo "setup: installing ${wanted[*]} (no service started)"
+        policy=/usr/sbin/policy-rc.d
+        own_policy=no
+        if [ ! -e "$policy" ]; then
+            printf '#!/bin/sh\n# scripts/setup.sh: no service starts while it installs packages\nexit 101\n' > "$policy"
+            chmod 755 "$policy"
+            own_policy=yes
+        fi
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -qq
+        apt-get install -y -qq --no-install-recommends "${wanted[@]}" >/dev/null || status=$?
+        if [ "$own_policy" = yes ]; then
+            rm -f "$policy"
+        fi
+        [ "${status:-0}" = 0 ] || exit "$status"
+    fi
+    if ! getent passwd libvirt-qemu >/dev/null; then
+        useradd --system --user-group --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin libvirt-qemu
+        echo "setup: created the system user libvirt-qemu (libvirt's QEMU driver looks it up)"
+    fi
+    apt-cache show linux-image-amd64 >/dev/null 2>&1 || apt-get update -qq  # the guest's kernel
+    echo "setup: the test guest is in $(bash scripts/build-guest.sh)"
+fi
 
 # Kernel limits shared by every namespace, sized by default for one host: a
 # simulated lab of 24-64 hosts outgrows the ARP table and the socket buffer of a
@@ -71,8 +115,11 @@ if [ ! -x .venv/bin/python ]; then
 fi
 # Every package at the version constraints.txt pins (scripts/lock.sh refreshes it), so
 # each machine and CI run gets the same; the stamp changes when either file does.
-stamp=".venv/.labctl-installed-$(cat pyproject.toml constraints.txt | sha1sum | cut -c1-12)-${extras[0]}"
-if [ ! -e "$stamp" ]; then
+# The test install is a superset of the plain one, so demo.sh after test.sh installs nothing.
+pins=$(cat pyproject.toml constraints.txt | sha1sum | cut -c1-12)
+stamp=".venv/.labctl-installed-$pins-${extras[0]}"
+superset_stamp=".venv/.labctl-installed-$pins-.[all,test]"
+if [ ! -e "$stamp" ] && [ ! -e "$superset_stamp" ]; then
     .venv/bin/pip install -q -c constraints.txt --upgrade pip >/dev/null
     .venv/bin/pip install -q -c constraints.txt -e "${extras[@]}"
     rm -f .venv/.labctl-installed-*

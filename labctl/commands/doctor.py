@@ -8,8 +8,10 @@ vSwitch is installed and its database answers with our permissions (root or
 passwordless sudo), the datapath (kernel module or userspace), what the
 hypervisor driver needs (libvirt, xl, XenAPI login); and a note on the
 firewall (GRE is IP protocol 47; the controller port). Exit 3 when a check
-fails. Simulated hosts need only this machine's kernel limits to fit the lab
-(the ARP table and socket buffers shared by all namespaces, see simlimits).
+fails. Simulated hosts need this machine's kernel limits to fit the lab (the
+ARP table and socket buffers shared by all namespaces, see simlimits), and a
+simulated kvm host with real guests what they need here (libvirtd, QEMU, and
+whether KVM or TCG will run them).
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ def doctor(ctx, as_json, inventory, simulate, quiet, verbose):
     Python, OVS, the controllers and libvirt (for a bug report); each real host's OVS
     version is in its checks."""
     from labctl.drivers import LabSession, make_driver
-    from labctl.drivers.checks import Check, host_checks
+    from labctl.drivers.checks import Check, driver_checks, host_checks
     from labctl.drivers.simlimits import shortfalls
     from labctl.parallel import in_parallel
     from labctl.state import LabState
@@ -53,11 +55,13 @@ def doctor(ctx, as_json, inventory, simulate, quiet, verbose):
     limits = [Check("this machine", "kernel limits", False, s.advice()) for s in shortfalls(lab)]
     if any(h.driver == "sim" for h in lab.hosts) and not limits:
         limits = [Check("this machine", "kernel limits", True, "ARP table and socket buffers fit the lab")]
-    drivers = {h.name: make_driver(context, h) for h in real}
+    drivers = {h.name: make_driver(context, h) for h in lab.hosts}
     outcomes = in_parallel(lambda h: host_checks(lab, drivers[h.name]), real, lambda h: h.name)
     for driver in drivers.values():
         driver.transport().close()
-    checks = limits + [c for o in outcomes for c in (o.value or [])]
+    # a simulated host is this machine, nothing to reach: only its driver's own checks (real guests)
+    simulated_checks = [c for h in lab.hosts if h.driver == "sim" for c in driver_checks(drivers[h.name])]
+    checks = limits + simulated_checks + [c for o in outcomes for c in (o.value or [])]
     failed = any(not c.ok for c in checks) or any(o.error for o in outcomes)
     if as_json:
         rows = [c.__dict__ for c in checks] + [

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import click
 
@@ -133,41 +134,91 @@ def capture_stop(ctx, inventory, simulate, quiet, verbose):
 @inventory_option
 @click.option(
     "--pcap",
-    type=click.Path(exists=True, dir_okay=False),
-    help="Decode this file (default: the lab's capture).",
+    type=click.Path(dir_okay=False),
+    help="Decode this file (default: the lab's capture); with --follow, a file still being written.",
 )
+@click.option("-f", "--follow", is_flag=True, help="Decode live, as messages arrive, until Ctrl-C.")
 @click.option("--host", "hosts", multiple=True, help="Only messages of this host (repeatable).")
 @click.option(
-    "--type", "types", multiple=True, help="Only this message type, e.g. packet_in, flow_mod (repeatable)."
+    "--type",
+    "types",
+    multiple=True,
+    help="Only this message type, e.g. packet_in, flow_mod, flow_removed (repeatable).",
 )
 @click.option("--all", "everything", is_flag=True, help="Also echo, hello and barrier messages.")
 @click.option("-V", "--full", is_flag=True, help="Every field of every message.")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option(
+    "--json", "as_json", is_flag=True, help="Machine-readable output (with --follow: one object a line)."
+)
 @click.pass_context
 @handles_errors
-def trace(ctx, inventory, simulate, quiet, verbose, pcap, hosts, types, everything, full, as_json):
+def trace(ctx, inventory, simulate, quiet, verbose, pcap, follow, hosts, types, everything, full, as_json):
     """Decode the OpenFlow messages of a capture, in the lab's names.
 
-    One line per message: time, host, direction, version, type, xid, and for
-    packet-in / packet-out / flow-mod their ports, buffer, reason, match,
-    timeouts, actions and what the frame is (ARP, ICMP) -- ports named after
-    VMs and tunnels, addresses after VMs.
+    One line per message: time, host, direction, version, type, xid, and what
+    the message says -- packet-in / packet-out / flow-mod ports, buffer, reason,
+    match, timeouts, actions and what the frame is (ARP, ICMP); why a flow was
+    removed; port status; stats; errors -- ports named after VMs and tunnels,
+    addresses after VMs and hosts. Every OpenFlow 1.0 and 1.3 message is decoded.
+
+    With --follow, messages are decoded as they arrive: from the running capture
+    (`labctl capture start`), else from a capture trace starts itself and stops
+    again when you press Ctrl-C.
     """
     from labctl.errors import InputError
     from labctl.observe.capture import last_capture_file
-    from labctl.observe.trace import Names, render_full, render_line
+    from labctl.observe.trace import Names, Wanted, known_types, render_full, render_line
     from labctl.observe.trace import trace as decode_trace
 
+    types = tuple(t.lower() for t in types)
+    unknown = sorted(set(types) - known_types())
+    if unknown:
+        raise InputError(
+            f"no OpenFlow message type {unknown[0]!r}; types: {', '.join(sorted(known_types()))}"
+        )
+    if pcap and not follow and not Path(pcap).is_file():
+        raise InputError(f"{pcap}: no such file")
     runner = lab_runner(ctx, inventory, simulate, quiet, verbose, needs=Needs.FILES)
+    wanted = Wanted(tuple(hosts), types, everything)
+    if follow:
+        _follow(runner, pcap, wanted, full, as_json, quiet)
+        return
     path = pcap or (last_capture_file(runner) if runner.state.exists() else None)
     if not path:
-        raise InputError("no capture: `labctl capture start` first, or give --pcap FILE")
+        raise InputError("no capture: `labctl capture start` first, give --pcap FILE, or --follow")
     names = Names(runner)
-    rows = decode_trace(
-        path, names, runner.lab.controller.port, hosts, [t.lower() for t in types], everything
-    )
+    rows = decode_trace(path, names, runner.lab.controller.port, wanted.hosts, wanted.types, everything)
     if as_json:
         click.echo(json.dumps(rows, indent=2, default=str))
         return
     for row in rows:
         click.echo(render_full(row) if full else render_line(row))
+
+
+def _follow(runner, pcap, wanted, full, as_json, quiet) -> None:
+    """Print each wanted message as it arrives; Ctrl-C (or SIGTERM) ends it with exit 0
+    after what it started is stopped."""
+    import os
+    import sys
+    import time
+
+    from labctl.observe.follow import follow_source, interrupted_by_signals
+    from labctl.observe.trace import Names, follow, render_full, render_json_line, render_line
+
+    render = render_json_line if as_json else render_full if full else render_line
+    since = time.time()
+    names = Names(runner)
+    with interrupted_by_signals():
+        try:
+            with follow_source(runner, pcap) as source:
+                if not quiet:
+                    click.echo(f"{source.what}; Ctrl-C to stop", err=True)
+                port = runner.lab.controller.port
+                for msg in follow(source.path, names, port, wanted, since, source.running):
+                    click.echo(render(msg))
+                if not quiet:
+                    click.echo("the capture stopped (capture stop, or down); the follow ends", err=True)
+        except KeyboardInterrupt:
+            pass  # how a follow is meant to end
+        except BrokenPipeError:  # the reader went away (| head): nothing more to say
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

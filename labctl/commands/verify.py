@@ -15,7 +15,7 @@ def register(cli: click.Group) -> None:
     cli.add_command(verify)
 
 
-@click.command()
+@click.command(short_help="Ping every ordered VM pair, small and full-size.")
 @inventory_option
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.option(
@@ -28,10 +28,12 @@ def register(cli: click.Group) -> None:
 @handles_errors
 def verify(ctx, inventory, simulate, quiet, verbose, as_json, count, junit_path):
     """Ping every ordered pair of VMs, in parallel: each pair's path is set up (paced to what
-    the controller keeps up with), then measured with COUNT pings. Exit 1 if any pair is not
-    set up in time or loses packets, or the controller stops or loses a bridge meanwhile."""
+    the controller keeps up with), measured with COUNT pings, then sent one full-size ping
+    (the lab's MTU, Don't Fragment). Exit 1 if any pair is not set up in time, loses
+    packets, or loses only its full-size packets (an MTU black hole), or if the controller
+    stops or loses a bridge meanwhile."""
     from labctl import verify_report
-    from labctl.verify import ping_all
+    from labctl.verify import passed, ping_all
 
     runner = lab_runner(ctx, inventory, simulate, quiet, verbose, needs=Needs.HOSTS)
     lab = runner.lab.name
@@ -44,16 +46,27 @@ def verify(ctx, inventory, simulate, quiet, verbose, as_json, count, junit_path)
         if junit_path:
             verify_report.write_junit(junit_path, lab, [], problems)
         sys.exit(EXIT_VERIFY_FAILED)
-    results = ping_all(runner.lab, lambda vm: runner.drivers[vm.host].vm_transport(vm), count=count)
+    drivers = runner.drivers
+    results = ping_all(
+        runner.lab,
+        lambda vm: drivers[vm.host].vm_transport(vm),
+        count=count,
+        way_in=lambda vm: drivers[vm.host].way_in(vm),
+    )
     controller = runner.problems()  # did the controller die, or a bridge lose it, meanwhile?
-    ok = all(r.ok for r in results) and not controller
+    ok = passed(results) and not controller
     if junit_path:
         verify_report.write_junit(junit_path, lab, results, controller=controller)
     if as_json:
         click.echo(json.dumps(verify_report.to_json(lab, results, controller=controller), indent=2))
     else:
         click.echo(verify_report.render_table(results, controller))
-    if not ok:
+    if any(r.mtu_black_hole for r in results):
+        from labctl.mtu import black_hole_cause
+
+        cause = black_hole_cause(runner.lab.mtu, runner.lab.underlay_mtu, runner.lab.tunnel_type)
+        click.echo(f"labctl: verify: MTU black hole: {cause}", err=True)
+    if any(r.failed_in in ("set-up", "measurement") for r in results):
         from labctl.drivers import simlimits
 
         short = simlimits.shortfalls(runner.lab)

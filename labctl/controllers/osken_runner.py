@@ -22,6 +22,8 @@ def main(argv: list[str] | None = None) -> None:
 
     from labctl.controllers.apps import BUNDLED
 
+    _error_messages_keep_the_session()
+
     conf = cfg.CONF
     conf.register_cli_opts([cfg.MultiStrOpt("app", positional=True, default=[], help="apps to run")])
     conf(args=sys.argv[1:] if argv is None else argv, project="os_ken", default_config_files=[])
@@ -34,6 +36,17 @@ def main(argv: list[str] | None = None) -> None:
         hub.joinall(services)
     finally:
         manager.close()
+
+
+def _error_messages_keep_the_session() -> None:
+    """os-ken's own error handler compares every error message's type with
+    OFPET_EXPERIMENTER, which its OpenFlow 1.0 module lacks: the AttributeError ends
+    the switch's session at the first error a 1.0 switch sends. 1.0 has no
+    experimenter error type; a value no 1.0 error carries keeps it on its usual path."""
+    from os_ken.ofproto import ofproto_v1_0
+
+    if not hasattr(ofproto_v1_0, "OFPET_EXPERIMENTER"):
+        ofproto_v1_0.OFPET_EXPERIMENTER = 0xFFFF
 
 
 if __name__ == "__main__":

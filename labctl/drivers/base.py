@@ -8,21 +8,21 @@ OVS configuration itself is shared code (plan.py + ovs.py).
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
 from labctl.fieldtypes import HostField
 from labctl.model import VM, Host, Lab
-from labctl.ovs import OvsCommand
+from labctl.ovs import OvsCommand, OvsSnapshot
 from labctl.progress import Reporter
 from labctl.state import LabState
 from labctl.transport.base import Transport
 from labctl.transport.local import LocalTransport
 
 if TYPE_CHECKING:
-    from labctl.inventory import HostSpec
+    from labctl.inventory import HostSpec, InventorySpec
 
 # A check `labctl doctor` runs on a host: (name, probe); the probe returns (ok, detail).
 DoctorCheck = tuple[str, Callable[[], tuple[bool, str]]]
@@ -70,11 +70,16 @@ class PlannedStep:
 
 @dataclass(frozen=True)
 class ControllerSite:
-    """Where a managed controller runs when it is on no lab host."""
+    """Where a managed controller runs."""
 
     transport: Transport
     where: str  # for status: "in its own namespace lc-lab-controller", "on this machine"
     netns: str | None = None  # a namespace labctl made for the controller alone
+    # Where `labctl capture` sees every bridge's session there, each packet once: the
+    # interface tcpdump listens on ("any": all of them, in Linux cooked v2 frames), and
+    # the interfaces whose second copy of the same packets it leaves out.
+    capture_on: str = "any"
+    capture_skips: tuple[str, ...] = ()
 
 
 class Driver(ABC):
@@ -104,6 +109,11 @@ class Driver(ABC):
     def vm_transport(self, vm: VM) -> Transport:
         """How to run a command (ping) inside the VM."""
 
+    def way_in(self, vm: VM) -> str | None:
+        """None when vm_transport() can run commands inside the VM; else why not, in a few
+        words (`verify` reports the pairs from it as not verifiable, never as passed)."""
+        return None
+
     # --- what `labctl plan` shows: descriptions only, no I/O, no connection ---
     @classmethod
     def planned_lab_steps(cls, session: LabSession) -> list[PlannedStep]:
@@ -132,11 +142,21 @@ class Driver(ABC):
         """Where the controller runs for a lab of this kind's hosts, unless it is on a lab host."""
         return ControllerSite(LocalTransport("controller"), "on this machine")
 
+    def hosted_controller_site(self) -> ControllerSite:
+        """Where the controller runs when the inventory places it on this host (controller.host)."""
+        return ControllerSite(self.transport(), f"on {self.host.name}")
+
     @classmethod
     def inventory_problems(cls, name: str, host: HostSpec, simulate: bool) -> list[Problem]:
         """What the inventory says about one host of this kind that cannot work.
 
         `simulate`: every host of the lab runs simulated (--sim or simulate: true)."""
+        return []
+
+    @classmethod
+    def lab_problems(cls, spec: InventorySpec, simulate: bool) -> list[Problem]:
+        """What the lab-wide settings (bridge name, ...) mean for hosts of this kind that cannot
+        work; asked once per kind the lab has."""
         return []
 
     def doctor_checks(self) -> list[DoctorCheck]:
@@ -153,8 +173,9 @@ class Driver(ABC):
     def finish(self) -> None:  # noqa: B027 - optional step
         """Work after the OVS transaction (addresses on bridges, VMs the hypervisor plugs in)."""
 
-    def adding_bridge(self, bridge: str) -> None:  # noqa: B027 - optional step
-        """`up` is about to add this bridge to the host's OVS (a real host keeps its OVS after down)."""
+    def before_ovs_changes(self, todo: Sequence[OvsCommand], snap: OvsSnapshot) -> None:  # noqa: B027
+        """`up` is about to apply these commands to the host's OVS as `snap` read it
+        (a real host keeps its OVS after down: it journals how to undo them)."""
 
     def before_tunnels(self, peers: list[Driver]) -> None:  # noqa: B027 - optional step
         """Before the host first reaches its tunnel peers over the underlay."""

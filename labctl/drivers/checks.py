@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from labctl.drivers.base import Driver
 from labctl.errors import LabctlError
 from labctl.model import Lab
+from labctl.ovs import SCHEMA_READ, Ovs
 
 
 @dataclass(frozen=True)
@@ -25,6 +26,18 @@ def _last_line(text: str) -> str:
     """The last non-blank line: where a tool says what went wrong."""
     lines = [line for line in text.strip().splitlines() if line.strip()]
     return lines[-1] if lines else "no output"
+
+
+def driver_checks(driver: Driver) -> list[Check]:
+    """The driver's own checks alone (a simulated host: this machine, nothing to reach)."""
+    out = []
+    for name, probe in driver.doctor_checks():
+        try:
+            ok, detail = probe()
+        except LabctlError as exc:
+            ok, detail = False, str(exc)
+        out.append(Check(driver.host.name, name, ok, detail))
+    return out
 
 
 def host_checks(lab: Lab, driver: Driver) -> list[Check]:
@@ -77,10 +90,23 @@ def host_checks(lab: Lab, driver: Driver) -> list[Check]:
             f"{wanted} datapath ({'kernel module loaded' if module else 'userspace'}; host offers {listed})",
         )
 
+    def schema():
+        found = Ovs(transport).schema()
+        lacks = found.lacks()
+        if found.tables == {}:
+            return (
+                True,
+                f"could not read it (`{' '.join(SCHEMA_READ)}`): labctl leaves out {', '.join(lacks)}",
+            )
+        if lacks:
+            return True, f"schema {found.version}: labctl leaves out {', '.join(lacks)}"
+        return True, f"schema {found.version}: has every column labctl sets"
+
     if check("Open vSwitch installed", ovs_installed) and check(
         "ovsdb-server reachable (permissions)", ovsdb
     ):
         check("datapath", datapath)
+        check("OVS database schema", schema)
     for name, probe in driver.doctor_checks():
         check(name, probe)
     peers = ", ".join(str(h.underlay_ip) for h in lab.hosts if h.name != host)

@@ -45,17 +45,18 @@ def render(template: str, **values) -> str:
 
 
 def render_guest(template: str, lab: Lab, vm: VM, **values) -> str:
-    """A guest's hypervisor config (libvirt domain, xl cfg): what every guest template is given."""
-    return render(
-        template,
-        lab=lab.name,
-        vm=vm.name,
-        name=guest_name(lab.name, vm.name),
-        disk=overlay_path(lab.name, vm.name),
-        bridge=lab.bridge,
-        mac=vm.mac,
-        **values,
-    )
+    """A guest's hypervisor config (libvirt domain, xl cfg): what every guest template is
+    given; `values` adds to it or overrides it (the disk of a guest that keeps it elsewhere)."""
+    given = {
+        "lab": lab.name,
+        "vm": vm.name,
+        "name": guest_name(lab.name, vm.name),
+        "disk": overlay_path(lab.name, vm.name),
+        "bridge": lab.bridge,
+        "mac": vm.mac,
+        "mtu": lab.mtu,
+    }
+    return render(template, **(given | values))
 
 
 def guest_name(lab: str, vm: str) -> str:

@@ -1,28 +1,32 @@
 """KVM hosts through libvirt-python.
 
-Each VM: a qcow2 overlay on the host's base image (`qemu-img create -b`, run on
-the host over its transport), a domain defined from
-templates/libvirt-domain.xml.j2 (`<interface type='bridge'>` on the lab bridge
-with `<virtualport type='openvswitch'/>`: libvirt plugs the tap into OVS
-itself), then started. The OVS port is the tap libvirt chose (vnetN), read
-back from the running domain's XML (`<target dev=…>`).
+Each VM is a libvirt guest (libvirt_guests.py: the domain, its boot source, its
+port), on the host's libvirtd at the inventory's `uri:`, else `qemu:///system` for
+a local host and `qemu+ssh://user@address/system` for a remote one. The guests run
+under KVM or, where KVM is missing or unusable, under TCG (`accel:`, accel.py).
+`down` destroys and undefines each domain labctl defined and removes its overlay.
 
-The libvirt URI comes from the inventory (`uri:`), else `qemu:///system` for
-a local host and `qemu+ssh://user@address/system` for a remote one. `down`
-destroys and undefines each domain labctl defined and removes its overlay.
+A simulated kvm host with `guests: libvirt` runs the same guest code against a
+libvirtd inside the simulated host (sim.py, libvirtd.py).
 """
 
 from __future__ import annotations
 
-import threading
-import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 
-from labctl.drivers import guests
-from labctl.drivers.base import DoctorCheck, LabSession, PlannedStep
+from labctl.drivers import accel, guests
+from labctl.drivers.base import DoctorCheck, LabSession, PlannedStep, Problem
+from labctl.drivers.libvirt_guests import (
+    PORT_CHOSEN_BY_LIBVIRT,
+    BootSpec,
+    GuestFiles,
+    LibvirtGuests,
+    remove_domain,
+)
 from labctl.drivers.remote import LOCAL_ADDRESSES, RealHostDriver
-from labctl.errors import ProvisionError
 from labctl.fieldtypes import HostField
 from labctl.model import VM, Host
 from labctl.transport.base import Transport
@@ -40,39 +44,6 @@ def default_uri(host: Host) -> str:
     return f"qemu+ssh://{user}@{hostname}{port}/system{query}"
 
 
-def domain_type(uri: str) -> str:
-    return "test" if uri.startswith("test:") else "kvm"
-
-
-def open_libvirt(uri: str, host: str):
-    import libvirt
-
-    try:
-        return libvirt.open(uri)
-    except libvirt.libvirtError as exc:
-        raise ProvisionError(host, f"connect to libvirt at {uri}", exc.get_error_message()) from None
-
-
-def lookup(conn, name: str):
-    import libvirt
-
-    try:
-        return conn.lookupByName(name)
-    except libvirt.libvirtError as exc:
-        if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
-            return None
-        raise
-
-
-def tap_of(domain_xml: str, mac: str) -> str | None:
-    """The device libvirt gave the NIC with this MAC (vnetN), from the live domain XML."""
-    for iface in ET.fromstring(domain_xml).iterfind("devices/interface"):
-        mac_el, target = iface.find("mac"), iface.find("target")
-        if mac_el is not None and mac_el.get("address", "").lower() == mac.lower() and target is not None:
-            return target.get("dev")
-    return None
-
-
 class KvmDriver(RealHostDriver):
     name = "kvm"
     host_fields = {
@@ -81,19 +52,43 @@ class KvmDriver(RealHostDriver):
             str | None, Field(default=None, pattern=r"^[a-z0-9+]+://[A-Za-z0-9_.@:\[\]/?=&%-]*$")
         ),
         "image": guests.IMAGE,
+        # the guests boot this kernel and initrd instead of a disk image
+        "boot": HostField(BootSpec | None, Field(default=None)),
+        # KVM, QEMU's TCG emulation, or KVM when a short probe boots under it (accel.py)
+        "accel": HostField(Literal[accel.ACCELS], Field(default="auto")),  # type: ignore[valid-type]
+        # simulated: the host's VMs are namespaces, or real QEMU guests of a libvirtd in the host
+        "guests": HostField(Literal["namespace", "libvirt"], Field(default="namespace")),
     }
 
     def __init__(self, session: LabSession, host: Host):
         super().__init__(session, host)
         self.uri = host.options["uri"] or default_uri(host)
-        self._conn = None
-        self._lock = threading.Lock()
+        self.kvm_probe = accel.KvmProbe(self._transport)
+        lab_dir = guests.lab_dir(session.lab.name)
+        self.guests = LibvirtGuests(
+            session,
+            host,
+            uri=self.uri,
+            transport=self._transport,
+            files=GuestFiles(lab_dir, lab_dir),
+            boot=host.options["boot"],
+            image=host.options["image"],
+            accel=self.accel,
+            journal=lambda vm, name, overlay: self.record("kvm-vm", uri=self.uri, name=name, overlay=overlay),
+        )
+
+    def accel(self) -> accel.Accel:
+        boot = self.host.options["boot"]
+        return accel.choose(self.host.options["accel"], self.kvm_probe, boot.kernel if boot else None)
 
     def libvirt(self):
-        with self._lock:
-            if self._conn is None:
-                self._conn = open_libvirt(self.uri, self.host.name)
-            return self._conn
+        return self.guests.libvirt()
+
+    @classmethod
+    def inventory_problems(cls, name, host, simulate: bool) -> list[Problem]:
+        problems = super().inventory_problems(name, host, simulate)
+        problems += boot_problems(name, host, simulate)
+        return problems
 
     def prepare(self) -> None:
         self.check_ovs()
@@ -113,81 +108,72 @@ class KvmDriver(RealHostDriver):
                 0
             ] if result.ok else "qemu-img not found: install qemu-utils"
 
-        return [("libvirt connection", connect), ("qemu-img", qemu_img)]
+        boot = self.host.options["boot"]
+        return [
+            ("libvirt connection", connect),
+            ("qemu-img", qemu_img),
+            accel.doctor_check(self.host.options["accel"], self.kvm_probe, boot.kernel if boot else None),
+        ]
 
     def domain_xml(self, vm: VM) -> str:
-        return guests.render_guest(
-            "libvirt-domain.xml.j2", self.session.lab, vm, domain_type=domain_type(self.uri)
-        )
+        """The domain as `labctl plan` shows it (accel: auto as kvm: accel.planned_domain_type)."""
+        return self.guests.domain_xml(vm, accel.planned_domain_type(self.uri, self.host.options["accel"]))
 
     def finish(self) -> None:
         for vm in self.host.vms:
-            self._ensure_vm(vm)
+            self.guests.ensure(vm)
 
-    # --- plan: what prepare() and _ensure_vm() do, described ---
+    # --- plan: what prepare() and finish() do, described ---
     def planned_host_steps(self) -> list[PlannedStep]:
         return [
             *self.planned_reach_steps(),
             PlannedStep("connect to libvirt", api=f"libvirt.open({self.uri!r})"),
+            PlannedStep(accel.describe(self.host.options["accel"])),
         ]
 
     def planned_vm_steps(self, vm: VM) -> list[PlannedStep]:
-        name = guests.guest_name(self.session.lab.name, vm.name)
-        overlay = guests.overlay_path(self.session.lab.name, vm.name)
-        return [
-            *guests.planned_overlay(self.host.options["image"], overlay),
-            PlannedStep(
-                f"define domain {name}: NIC {vm.mac} on {self.session.lab.bridge}, virtualport openvswitch",
-                api="libvirt virConnect.defineXML(domain XML)",
-                files=((f"{name}.xml", self.domain_xml(vm)),),
-            ),
-            PlannedStep(f"start domain {name}", api="libvirt virDomain.create()"),
-        ]
+        return self.guests.planned_vm_steps(
+            vm, accel.planned_domain_type(self.uri, self.host.options["accel"])
+        )
 
     def planned_vm_port(self, vm: VM) -> str:
-        return "vnetN, chosen by libvirt, which plugs it into the bridge"
-
-    def _ensure_vm(self, vm: VM) -> None:
-        import libvirt
-
-        conn, name = self.libvirt(), guests.guest_name(self.session.lab.name, vm.name)
-        step = f"define and start VM {vm.name}"
-        try:
-            domain = lookup(conn, name)
-            if domain is None:
-                overlay = guests.overlay_path(self.session.lab.name, vm.name)
-                self.record("kvm-vm", uri=self.uri, name=name, overlay=overlay)
-                guests.create_overlay(self._transport, self.host.options["image"], overlay, self.host.name)
-                domain = conn.defineXML(self.domain_xml(vm))
-                self.session.report.changed(self.host.name, f"VM {vm.name} defined ({self.uri})")
-            if not domain.isActive():
-                domain.create()
-                self.session.report.changed(self.host.name, f"VM {vm.name} started")
-        except libvirt.libvirtError as exc:
-            raise ProvisionError(self.host.name, step, exc.get_error_message()) from None
+        return PORT_CHOSEN_BY_LIBVIRT
 
     def vm_port(self, vm: VM) -> str:
-        domain = lookup(self.libvirt(), guests.guest_name(self.session.lab.name, vm.name))
-        tap = tap_of(domain.XMLDesc(), vm.mac) if domain is not None and domain.isActive() else None
-        return tap or f"vnet? ({vm.name} not running)"
+        return self.guests.vm_port(vm)
 
     @classmethod
     def remove(cls, record: dict, transport: Transport) -> None:
         if record["kind"] != "kvm-vm":
             return super().remove(record, transport)
-        import libvirt
+        remove_domain(record["uri"], record["name"], record["host"])
+        if record.get("overlay"):
+            transport.run(["rm", "-f", record["overlay"]])
 
-        conn = open_libvirt(record["uri"], record["host"])
-        try:
-            domain = lookup(conn, record["name"])
-            if domain is not None:
-                if domain.isActive():
-                    domain.destroy()
-                domain.undefine()
-        except libvirt.libvirtError as exc:
-            raise ProvisionError(
-                record["host"], f"remove VM {record['name']}", exc.get_error_message()
-            ) from None
-        finally:
-            conn.close()
-        transport.run(["rm", "-f", record["overlay"]])
+
+def boot_problems(name: str, host, simulate: bool) -> list[Problem]:
+    """boot: or image:, not both; on a real host, paths are the host's own (absolute);
+    simulated with guests: libvirt, one of them is needed."""
+    problems: list[Problem] = []
+    if host.boot is not None and host.image is not None:
+        problems.append(
+            (("hosts", name, "boot"), "boot: and image: are two ways to boot the guests; set one")
+        )
+    if host.boot is not None and not simulate:
+        for field in ("kernel", "initrd"):
+            path = getattr(host.boot, field)
+            if path is not None and not Path(path).is_absolute():
+                problems.append(
+                    (
+                        ("hosts", name, "boot", field),
+                        f"{path!r}: a path on the host, from / (a real host has no inventory directory)",
+                    )
+                )
+    if simulate and host.guests == "libvirt" and host.vms and host.boot is None and host.image is None:
+        problems.append(
+            (
+                ("hosts", name, "guests"),
+                "real guests need something to boot: boot: {kernel: ..., initrd: ...} or image:",
+            )
+        )
+    return problems

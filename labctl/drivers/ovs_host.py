@@ -87,6 +87,9 @@ class OvsHostDriver(RealHostDriver):
     def vm_netns(self, vm: VM) -> str:
         return f"lc-{self.session.lab.name}-{vm.name}"
 
+    def way_in(self, vm: VM) -> str | None:
+        return None  # its VMs are namespaces on the host, entered over SSH
+
     def vm_transport(self, vm: VM) -> Transport:
         return InNetns(vm.name, self._transport, self.vm_netns(vm))
 
@@ -108,9 +111,9 @@ class OvsHostDriver(RealHostDriver):
 
     def vm_commands(self, vm: VM) -> list[tuple[str, list[str], str | None]]:
         """The commands that make the VM, a namespace with a veth into the bridge: (what, argv, stdin)."""
-        ns, port = self.vm_netns(vm), self.vm_port(vm)
+        ns, port, mtu = self.vm_netns(vm), self.vm_port(vm), self.session.lab.mtu
         lines = [
-            f"link set {VM_NIC} address {vm.mac}",
+            f"link set {VM_NIC} address {vm.mac} mtu {mtu}",
             f"addr replace {vm.ip} dev {VM_NIC}",
             f"link set {VM_NIC} up",
             "link set lo up",
@@ -123,8 +126,12 @@ class OvsHostDriver(RealHostDriver):
                 ["ip", "link", "add", port, "type", "veth", "peer", "name", VM_NIC, "netns", ns],
                 None,
             ),
-            (f"{VM_NIC}: {vm.mac} {vm.ip}", ["ip", "-n", ns, "-batch", "-"], "\n".join(lines) + "\n"),
-            (f"{port} up", ["ip", "link", "set", port, "up"], None),
+            (
+                f"{VM_NIC}: {vm.mac} {vm.ip} MTU {mtu}",
+                ["ip", "-n", ns, "-batch", "-"],
+                "\n".join(lines) + "\n",
+            ),
+            (f"{port} MTU {mtu}, up", ["ip", "link", "set", port, "mtu", str(mtu), "up"], None),
         ]
         if self.datapath_type == "netdev":  # userspace OVS never fills in offloaded checksums
             commands += [

@@ -3,15 +3,20 @@ SSH (or locally, when its address is `localhost`) and checking it has OVS."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+from labctl import ovs
 from labctl.drivers.base import Driver, LabSession, PlannedStep, Problem
 from labctl.errors import ProvisionError
 from labctl.model import VM, Access, Host
+from labctl.ovs import OvsCommand, OvsSnapshot
 from labctl.state import LabState
 from labctl.transport.base import Transport
 from labctl.transport.local import LocalTransport
 from labctl.transport.ssh import SshTransport
 
 LOCAL_ADDRESSES = ("localhost", "local")
+OVS_UNDO_KINDS = ("ovs-bridge", "ovs-port", "ovs-controller", "ovs-bridge-settings")  # ovs.undo_of
 OVS_VERSION = ["ovs-vsctl", "--timeout=5", "--version"]  # installed?
 OVS_SHOW = ["ovs-vsctl", "--timeout=5", "show"]  # and its database answering?
 
@@ -64,6 +69,9 @@ class RealHostDriver(Driver):
             )
         ]
 
+    def way_in(self, vm: VM) -> str | None:
+        return "real guest, no way in yet"
+
     def vm_transport(self, vm: VM) -> Transport:
         raise ProvisionError(
             vm.name,
@@ -77,9 +85,22 @@ class RealHostDriver(Driver):
         reach = {"address": self.host.address, **self.host.access.to_record()}
         super().record(kind, **(reach | fields))
 
-    def adding_bridge(self, bridge: str) -> None:
-        """A real host keeps its OVS after down: note each bridge we add, before adding it."""
-        self.record("ovs-bridge", bridge=bridge)
+    def before_ovs_changes(self, todo: Sequence[OvsCommand], snap: OvsSnapshot) -> None:
+        """A real host keeps its OVS after down: journal how to undo each change, before making
+        it. Only the first record of a thing counts (it holds what was there before labctl),
+        and nothing on a bridge labctl made itself (removing the bridge removes all of it)."""
+        state, host = self.session.state, self.host.name
+        made = {r["bridge"] for r in state.records("ovs-bridge") if r.get("host") == host}
+        for command in todo:
+            undo = ovs.undo_of(command, snap)
+            if undo is None or undo.bridge in made:
+                continue
+            fields = dict(undo.fields)
+            key = {"port": fields["port"]} if undo.kind == "ovs-port" else {}
+            if not state.has(undo.kind, host=host, bridge=undo.bridge, **key):
+                self.record(undo.kind, bridge=undo.bridge, **fields)
+            if undo.kind == "ovs-bridge":
+                made.add(undo.bridge)
 
     @classmethod
     def undo(cls, record: dict, state: LabState) -> None:
@@ -100,8 +121,11 @@ class RealHostDriver(Driver):
     def remove(cls, record: dict, transport: Transport) -> None:
         """Remove what one journal record names, over its host's transport. A kind that
         records things of its own handles their records and passes the rest up."""
-        if record["kind"] == "ovs-bridge":  # a bridge labctl added to the host's OVS
-            transport.run(["ovs-vsctl", "--timeout=10", "--if-exists", "del-br", record["bridge"]])
+        if record["kind"] not in OVS_UNDO_KINDS:
+            return
+        if record["kind"] != "ovs-bridge" and not _bridge_exists(transport, record["bridge"]):
+            return  # the others change a bridge, which may be gone already
+        transport.run(["ovs-vsctl", "--timeout=10", *ovs.undo_argv(record)])
 
     def check_ovs(self) -> None:
         """Open vSwitch must be installed and running: one line naming the host if not."""
@@ -114,3 +138,7 @@ class RealHostDriver(Driver):
         if not result.ok:
             last = (result.stderr.strip().splitlines() or ["no output"])[-1]
             raise ProvisionError(self.host.name, "check Open vSwitch", f"ovsdb-server not reachable: {last}")
+
+
+def _bridge_exists(transport: Transport, bridge: str) -> bool:
+    return transport.run(["ovs-vsctl", "--timeout=10", "br-exists", bridge], check=False).returncode == 0

@@ -6,6 +6,11 @@ joins the hosts, and GRE runs as OVS's native userspace tunnelling.
 Userspace tunnelling needs the host's underlay address on an OVS bridge:
 `br-phy` holds the underlay port (eth0) and carries that address, so
 `ovs-appctl ovs/route/show` and `tnl/arp/show` see it.
+
+A simulated kvm host with `guests: libvirt` runs real QEMU guests instead of
+namespace VMs: a libvirtd inside the host (libvirtd.py) and the kvm driver's own
+guest code (libvirt_guests.py) pointed at it, so libvirt plugs each guest's vnetN
+into the host's br0 exactly as on a real KVM host.
 """
 
 from __future__ import annotations
@@ -16,12 +21,14 @@ from pathlib import Path
 
 from labctl import unixctl
 from labctl.drivers import simnet
-from labctl.drivers.base import ControllerSite, Driver, LabSession, PlannedStep
+from labctl.drivers.base import ControllerSite, DoctorCheck, Driver, LabSession, PlannedStep
 from labctl.drivers.naming import vm_port_name
+from labctl.drivers.sim_guests import RealGuests
 from labctl.errors import ProvisionError
 from labctl.model import VM
 from labctl.ovs import AddBridge, AddPort, OvsCommand
 from labctl.processes import alive, identify, named_netns_inode, netns_inode, read_pidfile
+from labctl.state import LabState
 from labctl.transport.base import Transport
 from labctl.transport.netns import NetnsTransport
 
@@ -50,16 +57,17 @@ def ensure_underlay(session: LabSession, existing: set[str]) -> None:
 
 
 def attach_to_underlay(session: LabSession, netns: str, port: str, address: str) -> bool:
-    """eth0 in `netns`, plugged into the underlay bridge as `port`."""
-    plen = session.lab.underlay.prefixlen
+    """eth0 in `netns`, plugged into the underlay bridge as `port`; both ends take the
+    underlay's MTU, which the tunnel packets may fill."""
+    plen, mtu = session.lab.underlay.prefixlen, session.lab.underlay_mtu
     addr_lines = [f"addr replace {address}/{plen} dev {UNDERLAY_PORT}"] if address else []
     return simnet.ensure_veth(
         netns,
         UNDERLAY_PORT,
         underlay_netns(session),
         port,
-        peer_lines=[f"link set {port} master {simnet.UNDERLAY_BRIDGE} up"],
-        lines=[*addr_lines, f"link set {UNDERLAY_PORT} up"],
+        peer_lines=[f"link set {port} mtu {mtu} master {simnet.UNDERLAY_BRIDGE} up"],
+        lines=[*addr_lines, f"link set {UNDERLAY_PORT} mtu {mtu} up"],
     )
 
 
@@ -121,6 +129,10 @@ class SimDriver(Driver):
         self._transport = NetnsTransport(host.name, self.netns, self.rundir)
         self.existing_netns: set[str] = set()
         self.underlay_mac: str | None = None  # br-phy's MAC, known after finish()
+        # real QEMU guests instead of namespace VMs (a kvm host with guests: libvirt)
+        self.real = RealGuests(self) if RealGuests.wanted(host) else None
+        if self.real is not None:
+            self.adds_vm_ports = False  # type: ignore[misc] - libvirt plugs them in, per host
 
     def transport(self) -> NetnsTransport:
         return self._transport
@@ -134,13 +146,23 @@ class SimDriver(Driver):
         ensure_underlay(session, existing)
         if session.lab.controller.host is None:
             ensure_controller_host(session, existing)
+        probe = RealGuests.machine_probe()  # one KVM probe for all hosts: they share this machine
         for driver in drivers:
             driver.existing_netns = existing  # type: ignore[attr-defined]
+            if driver.real is not None:  # type: ignore[attr-defined]
+                driver.real.kvm_probe = probe  # type: ignore[attr-defined]
 
     @classmethod
     def controller_site(cls, session: LabSession) -> ControllerSite:
         transport = controller_transport(session)
-        return ControllerSite(transport, f"in its own namespace {transport.netns}", transport.netns)
+        where = f"in its own namespace {transport.netns}"
+        return ControllerSite(transport, where, transport.netns, capture_on=UNDERLAY_PORT)
+
+    def hosted_controller_site(self) -> ControllerSite:
+        # Every session reaches the controller's address on br-phy (this host's own over
+        # lo). The other hosts' sessions also cross the underlay port, where the userspace
+        # datapath reads and writes them: a second copy of each packet, left out.
+        return ControllerSite(self._transport, f"on {self.host.name}", capture_skips=(UNDERLAY_PORT,))
 
     def log_path(self) -> Path:
         return Path(self.rundir) / "ovs-vswitchd.log"
@@ -149,16 +171,31 @@ class SimDriver(Driver):
         present = simnet.existing_netns()
         if self.netns not in present:
             return f"namespace {self.netns} is missing", []
+        if self.real is not None:
+            return None, self.real.missing()
         return None, [f"VM {vm.name} is missing" for vm in self.host.vms if self.vm_netns(vm) not in present]
 
     def vm_port(self, vm: VM) -> str:
+        if self.real is not None:
+            return self.real.guests.vm_port(vm)
         return vm_port_name(self.host.flavor, vm)
+
+    def way_in(self, vm: VM) -> str | None:
+        return self.real.way_in(vm) if self.real is not None else None
 
     def vm_netns(self, vm: VM) -> str:
         return simnet.netns_name(self.session.lab.name, vm.name)
 
-    def vm_transport(self, vm: VM) -> NetnsTransport:
+    def vm_transport(self, vm: VM) -> Transport:
+        if self.real is not None:
+            why = self.real.no_path(vm)  # not way_in(): a guest still booting is waited for
+            if why is not None:
+                raise ProvisionError(vm.name, "run a command in the VM", f"no way into {vm.name}: {why}")
+            return self.real.transport(vm)
         return NetnsTransport(vm.name, self.vm_netns(vm))
+
+    def doctor_checks(self) -> list[DoctorCheck]:
+        return self.real.doctor_checks() if self.real is not None else []
 
     # --- up ---
     def prepare(self) -> None:
@@ -167,9 +204,12 @@ class SimDriver(Driver):
             report.changed(host, f"namespace {self.netns}")
         if attach_to_underlay(self.session, self.netns, host, ""):
             report.changed(host, "underlay link")
-        for vm in self.host.vms:
-            self._ensure_vm(vm)
+        if self.real is None:
+            for vm in self.host.vms:
+                self._ensure_vm(vm)
         self._ensure_ovs_daemons()
+        if self.real is not None:
+            self.real.ensure_libvirtd()
 
     def _ensure_vm(self, vm: VM) -> None:
         ns, port = self.vm_netns(vm), self.vm_port(vm)
@@ -180,11 +220,11 @@ class SimDriver(Driver):
             ns,
             VM_NIC,
             peer_lines=[
-                f"link set {VM_NIC} address {vm.mac}",
+                f"link set {VM_NIC} address {vm.mac} mtu {self.session.lab.mtu}",
                 f"addr replace {vm.ip} dev {VM_NIC}",
                 f"link set {VM_NIC} up",
             ],
-            lines=[f"link set {port} up"],
+            lines=[f"link set {port} mtu {self.session.lab.mtu} up"],
         )
         if wired:
             self.replugged_ports.add(port)
@@ -220,18 +260,27 @@ class SimDriver(Driver):
         address = f"{self.host.underlay_ip}/{self.session.lab.underlay.prefixlen}"
         return [
             PlannedStep(f"namespace {self.netns}"),
-            PlannedStep(f"{UNDERLAY_PORT}: a veth into the underlay bridge (port {self.host.name})"),
+            PlannedStep(
+                f"{UNDERLAY_PORT}: a veth into the underlay bridge (port {self.host.name}), "
+                f"MTU {self.session.lab.underlay_mtu}"
+            ),
             PlannedStep(f"its own {' and '.join(OVS_DAEMONS)}, userspace datapath, files in {self.rundir}"),
+            *(self.real.planned_host_steps() if self.real is not None else []),
             PlannedStep(
                 f"underlay address {address} on {PHYS_BRIDGE}, where userspace tunnelling looks for it"
             ),
         ]
 
     def planned_vm_steps(self, vm: VM) -> list[PlannedStep]:
+        if self.real is not None:
+            return self.real.planned_vm_steps(vm)
         ns = self.vm_netns(vm)
-        return [PlannedStep(f"namespace {ns}, {VM_NIC} {vm.mac} {vm.ip}: a veth into {self.netns}")]
+        mtu = self.session.lab.mtu
+        return [PlannedStep(f"namespace {ns}, {VM_NIC} {vm.mac} {vm.ip} MTU {mtu}: a veth into {self.netns}")]
 
     def planned_vm_port(self, vm: VM) -> str:
+        if self.real is not None:
+            return self.real.planned_vm_port()
         return self.vm_port(vm)
 
     def ovs_commands(self) -> list[OvsCommand]:
@@ -241,7 +290,13 @@ class SimDriver(Driver):
         ]
 
     def finish(self) -> None:
-        """The underlay address goes on br-phy, where userspace tunnelling looks for it."""
+        """The underlay address goes on br-phy; real guests start once br0 is there."""
+        self._ensure_underlay_address()
+        if self.real is not None:
+            self.real.ensure_guests()
+
+    def _ensure_underlay_address(self) -> None:
+        """On br-phy, where userspace tunnelling looks for it."""
         address = f"{self.host.underlay_ip}/{self.session.lab.underlay.prefixlen}"
         [link] = json.loads(self._transport.run(["ip", "-j", "addr", "show", "dev", PHYS_BRIDGE]).stdout)
         self.underlay_mac = link["address"]
@@ -272,3 +327,11 @@ class SimDriver(Driver):
             [("tnl/neigh/set", PHYS_BRIDGE, str(p.host.underlay_ip), p.underlay_mac or "") for p in known],
             self.host.name,
         )
+
+    # --- down: what a host with real guests journalled ---
+    @classmethod
+    def undo(cls, record: dict, state: LabState) -> None:
+        """A real guest: destroyed through its libvirtd while that still runs (otherwise its
+        QEMU goes with the host's other processes). The libvirtd: stopped by its PID. Their
+        files are in the lab's state directory, which down removes last."""
+        RealGuests.undo(record)

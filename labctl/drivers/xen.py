@@ -1,9 +1,12 @@
 """Xen hosts driven with `xl` in dom0, over SSH.
 
 Each VM: a qcow2 overlay on the host's base image, an xl.cfg rendered from
-templates/xl.cfg.j2 (`vif = ['bridge=br0,script=vif-openvswitch,mac=…']`),
+templates/xl.cfg.j2 (`vif = ['bridge=br0,type=vif,script=vif-openvswitch,mac=…']`),
 then `xl create`. Xen's vif-openvswitch hotplug script adds the guest's NIC to
-the lab bridge as vif<domid>.0; the domain id comes from `xl domid`.
+the lab bridge as vif<domid>.0; the domain id comes from `xl domid`. `type=vif`:
+the PV NIC only, so an HVM guest gets no emulated twin (vif<domid>.0-emu) on the
+bridge beside the port labctl reports; the guest needs PV network drivers
+(Linux's xen-netfront).
 `down` runs `xl destroy` and removes the cfg and the overlay, from the journal.
 """
 
@@ -79,7 +82,8 @@ class XenDriver(RealHostDriver):
         return [
             *guests.planned_overlay(self.host.options["image"], overlay),
             PlannedStep(
-                f"write {cfg_path}: vif on {self.session.lab.bridge} via vif-openvswitch, MAC {vm.mac}",
+                f"write {cfg_path}: vif on {self.session.lab.bridge} via vif-openvswitch, MAC {vm.mac}, "
+                f"MTU {self.session.lab.mtu}",
                 files=((cfg_path, self.cfg(vm)),),
             ),
             PlannedStep(

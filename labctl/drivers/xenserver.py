@@ -2,13 +2,26 @@
 
 XenAPI creates the VMs (cloned from a template), their VIFs and the network
 they sit on; dom0's Open vSwitch is configured with ovs-vsctl over SSH like any
-host. XenServer names the bridges of networks it creates `xapiN`; labctl
-creates its network with the lab's bridge name (`bridge: br0` in the network
-record), so the VIFs land on the bridge the plan configures, and refuses to go
-on if xapi picked another name (docs/drivers.md).
+host. What real pools do that labctl must follow (docs/drivers.md):
 
-Journal records carry the XenAPI URL, user and password file (never the
-password) and the name labels labctl gave, so `down` removes exactly the VMs
+- The network is created on a bridge of the lab's name (`bridge: br0` in its
+  record). xapi refuses names longer than 15 characters or starting with xen,
+  xapi, vif, tap or eth (INVALID_VALUE, an inventory rule here) and names another
+  network has (BRIDGE_NAME_EXISTS, explained).
+- ovs-xapi-sync in dom0 rewrites the fail_mode and in-band setting of every bridge
+  that backs a xapi network from the network's other_config: the network carries
+  `vswitch-controller-fail-mode: secure` and `vswitch-disable-in-band: true`, the
+  settings the lab's bridge has, or it would turn standalone and drift.
+- A clone keeps the template's NICs: labctl removes them before adding the VM's one
+  NIC, device 0 (xapi refuses a second device 0: DEVICE_ALREADY_EXISTS).
+- In a pool, VM.start may place a VM on any member: VMs are started with
+  VM.start_on on this host (the pool host whose address is the inventory's
+  `address` or `url` host), where labctl builds the bridge.
+- Logging in to a member answers HOST_IS_SLAVE with the master's address: the
+  session follows it (xenapi_session.py, which also does TLS and the errors).
+
+Journal records carry the XenAPI URL, user, password file and TLS settings (never
+the password) and the name labels labctl gave, so `down` removes exactly the VMs
 (with their VIFs and disks) and the network it created.
 """
 
@@ -16,92 +29,57 @@ from __future__ import annotations
 
 import json
 import threading
+from urllib.parse import urlsplit
 
 from pydantic import Field
 
 from labctl import secrets
 from labctl.drivers import guests
-from labctl.drivers.base import DoctorCheck, LabSession, PlannedStep
-from labctl.drivers.remote import RealHostDriver
+from labctl.drivers.base import DoctorCheck, LabSession, PlannedStep, Problem
+from labctl.drivers.remote import LOCAL_ADDRESSES, RealHostDriver
+from labctl.drivers.xenapi_session import XapiError, XenApi, XenApiTarget
 from labctl.errors import InputError, ProvisionError
 from labctl.fieldtypes import PATH_PATTERN, HostField
 from labctl.model import VM, Host
+from labctl.plan import DEFAULT_FAIL_MODE
 from labctl.state import LabState
 
 DEFAULT_TEMPLATE = "Other install media"
+# xapi refuses a bridge name that starts with one of these (xen-api: xapi_network.ml);
+# labctl's names are 11 characters at most, within xapi's 15.
+RESERVED_BRIDGE_PREFIXES = ("xen", "xapi", "vif", "tap", "eth")
+# What ovs-xapi-sync sets on the bridge of a xapi network, from the network's
+# other_config: the lab bridge's own settings (plan.py), so it leaves them alone.
+XAPI_SYNC_CONFIG = {"vswitch-controller-fail-mode": DEFAULT_FAIL_MODE, "vswitch-disable-in-band": "true"}
 
 
 def _label(lab: str, name: str) -> str:
     return f"lc-{lab}-{name}"
 
 
-def network_record(lab: str, label: str, bridge: str) -> dict:
+def network_record(lab: str, label: str, bridge: str, mtu: int) -> dict:
     """The lab's network, on a bridge of the lab's name (not xapi's own xapiN)."""
     return {
         "name_label": label,
         "name_description": f"labctl lab {lab}",
-        "MTU": "1500",
-        "other_config": {},
+        "MTU": str(mtu),
+        "other_config": dict(XAPI_SYNC_CONFIG),
         "bridge": bridge,
     }
 
 
-def vif_record(vm: VM, vm_ref: str, network: str) -> dict:
+def vif_record(vm: VM, vm_ref: str, network: str, mtu: int) -> dict:
     """The VM's one NIC (device 0, so dom0 names it vif<domid>.0) on the lab's network."""
     return {
         "device": "0",
         "network": network,
         "VM": vm_ref,
         "MAC": vm.mac,
-        "MTU": "1500",
+        "MTU": str(mtu),
         "other_config": {},
         "qos_algorithm_type": "",
         "qos_algorithm_params": {},
     }
-
-
-class XenApi:
-    """One logged-in XenAPI session; failures become one line naming the host."""
-
-    def __init__(self, host: str, url: str, user: str, password_file: str | None):
-        import XenAPI
-
-        self.host, self.url, self.user = host, url, user
-        self.session = XenAPI.Session(url, ignore_ssl=False)
-        step = f"log in to XenAPI at {url}"
-        try:
-            self.session.xenapi.login_with_password(
-                user, secrets.password(host, password_file), "2.0", "labctl"
-            )
-        except XenAPI.Failure as exc:
-            detail = exc.details[0] if exc.details else str(exc)
-            if detail == "SESSION_AUTHENTICATION_FAILED":
-                detail = f"authentication failed for {user} (wrong password?)"
-            raise ProvisionError(host, step, detail) from None
-        except OSError as exc:
-            raise ProvisionError(host, step, f"unreachable: {exc.strerror or exc}") from None
-        self.api = self.session.xenapi
-
-    def call(self, step: str, method: str, *args):
-        import XenAPI
-
-        obj, name = method.split(".")
-        try:
-            return getattr(getattr(self.api, obj), name)(*args)
-        except XenAPI.Failure as exc:
-            raise ProvisionError(self.host, step, " ".join(str(d) for d in exc.details)) from None
-        except OSError as exc:
-            raise ProvisionError(self.host, step, f"XenAPI unreachable: {exc.strerror or exc}") from None
-
-    def one(self, step: str, cls: str, label: str) -> str | None:
-        refs = self.call(step, f"{cls}.get_by_name_label", label)
-        return refs[0] if refs else None
-
-    def logout(self) -> None:
-        try:
-            self.session.xenapi.session.logout()
-        except Exception:  # best effort: the session times out on its own
-            pass
 
 
 class XenServerDriver(RealHostDriver):
@@ -112,6 +90,9 @@ class XenServerDriver(RealHostDriver):
             str | None, Field(default=None, pattern=r"^https?://[A-Za-z0-9_.:\[\]/-]+$")
         ),  # XenAPI
         "password_file": HostField(str | None, Field(default=None, pattern=PATH_PATTERN)),  # XenAPI password
+        # the CA (or the host's own self-signed certificate) that XenAPI's TLS certificate is checked against
+        "tls_ca_file": HostField(str | None, Field(default=None, pattern=PATH_PATTERN)),
+        "tls_verify": HostField(bool, Field(default=True)),  # false: no certificate check (logged)
     }
 
     def __init__(self, session: LabSession, host: Host):
@@ -121,59 +102,153 @@ class XenServerDriver(RealHostDriver):
         self.user = host.access.user or "root"
         self.password_file = options["password_file"]
         self.template = options["image"] or DEFAULT_TEMPLATE
+        self.target = XenApiTarget(
+            self.url, self.user, self.password_file, options["tls_ca_file"], options["tls_verify"]
+        )
         self._api: XenApi | None = None
+        self._here: str | None = None  # this host's ref in the pool
         self._lock = threading.Lock()
         self._domids: dict[str, int] = {}
+
+    @classmethod
+    def inventory_problems(cls, name, host, simulate: bool) -> list[Problem]:
+        problems = super().inventory_problems(name, host, simulate)
+        if host.tls_ca_file and not host.tls_verify:
+            problems.append(
+                (
+                    ("hosts", name, "tls_ca_file"),
+                    "with tls_verify: false no certificate is checked; leave one out",
+                )
+            )
+        return problems
+
+    @classmethod
+    def lab_problems(cls, spec, simulate: bool) -> list[Problem]:
+        if simulate or not spec.bridge.startswith(RESERVED_BRIDGE_PREFIXES):
+            return []
+        return [
+            (
+                ("bridge",),
+                f"xapi refuses bridge names starting with {', '.join(RESERVED_BRIDGE_PREFIXES[:-1])} or eth "
+                f"(INVALID_VALUE) for the lab's network on the xenserver hosts; name it otherwise, like br0",
+            )
+        ]
 
     def api(self) -> XenApi:
         with self._lock:
             if self._api is None:
-                self._api = XenApi(self.host.name, self.url, self.user, self.password_file)
+                self._api = XenApi(self.host.name, self.target)
             return self._api
 
     def _where(self) -> dict:
-        return {"url": self.url, "user": self.user, "password_file": self.password_file}
+        return self.target.to_record()
+
+    def this_host(self, api: XenApi) -> str:
+        """This host's ref in its pool: the pool host whose address, hostname or name label
+        is the host part of the inventory's `address`, else of `url`."""
+        if self._here is not None:
+            return self._here
+        hosts = api.call("list the pool's hosts", "host.get_all_records")
+        names = [
+            name
+            for name in ((self.host.address or "").rpartition("@")[2], urlsplit(self.url).hostname or "")
+            if name and name not in LOCAL_ADDRESSES
+        ]
+        found = [
+            ref
+            for ref, rec in hosts.items()
+            if {rec.get("address"), rec.get("hostname"), rec.get("name_label")} & set(names)
+        ]
+        if not found and len(hosts) == 1:
+            found = list(hosts)
+        if not found:
+            members = ", ".join(f"{r.get('name_label')} ({r.get('address')})" for r in hosts.values())
+            raise ProvisionError(
+                self.host.name,
+                "find this host in its pool",
+                f"no pool host ({members}) is {' or '.join(names) or 'named in the inventory'}: "
+                "set address: (or url:) to this host's management address",
+            )
+        self._here = found[0]
+        return self._here
+
+    def _host_label(self, api: XenApi, ref: str) -> str:
+        record = api.call("list the pool's hosts", "host.get_all_records").get(ref, {})
+        return f"{record.get('name_label', ref)} ({record.get('address', '?')})"
 
     # --- up ---
     def prepare(self) -> None:
-        self.api()  # a wrong password fails here, before dom0 is touched
+        self.this_host(self.api())  # a wrong password or an unknown host fails here, before dom0 is touched
         self.check_ovs()
 
     def doctor_checks(self) -> list[DoctorCheck]:
         def login():
-            self.api()
-            return True, f"logged in to XenAPI at {self.url} as {self.user}"
+            api = self.api()
+            master = f" (a pool member: its master is {api.url})" if api.followed_master else ""
+            return True, f"logged in to XenAPI at {self.url} as {self.user}{master}"
 
-        return [("XenAPI login", login)]
+        def in_pool():
+            api = self.api()
+            return True, f"this host is {self._host_label(api, self.this_host(api))} in its pool"
+
+        return [("XenAPI login", login), ("XenAPI host", in_pool)]
 
     def finish(self) -> None:
         api, lab = self.api(), self.session.lab
         network = self._ensure_network(api, lab.bridge)
+        here = self.this_host(api)
         for vm in self.host.vms:
-            self._ensure_vm(api, vm, network)
+            self._ensure_vm(api, vm, network, here)
 
     def _ensure_network(self, api: XenApi, bridge: str) -> str:
         label = _label(self.session.lab.name, bridge)
+        step = "create the lab network"
         network = api.one("find the lab network", "network", label)
         if network is None:
             self.record("xenserver-network", name_label=label, **self._where())
-            network = api.call(
-                "create the lab network",
-                "network.create",
-                network_record(self.session.lab.name, label, bridge),
-            )
+            try:
+                network = api.call(
+                    step,
+                    "network.create",
+                    network_record(self.session.lab.name, label, bridge, self.session.lab.mtu),
+                )
+            except XapiError as exc:
+                if exc.code == "BRIDGE_NAME_EXISTS":
+                    raise ProvisionError(
+                        self.host.name,
+                        step,
+                        f"another XenAPI network already has bridge {bridge} (BRIDGE_NAME_EXISTS): "
+                        "name the lab's bridge otherwise (`bridge:`), or remove that network",
+                    ) from None
+                if exc.code == "INVALID_VALUE":
+                    raise ProvisionError(
+                        self.host.name, step, f"xapi refuses the bridge name {bridge} (INVALID_VALUE)"
+                    ) from None
+                raise
             self.session.report.changed(self.host.name, f"XenAPI network {label}")
         actual = api.call("read the network's bridge", "network.get_bridge", network)
         if actual != bridge:
             raise ProvisionError(
                 self.host.name,
                 "map the lab bridge",
-                f"xapi put network {label} on bridge {actual}, not {bridge}; "
-                f"set `bridge: {actual}` in the inventory (see docs/drivers.md)",
+                f"XenAPI network {label} is on bridge {actual}, not {bridge}: it was made for another "
+                f"bridge name; remove it (`labctl down`, or `xe network-destroy`) and run up again",
             )
+        self._ensure_sync_config(api, network, label)
         return network
 
-    def _ensure_vm(self, api: XenApi, vm: VM, network: str) -> None:
+    def _ensure_sync_config(self, api: XenApi, network: str, label: str) -> None:
+        """The other_config ovs-xapi-sync reads (a network made by an older labctl lacks it)."""
+        have = api.call("read the network's other_config", "network.get_other_config", network)
+        for key, value in XAPI_SYNC_CONFIG.items():
+            if have.get(key) == value:
+                continue
+            if key in have:  # xapi refuses to add a key that is there (MAP_DUPLICATE_KEY)
+                api.call(f"set {key} on {label}", "network.remove_from_other_config", network, key)
+            api.call(f"set {key} on {label}", "network.add_to_other_config", network, key, value)
+            self.session.report.changed(self.host.name, f"XenAPI network {label}: other_config {key}={value}")
+
+    def _ensure_vm(self, api: XenApi, vm: VM, network: str, here: str) -> None:
         label = _label(self.session.lab.name, vm.name)
         ref = api.one(f"find VM {vm.name}", "VM", label)
         if ref is None:
@@ -183,29 +258,70 @@ class XenServerDriver(RealHostDriver):
             self.record("xenserver-vm", name_label=label, **self._where())
             ref = api.call(f"clone VM {vm.name}", "VM.clone", template, label)
             api.call(f"provision VM {vm.name}", "VM.provision", ref)
-            api.call(f"add a VIF to {vm.name}", "VIF.create", vif_record(vm, ref, network))
             self.session.report.changed(self.host.name, f"VM {vm.name} from template {self.template}")
         if api.call(f"read {vm.name}'s power state", "VM.get_power_state", ref) != "Running":
-            api.call(f"start VM {vm.name}", "VM.start", ref, False, False)
+            self._ensure_nic(api, vm, ref, network)
+            api.call(f"start VM {vm.name} on {self.host.name}", "VM.start_on", ref, here, False, False)
             self.session.report.changed(self.host.name, f"started VM {vm.name}")
+        resident = api.call(f"read where {vm.name} runs", "VM.get_resident_on", ref)
+        if resident != here:
+            raise ProvisionError(
+                self.host.name,
+                f"check where {vm.name} runs",
+                f"VM {label} runs on {self._host_label(api, resident)}, not on this host, where the lab's "
+                f"bridge is: shut it down (`xe vm-shutdown vm={label}`) and run up again",
+            )
         self._domids[vm.name] = int(api.call(f"read {vm.name}'s domain id", "VM.get_domid", ref))
+
+    def _ensure_nic(self, api: XenApi, vm: VM, ref: str, network: str) -> None:
+        """The halted VM has one NIC, device 0 on the lab network with the VM's MAC: the NICs the
+        clone copied from its template go (xapi refuses a second device 0)."""
+        wanted = None
+        for vif in api.call(f"list {vm.name}'s NICs", "VM.get_VIFs", ref):
+            record = api.call(f"read a NIC of {vm.name}", "VIF.get_record", vif)
+            if (record["device"], record["network"], record["MAC"].lower()) == (
+                "0",
+                network,
+                vm.mac,
+            ) and not wanted:
+                wanted = vif
+                continue
+            api.call(f"remove NIC {record['device']} of {vm.name}", "VIF.destroy", vif)
+            self.session.report.changed(self.host.name, f"removed NIC {record['device']} of VM {vm.name}")
+        if wanted is None:
+            api.call(
+                f"add a VIF to {vm.name}", "VIF.create", vif_record(vm, ref, network, self.session.lab.mtu)
+            )
 
     # --- plan: what prepare() and finish() do, described ---
     def planned_host_steps(self) -> list[PlannedStep]:
         password = f"${secrets.env_name(self.host.name)} or $LABCTL_PASSWORD"
         if self.password_file:
             password += f" or {self.password_file}"
+        tls = ""
+        if self.url.startswith("https"):
+            tls = (
+                ", TLS not verified"
+                if not self.target.verify
+                else f", TLS verified against {self.target.ca_file or 'the system CAs'}"
+            )
         bridge = self.session.lab.bridge
         label = _label(self.session.lab.name, bridge)
-        record = network_record(self.session.lab.name, label, bridge)
+        record = network_record(self.session.lab.name, label, bridge, self.session.lab.mtu)
         return [
             PlannedStep(
-                f"log in to XenAPI at {self.url} as {self.user} (password from {password})",
+                f"log in to XenAPI at {self.url} as {self.user} (password from {password}{tls}); "
+                "a pool member refers to its master",
                 api="XenAPI session.login_with_password",
+            ),
+            PlannedStep(
+                "find this host in its pool (its address or the URL's host)",
+                api="XenAPI host.get_all_records",
             ),
             *self.planned_reach_steps(),
             PlannedStep(
-                f"network {label} on bridge {bridge}",
+                f"network {label} on bridge {bridge}, MTU {self.session.lab.mtu}, other_config telling "
+                "ovs-xapi-sync the bridge's fail mode and in-band setting",
                 api="XenAPI network.create(network record)",
                 files=(("network record", json.dumps(record, indent=2)),),
             ),
@@ -214,31 +330,37 @@ class XenServerDriver(RealHostDriver):
     def planned_vm_steps(self, vm: VM) -> list[PlannedStep]:
         label = _label(self.session.lab.name, vm.name)
         network = _label(self.session.lab.name, self.session.lab.bridge)
-        record = vif_record(vm, f"<VM {label}>", f"<network {network}>")
+        record = vif_record(vm, f"<VM {label}>", f"<network {network}>", self.session.lab.mtu)
         return [
             PlannedStep(
                 f"VM {label} cloned from template {self.template!r}",
                 api=f"XenAPI VM.clone(template {self.template!r}, {label!r})",
             ),
             PlannedStep(f"provision {label}'s disks", api="XenAPI VM.provision"),
+            PlannedStep(f"remove the NICs {label} copied from its template", api="XenAPI VIF.destroy"),
             PlannedStep(
-                f"VIF 0 of {label} on network {network}, MAC {vm.mac}",
+                f"VIF 0 of {label} on network {network}, MAC {vm.mac}, MTU {self.session.lab.mtu}",
                 api="XenAPI VIF.create(VIF record)",
                 files=(("VIF record", json.dumps(record, indent=2)),),
             ),
-            PlannedStep(f"start {label}", api="XenAPI VM.start(paused=False, force=False)"),
+            PlannedStep(
+                f"start {label} on this host", api="XenAPI VM.start_on(this host, paused=False, force=False)"
+            ),
         ]
 
     def planned_vm_port(self, vm: VM) -> str:
         return "vif<domid>.0, the domain id xapi gives it; xapi plugs it into the bridge"
 
     def vm_port(self, vm: VM) -> str:
-        """vif<domid>.0: the domain id comes from XenAPI (known once the VM runs)."""
+        """vif<domid>.0: the domain id comes from XenAPI (known once the VM runs on this host)."""
         if vm.name not in self._domids:
-            ref = self.api().one(f"find VM {vm.name}", "VM", _label(self.session.lab.name, vm.name))
+            api = self.api()
+            ref = api.one(f"find VM {vm.name}", "VM", _label(self.session.lab.name, vm.name))
             if ref is None:
                 return f"vif?.0 ({vm.name} not created)"
-            self._domids[vm.name] = int(self.api().call("read the domain id", "VM.get_domid", ref))
+            if api.call(f"read where {vm.name} runs", "VM.get_resident_on", ref) != self.this_host(api):
+                return f"vif?.0 ({vm.name} not running on {self.host.name})"
+            self._domids[vm.name] = int(api.call("read the domain id", "VM.get_domid", ref))
         return f"vif{self._domids[vm.name]}.0"
 
     # --- down ---
@@ -246,7 +368,7 @@ class XenServerDriver(RealHostDriver):
     def undo(cls, record: dict, state: LabState) -> None:
         if record["kind"] not in ("xenserver-vm", "xenserver-network"):
             return super().undo(record, state)  # a bridge labctl added in dom0
-        api = XenApi(record["host"], record["url"], record["user"], record.get("password_file"))
+        api = XenApi(record["host"], XenApiTarget.from_record(record))
         try:
             label = record["name_label"]
             if record["kind"] == "xenserver-vm":

@@ -22,13 +22,13 @@ from pathlib import Path
 import pytest
 
 from labctl.inventory import parse_inventory
-from labctl.ovs import _QUERIES, SetController, render
+from labctl.ovs import _QUERIES, AddBridge, SetController, render, undo_argv
 from labctl.plan import plan_host
 from tests.conftest import n_hosts
 from tests.fakes.ovsdb import FakeOvsdb
 
 SCHEMA = Path("/usr/share/openvswitch/vswitch.ovsschema")
-VSWITCHD_COLUMNS = {"ofport", "error", "statistics", "mac_in_use", "is_connected"}
+VSWITCHD_COLUMNS = {"ofport", "error", "statistics", "mac_in_use", "mtu", "is_connected"}
 
 pytestmark = pytest.mark.skipif(
     not (shutil.which("ovsdb-server") and SCHEMA.exists()), reason="needs Open vSwitch's ovsdb-server"
@@ -111,6 +111,20 @@ def comparable(text: str) -> list:
     return out
 
 
+def undo(kind: str, bridge: str, **fields) -> list[str]:
+    """What `down` sends a real host to undo one journalled change (drivers/remote.py)."""
+    return ["ovs-vsctl", "--timeout=10", *undo_argv({"kind": kind, "bridge": bridge, **fields})]
+
+
+SETTINGS_BEFORE = {  # br-ext as the host had it, before a lab bridge of that name was set up on it
+    "datapath_type": "",
+    "fail_mode": "standalone",
+    "protocols": ["OpenFlow10", "OpenFlow13"],
+    "rstp": False,
+    "other_config": {"datapath-id": None, "disable-in-band": "false"},
+}
+
+
 LAB = parse_inventory(n_hosts(3, name="contract", topology="mesh"))
 PLAN = plan_host(LAB, LAB.hosts[0], datapath_type="system", vm_ports=["vm1"])
 
@@ -130,6 +144,7 @@ STEPS = [
     ["ovs-vsctl", "--", "set", "bridge", "br0", "datapath=netdev"],
     ["ovs-vsctl", "--", "set", "bridge", "br0", "fail_mode=insecure"],
     ["ovs-vsctl", "--", "set", "bridge", "br0", "rstp_enable=maybe"],
+    ["ovs-vsctl", "--", "set", "bridge", "br0", "datapath_type="],
     ["ovs-vsctl", "--", "set", "bridge", "br0", "protocols=OpenFlow99"],
     ["ovs-vsctl", "--", "set", "bridge", "br0", "name:x=y"],
     ["ovs-vsctl", "--", "set", "interface", "nosuch", "type=gre"],
@@ -150,6 +165,30 @@ STEPS = [
     ["ovs-vsctl", "--", "add-br", "br-ext", "--", "add-port", "br-ext", "eth1"],
     ["ovs-vsctl", "--format=json", "--data=json", "--", "--columns=NAME,dataPATH_t", "list", "bri"],
     ["ovs-vsctl", "--timeout=10", "--if-exists", "del-br", "br7"],  # as `down` does on a real host
+    # a bridge that was there before the lab: up changes it, down puts it back
+    ["ovs-vsctl", "--", "set", "bridge", "br-ext", "fail_mode=standalone", "protocols=OpenFlow10,OpenFlow13"],
+    ["ovs-vsctl", "--", "set", "bridge", "br-ext", "other_config:disable-in-band=false"],
+    render(
+        [
+            AddBridge(
+                "br-ext",
+                "system",
+                fail_mode="secure",
+                protocols="OpenFlow13",
+                other_config=(("datapath-id", "0000000000000009"), ("disable-in-band", "true")),
+            ),
+            SetController("br-ext", ("tcp:10.250.0.254:6633",)),
+        ]
+    ),
+    ["ovs-vsctl", "--timeout=10", "br-exists", "br-ext"],
+    ["ovs-vsctl", "--timeout=10", "br-exists", "br7"],
+    undo("ovs-controller", "br-ext", before=[]),
+    undo("ovs-controller", "br0", before=["tcp:10.0.0.1:6633", "tcp:10.0.0.2:6653"]),
+    undo("ovs-port", "br-ext", port="eth1"),
+    undo("ovs-port", "br-ext", port="eth1"),  # gone already: no error
+    undo("ovs-bridge-settings", "br-ext", before=SETTINGS_BEFORE),
+    undo("ovs-bridge-settings", "br-ext", before={**SETTINGS_BEFORE, "fail_mode": "", "protocols": []}),
+    undo("ovs-bridge", "br-ext"),
     ["ovs-vsctl", "--may-exist", "add-br", "br0", "--", "--may-exist", "add-port", "br0", "p1"],
     ["ovs-vsctl", "--frob", "add-br", "br0"],
     ["ovs-vsctl", "--if-exists", "add-br", "br5"],

@@ -29,11 +29,15 @@ def test_the_part2_walkthrough_playbook_runs_end_to_end(make_lab, tmp_path):
     report = json.loads(result.stdout)
     assert report["ok"] is True, result.stdout + result.stderr
     kinds = [s["kind"] for s in report["steps"]]
-    assert kinds == ["up", "capture", "ping", "capture", "trace", "ports", "ports", "flows", "flows", "down"]
+    assert kinds == [
+        *("up", "capture", "ping", "flows-contain", "wait-for", "capture", "trace"),
+        *("ports", "ports", "flows", "flows", "down"),
+    ]
     assert {s["status"] for s in report["steps"]} == {"passed"}
     assert (tmp_path / "part2.pcap").stat().st_size > 0
     log = result.stderr
     assert "PACKET_IN" in log and "FLOW_MOD" in log
+    assert "FLOW_REMOVED" in log and "reason=idle_timeout" in log  # the flow left after its idle 10 s
     assert "name=gre-host2" in log and "name=vm1" in log  # the port map, named
     assert "[host1] host=host1 flow=" in log  # the datapath flows
 

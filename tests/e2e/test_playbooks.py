@@ -90,13 +90,14 @@ def test_a_broken_playbook_is_refused_with_its_line(make_lab, tmp_path):
     assert f"{bad}:5: steps.2.ping.to: Field required" in result.stderr
 
 
-def test_the_ci_workflow_runs_the_same_smoke_playbook():
+def test_the_ci_workflow_runs_the_same_smoke_playbooks():
     workflow = yaml.safe_load((REPO / "docs" / "ci" / "github-actions.yml").read_text())
     runs = [step.get("run", "") for job in workflow["jobs"].values() for step in job["steps"]]
+    commands = [argv[1:] if argv[:1] == ["sudo"] else argv for argv in map(shlex.split, runs)]
     playbooks = [
-        argv[argv.index("run") + 1]
-        for argv in (shlex.split(run) for run in runs)
-        if argv and argv[0] == "sudo" and "labctl" in argv[1] and "run" in argv
+        argv[argv.index("run") + 1] for argv in commands if argv and "labctl" in argv[0] and "run" in argv
     ]
-    assert [REPO / p for p in playbooks] == [SMOKE]  # exactly the playbook the smoke test runs
-    assert any(shlex.split(run)[-1:] == ["scripts/setup.sh"] for run in runs)
+    # exactly the playbooks the tests run (this file and tests/e2e/test_nested_guests.py)
+    assert [REPO / p for p in playbooks] == [SMOKE, REPO / "playbooks" / "ci-nested.yaml"]
+    assert any(argv[-1:] == ["scripts/setup.sh"] for argv in commands)
+    assert any(argv[-2:] == ["scripts/setup.sh", "--libvirt"] for argv in commands)

@@ -204,6 +204,7 @@ def test_a_hosts_ovs_is_configured_in_one_round_trip(sshd):
             AddPort("br0", "vnet0", "internal"),
             SetController("br0", ("tcp:10.250.0.254:6633",)),
         ]
+        assert ovs.schema().lacks() == []  # the host's schema: read once, up front
         before = transport.round_trips
         snap = ovs.snapshot()
         ovs.apply(pending(plan, snap))

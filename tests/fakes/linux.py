@@ -17,6 +17,7 @@ from tests.fakes.ovsdb import NotModelled
 
 Result = tuple[int, str, str]
 ROOT = None  # the host's own network namespace
+VETH_MTU = (68, 65535)  # what the kernel lets a veth (or an Ethernet device) take
 NO_SUCH_DEVICE = "netlink error: no device matches name (offset 24)\nnetlink error: No such device\n"
 
 
@@ -27,6 +28,7 @@ class Link:
     peer: tuple[str | None, str] | None = None  # (namespace, name) of a veth's other end
     up: bool = False
     mac: str | None = None
+    mtu: int = 1500
     addrs: list[str] = field(default_factory=list)
     tx_offload: bool = True
 
@@ -105,6 +107,16 @@ class FakeLinux:
                         link.up, settings = settings[0] == "up", settings[1:]
                     elif settings[0] == "address":
                         link.mac, settings = settings[1], settings[2:]
+                    elif settings[0] == "mtu":
+                        mtu, settings = int(settings[1]), settings[2:]
+                        if not VETH_MTU[0] <= mtu <= VETH_MTU[1]:
+                            side = (
+                                "less than device minimum"
+                                if mtu < VETH_MTU[0]
+                                else "greater than device maximum"
+                            )
+                            return 2, "", f"Error: mtu {side}.\n"
+                        link.mtu = mtu
                     else:
                         raise NotModelled(f"ip link set {name} {settings}")
                 return 0, "", ""

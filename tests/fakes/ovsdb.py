@@ -12,6 +12,12 @@ The columns ovs-vswitchd fills in (ofport, error, is_connected) come from the
 host around it: `device_exists(name)` says whether a system port's device is
 there, `connected(target)` whether a controller answers at that target.
 
+`ovsdb-client get-schema Open_vSwitch` answers with the database's schema
+(tests/data/ovs-schemas/: OVS 3.1's unless the test gives another). With an
+older schema the database refuses a column it lacks, as ovsdb-server does
+("No column ... in table ..."; the real error also quotes the row, which the
+fake leaves out).
+
 Only what labctl asks is modelled; anything else raises NotModelled, so a
 change in labctl that the fake does not understand fails the test loudly
 instead of being answered wrongly.
@@ -22,8 +28,11 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 VERSION = "ovs-vsctl (Open vSwitch) 3.1.0\nDB Schema 8.3.1\n"
+SCHEMAS = Path(__file__).resolve().parent.parent / "data" / "ovs-schemas"
+OVS_3_1 = SCHEMAS / "ovs-3.1.0.ovsschema"
 LOCAL_OFPORT = 65534  # the bridge's own internal port
 TIMEOUT_EXIT = 142  # ovs-vsctl --timeout expired: killed by SIGALRM
 
@@ -77,6 +86,7 @@ SCHEMA: dict[str, dict[str, Column]] = {
         "error": Column("str", optional=True, writable=False),
         "statistics": Column("map", writable=False),
         "mac_in_use": Column("str", optional=True, writable=False),
+        "mtu": Column("int", optional=True, writable=False),
     },
     "Controller": {
         "_uuid": Column("uuid", writable=False),
@@ -229,6 +239,8 @@ COMMAND_OPTIONS = {
     "add-port": {"--may-exist"},
     "del-port": {"--if-exists"},
     "set": set(),
+    "remove": set(),
+    "br-exists": set(),
     "list": {"--columns"},
     "set-controller": set(),
     "del-controller": set(),
@@ -246,8 +258,13 @@ class FakeOvsdb:
         self,
         device_exists: Callable[[str], bool] = lambda name: False,
         connected: Callable[[str], bool] = lambda target: False,
+        schema: Path = OVS_3_1,
     ):
         self.device_exists, self.connected = device_exists, connected
+        self.schema_text = schema.read_text()
+        self.server_columns = {
+            name: set(table["columns"]) for name, table in json.loads(self.schema_text)["tables"].items()
+        }
         self.tables: dict[str, dict[str, dict]] = {t: {} for t in SCHEMA}
         self._uuids = 0
         self._ofports: dict[str, int] = {}  # interface name -> OpenFlow port, once vswitchd opened it
@@ -293,6 +310,9 @@ class FakeOvsdb:
         except _TimedOut:
             self.tables, self._uuids = json.loads(saved)
             return TIMEOUT_EXIT, "", "fatal_signal|WARN|terminating with signal 14 (Alarm clock)\n"
+        except _Exit as exc:
+            self.tables, self._uuids = json.loads(saved)
+            return exc.code, "", ""
         self._gc()
         self._vswitchd()
         return 0, "".join(out), ""
@@ -313,6 +333,12 @@ class FakeOvsdb:
                 raise VsctlError(f"'{verb}' command has no '{key}' option")
         handler = getattr(self, "_" + verb.replace("-", "_"))
         return handler(args, options) or ""
+
+    def client(self, argv: list[str]) -> tuple[int, str, str]:
+        """Run one `ovsdb-client ...` argv: only reading the schema is modelled."""
+        if argv[1:] == ["get-schema", "Open_vSwitch"]:
+            return 0, self.schema_text, ""
+        raise NotModelled(f"ovsdb-client: {argv}")
 
     # --- commands ----------------------------------------------------------------------
 
@@ -445,8 +471,15 @@ class FakeOvsdb:
         row = self._row(table, record)
         for setting in settings:
             column, _, value = setting.partition("=")
+            if not value:
+                raise VsctlError(f'{setting}: argument does not end in "=" followed by a value.')
             column, _, key = column.partition(":")
             column, spec = self._column(table, column)
+            if column not in self.server_columns[table]:  # ovs-vsctl knows it, this database does not
+                raise VsctlError(
+                    f'transaction error: {{"details":"No column {column} in table {table}.",'
+                    '"error":"unknown column"}'
+                )
             if spec.read_only:
                 raise VsctlError(f"cannot modify read-only column {column} in table {table}")
             if not spec.writable:
@@ -459,6 +492,23 @@ class FakeOvsdb:
                 raise NotModelled(f"set {table} {column}={value}: only COLUMN:KEY=VALUE is modelled for maps")
             else:
                 row[column] = _parse(spec, value)
+
+    def _br_exists(self, args, options) -> None:
+        [name] = args
+        if self._bridge(name) is None:
+            raise _Exit(2)  # ovs-vsctl br-exists: exit 2, nothing printed
+
+    def _remove(self, args, options) -> None:
+        table, record, column, *values = args
+        table = self._table(table)
+        row = self._row(table, record)
+        column, spec = self._column(table, column)
+        if spec.kind != "map":
+            raise NotModelled(f"remove {table} {column}: only keys of map columns are modelled")
+        for key in values:
+            if "=" in key:
+                raise NotModelled(f"remove {table} {column} {key}: only bare keys are modelled")
+            row[column].pop(_unquote(key), None)  # a key that is not there is no error
 
     def _list(self, args, options) -> str:
         if len(args) != 1:
@@ -518,7 +568,15 @@ class FakeOvsdb:
 
     def _new_port(self, name: str, type_: str) -> str:
         iface = self._insert(
-            "Interface", name=name, type=type_, options={}, ofport=[], error=[], statistics={}, mac_in_use=[]
+            "Interface",
+            name=name,
+            type=type_,
+            options={},
+            ofport=[],
+            error=[],
+            statistics={},
+            mac_in_use=[],
+            mtu=[],
         )
         return self._insert("Port", name=name, interfaces=[iface], other_config={})
 
@@ -611,6 +669,12 @@ class FakeOvsdb:
             for b in self.tables["Bridge"].values()
         }
 
+    def bridge_settings(self, name: str) -> dict:
+        """What `up` may change on a bridge and `down` must put back."""
+        row = self._bridge(name)
+        columns = ("datapath_type", "fail_mode", "protocols", "rstp_enable", "other_config")
+        return {c: row[c] for c in columns}
+
     def bridges(self) -> dict[str, list[str]]:
         """Bridge name -> its port names."""
         return {
@@ -621,6 +685,13 @@ class FakeOvsdb:
 
 class _TimedOut(Exception):
     pass
+
+
+class _Exit(Exception):
+    """A command that ends ovs-vsctl with this exit code and no message (br-exists)."""
+
+    def __init__(self, code: int):
+        self.code = code
 
 
 def _matches(word: str, names: tuple[str, ...]) -> list[str]:
@@ -635,6 +706,8 @@ def _unquote(value: str) -> str:
 
 def _parse(spec: Column, value: str):
     value = _unquote(value)
+    if value == "[]" and (spec.optional or spec.many):  # the empty set
+        return []
     if spec.kind == "bool":
         if value not in ("true", "false"):
             raise VsctlError(f'"{value}" is not a valid boolean (use "true" or "false")')

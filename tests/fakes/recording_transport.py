@@ -31,7 +31,7 @@ from labctl.drivers.ovs_host import OvsHostDriver
 from labctl.model import Access
 from labctl.transport.base import Completed, Transport
 from tests.fakes.linux import FakeLinux
-from tests.fakes.ovsdb import FakeOvsdb, NotModelled
+from tests.fakes.ovsdb import OVS_3_1, FakeOvsdb, NotModelled
 
 STAND_IN_SECONDS = "600"  # a stand-in controller outlives no test run by much, whatever happens
 
@@ -70,11 +70,19 @@ class RecordingTransport(Transport):
 class FakeHost:
     """A Linux host with Open vSwitch, as labctl's `ovs` driver finds it over SSH."""
 
-    def __init__(self, world: FakeWorld, name: str, address: str, underlay_ip: str, has_ovs: bool = True):
+    def __init__(
+        self,
+        world: FakeWorld,
+        name: str,
+        address: str,
+        underlay_ip: str,
+        has_ovs: bool = True,
+        schema: Path = OVS_3_1,
+    ):
         self.world, self.name, self.address, self.underlay_ip = world, name, address, underlay_ip
         self.has_ovs = has_ovs
         self.linux = FakeLinux()
-        self.ovs = FakeOvsdb(device_exists=self.linux.device_exists, connected=self._connected)
+        self.ovs = FakeOvsdb(device_exists=self.linux.device_exists, connected=self._connected, schema=schema)
         self.files: dict[str, bytes] = {}
 
     def transport(self, name: str) -> RecordingTransport:
@@ -85,6 +93,10 @@ class FakeHost:
             if not self.has_ovs:
                 return 127, "", "bash: line 1: ovs-vsctl: command not found\n"
             return self.ovs.vsctl(argv)
+        if argv[0] == "ovsdb-client":
+            if not self.has_ovs:
+                return 127, "", "bash: line 1: ovsdb-client: command not found\n"
+            return self.ovs.client(argv)
         if argv[0] in ("ip", "ethtool"):
             return self.linux.run(argv, input)
         if argv[0] == "ping":

@@ -1,18 +1,52 @@
-"""A small XenAPI server on 127.0.0.1: the real wire protocol (XML-RPC, every
-result a {Status, Value} or {Status, ErrorDescription} struct), an in-memory
-pool, and a list of every call made, for tests to check.
+"""A small XenAPI pool on loopback: the real wire protocol (XML-RPC, every result a
+{Status, Value} or {Status, ErrorDescription} struct), an in-memory pool of two hosts,
+and a list of every call made, for tests to check.
 
-Only the calls labctl's xenserver driver makes are implemented; any other call
-fails the way xapi does (MESSAGE_METHOD_UNKNOWN).
+It keeps the rules of xapi (xapi-project/xen-api) that labctl relies on:
+- network.create: a bridge name longer than 15 characters or starting with xen, xapi,
+  vif, tap or eth is INVALID_VALUE ["bridge", name]; one another network has is
+  BRIDGE_NAME_EXISTS [name]; no name gets xapiN (ocaml/xapi/xapi_network.ml).
+- VIF.create: a device number the VM's VIFs already use is DEVICE_ALREADY_EXISTS
+  [device] (ocaml/xapi/xapi_vif_helpers.ml). VM.clone copies the template's VIFs, and
+  the default template has one, device 0, as templates made from VMs do.
+- A pool of two hosts, each with its own XML-RPC endpoint on its own loopback address
+  (master 127.0.0.2, member 127.0.0.3, one port): any call to the member, login included,
+  is HOST_IS_SLAVE [master's address] (ocaml/xapi/xapi_session.ml). VM.start places the
+  VM where the pool likes (here: the member, `placement`), VM.start_on on the host given.
+- HTTPS, when given a certificate and key (`tls`).
+- Each host may have a dom0 Open vSwitch (`dom0_ovs`: host name -> an ovs-vsctl runner,
+  e.g. a private ovsdb-server's). When a VM starts on that host, the fake does in that OVS
+  what dom0 does there: xapi's vif script plugs vif<domid>.<device> into the network's
+  bridge (OVS's xenserver/etc_xensource_scripts_vif), then ovs-xapi-sync configures every
+  bridge it has not configured yet that backs a xapi network (OVS's
+  xenserver/usr_share_openvswitch_scripts_ovs-xapi-sync, upstream 2.17.7): fail_mode from
+  the network's other_config `vswitch-controller-fail-mode`, else the pool's, else
+  standalone; `disable-in-band` set from `vswitch-disable-in-band` (true/false), removed
+  when the network has none. The real daemon runs on every change of the OVS database;
+  the fake runs the same rule at the change it makes, the VIF plug. (XCP-ng's and
+  Citrix's patched daemon leaves fail_mode alone unless the network names one, and
+  removes disable-in-band all the same; the other_config keys satisfy both.)
+
+Only the calls labctl's xenserver driver makes are implemented; any other call fails
+the way xapi does (MESSAGE_METHOD_UNKNOWN).
 """
 
 from __future__ import annotations
 
 import itertools
+import socket
+import ssl
 import threading
+from collections.abc import Callable
 from xmlrpc.server import SimpleXMLRPCRequestHandler, SimpleXMLRPCServer
 
 READ_ONLY = ("get_", "login_with_password", "logout")
+BRIDGE_PREFIXES = ("xen", "xapi", "vif", "tap", "eth")  # xapi_network.ml's bridge_blacklist
+MASTER, MEMBER = "xs-master", "xs-member"
+ADDRESSES = {MASTER: "127.0.0.2", MEMBER: "127.0.0.3"}
+NULL = "OpaqueRef:NULL"
+
+Vsctl = Callable[[list[str]], tuple[int, str, str]]
 
 
 class XapiFailure(Exception):
@@ -20,36 +54,130 @@ class XapiFailure(Exception):
         self.description = list(description)
 
 
+class _Handler(SimpleXMLRPCRequestHandler):
+    """Answers every request with the pool's `http_status` when one is set (a proxy in the
+    way, or xapi restarting), else as XML-RPC."""
+
+    def do_POST(self):
+        status = self.server.pool.http_status
+        if status is None:
+            return super().do_POST()
+        self.send_response(status)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+
+class _Endpoint:
+    """One host's XML-RPC endpoint: the master serves the API, a member refers to it."""
+
+    def __init__(self, pool: FakeXenAPI, host: str):
+        self.pool, self.host = pool, host
+
+    def _dispatch(self, method: str, params: tuple):
+        if self.host != self.pool.master:
+            return {"Status": "Failure", "ErrorDescription": ["HOST_IS_SLAVE", self.pool.master_address]}
+        return self.pool.dispatch(method, params)
+
+
 class FakeXenAPI:
-    def __init__(self, user: str = "root", password: str = "secret"):
+    def __init__(
+        self,
+        user: str = "root",
+        password: str = "secret",
+        *,
+        tls: tuple[str, str] | None = None,
+        dom0_ovs: dict[str, Vsctl] | None = None,
+    ):
         self.user, self.password = user, password
         self.calls: list[tuple] = []  # (method, args without the session ref)
         self.sessions: set[str] = set()
-        self.objects: dict[str, dict[str, dict]] = {"VM": {}, "VIF": {}, "network": {}, "VBD": {}, "VDI": {}}
+        self.expire_sessions = False  # True: every session is gone by its first call
+        self.http_status: int | None = None  # an HTTP status every request gets instead of XML-RPC
+        self.objects: dict[str, dict[str, dict]] = {
+            cls: {} for cls in ("VM", "VIF", "network", "VBD", "VDI", "host", "pool")
+        }
         self._refs = itertools.count(1)
-        self._domids = itertools.count(1)
-        self.add(
+        self.hosts = {
+            name: self.add("host", name_label=name, hostname=name, address=ADDRESSES[name], domids=1)
+            for name in (MASTER, MEMBER)
+        }
+        self.master = self.hosts[MASTER]
+        self.placement = self.hosts[MEMBER]  # where VM.start puts a VM
+        self.add("pool", name_label="", master=self.master, other_config={})
+        self.dom0_ovs = {self.hosts[name]: vsctl for name, vsctl in (dom0_ovs or {}).items()}
+        self._synced: dict[str, set[str]] = {host: set() for host in self.hosts.values()}  # ovs-xapi-sync's
+        eth0 = self.add(
+            "network", name_label="Pool-wide network associated with eth0", bridge="xenbr0", other_config={}
+        )
+        template = self.add(
             "VM", name_label="Debian Template", is_a_template=True, power_state="Halted", VIFs=[], VBDs=[]
         )
-        self.add("network", name_label="Pool-wide network associated with eth0", bridge="xenbr0")
-        self.server = SimpleXMLRPCServer(
-            ("127.0.0.1", 0), requestHandler=SimpleXMLRPCRequestHandler, allow_none=True, logRequests=False
-        )
-        self.server.register_instance(self)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self._new_vif(template, device="0", network=eth0, MAC="")
+        self.scheme = "https" if tls else "http"
+        self.servers = self._listen(tls)
+        self.threads = [threading.Thread(target=s.serve_forever, daemon=True) for s in self.servers.values()]
+
+    @property
+    def master_address(self) -> str:
+        return self.objects["host"][self.master]["address"]
+
+    def url_of(self, name: str) -> str:
+        return f"{self.scheme}://{ADDRESSES[name]}:{self.port}"
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
+        return self.url_of(MASTER)
+
+    def _listen(self, tls: tuple[str, str] | None) -> dict[str, SimpleXMLRPCServer]:
+        """One server per host, on the host's address and one port for both (a URL that
+        follows HOST_IS_SLAVE changes only the address)."""
+        for _ in range(20):
+            first = self._server(MASTER, 0)
+            self.port = first.server_address[1]
+            try:
+                second = self._server(MEMBER, self.port)
+            except OSError:  # that port is taken on the member's address: another one
+                first.server_close()
+                continue
+            servers = {MASTER: first, MEMBER: second}
+            if tls:
+                context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+                context.load_cert_chain(*tls)
+                for server in servers.values():
+                    server.socket = context.wrap_socket(server.socket, server_side=True)
+            return servers
+        raise RuntimeError("no port free on both 127.0.0.2 and 127.0.0.3")
+
+    def _server(self, name: str, port: int) -> SimpleXMLRPCServer:
+        server = SimpleXMLRPCServer(
+            (ADDRESSES[name], port),
+            requestHandler=_Handler,
+            allow_none=True,
+            logRequests=False,
+            bind_and_activate=False,
+        )
+        server.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            server.server_bind()
+            server.server_activate()
+        except OSError:
+            server.server_close()
+            raise
+        server.register_instance(_Endpoint(self, self.hosts[name]))
+        server.pool = self  # type: ignore[attr-defined]
+        return server
 
     def start(self) -> FakeXenAPI:
-        self.thread.start()
+        for thread in self.threads:
+            thread.start()
         return self
 
     def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join()
+        for server in self.servers.values():
+            server.shutdown()
+            server.server_close()
+        for thread in self.threads:
+            thread.join()
 
     def add(self, cls: str, **fields) -> str:
         ref = f"OpaqueRef:{cls}-{next(self._refs)}"
@@ -60,14 +188,19 @@ class FakeXenAPI:
         """The calls that changed something (not get_*, login, logout)."""
         return [c for c in self.calls if not c[0].split(".")[1].startswith(READ_ONLY)]
 
+    def host_name(self, ref: str) -> str:
+        return self.objects["host"][ref]["name_label"] if ref in self.objects["host"] else ref
+
     # --- the wire ---
-    def _dispatch(self, method: str, params: tuple):
+    def dispatch(self, method: str, params: tuple):
         try:
             if method == "session.login_with_password":
                 return {"Status": "Success", "Value": self._login(*params[:2])}
             if method == "session.logout":
                 self.sessions.discard(params[0])
                 return {"Status": "Success", "Value": ""}
+            if self.expire_sessions:
+                self.sessions.clear()
             if not params or params[0] not in self.sessions:
                 raise XapiFailure("SESSION_INVALID", str(params[0] if params else ""))
             args = params[1:]
@@ -95,6 +228,19 @@ class FakeXenAPI:
     def _by_label(self, cls: str, label: str) -> list[str]:
         return [ref for ref, obj in self.objects[cls].items() if obj.get("name_label") == label]
 
+    # --- host, pool ---
+    def do_host_get_all_records(self):
+        return {
+            ref: {k: v for k, v in host.items() if k != "domids"}
+            for ref, host in self.objects["host"].items()
+        }
+
+    def do_pool_get_all(self):
+        return list(self.objects["pool"])
+
+    def do_pool_get_master(self, pool):
+        return self._get("pool", pool)["master"]
+
     # --- VM ---
     def do_VM_get_by_name_label(self, label):
         return self._by_label("VM", label)
@@ -103,8 +249,8 @@ class FakeXenAPI:
         source = self._get("VM", template)
         disk = self.add("VDI", name_label=f"{label} disk")
         vbd = self.add("VBD", type="Disk", VDI=disk)
-        cd = self.add("VBD", type="CD", VDI="OpaqueRef:NULL")
-        return self.add(
+        cd = self.add("VBD", type="CD", VDI=NULL)
+        clone = self.add(
             "VM",
             name_label=label,
             is_a_template=source["is_a_template"],
@@ -112,22 +258,40 @@ class FakeXenAPI:
             VIFs=[],
             VBDs=[vbd, cd],
             domid=-1,
+            resident_on=NULL,
         )
+        for vif in source["VIFs"]:  # xapi copies the template's NICs
+            record = self.objects["VIF"][vif]
+            self._new_vif(clone, device=record["device"], network=record["network"], MAC=record["MAC"])
+        return clone
 
     def do_VM_provision(self, vm):
         self._get("VM", vm)["is_a_template"] = False
         return ""
 
     def do_VM_start(self, vm, paused, force):
+        return self._start(vm, self.placement)
+
+    def do_VM_start_on(self, vm, host, paused, force):
+        self._get("host", host)
+        return self._start(vm, host)
+
+    def _start(self, vm: str, host: str) -> str:
         obj = self._get("VM", vm)
         if obj["is_a_template"]:
             raise XapiFailure("VM_IS_TEMPLATE", vm)
-        obj["power_state"], obj["domid"] = "Running", next(self._domids)
+        if obj["power_state"] != "Halted":
+            raise XapiFailure("VM_BAD_POWER_STATE", vm, "halted", obj["power_state"].lower())
+        where = self.objects["host"][host]
+        obj["power_state"], obj["resident_on"], obj["domid"] = "Running", host, where["domids"]
+        where["domids"] += 1
+        self._dom0_plugs(vm, host)
         return ""
 
     def do_VM_hard_shutdown(self, vm):
         obj = self._get("VM", vm)
-        obj["power_state"], obj["domid"] = "Halted", -1
+        self._dom0_unplugs(vm)
+        obj["power_state"], obj["domid"], obj["resident_on"] = "Halted", -1, NULL
         return ""
 
     def do_VM_get_power_state(self, vm):
@@ -135,6 +299,9 @@ class FakeXenAPI:
 
     def do_VM_get_domid(self, vm):
         return str(self._get("VM", vm)["domid"])  # xapi sends int fields as strings
+
+    def do_VM_get_resident_on(self, vm):
+        return self._get("VM", vm)["resident_on"]
 
     def do_VM_get_VIFs(self, vm):
         return list(self._get("VM", vm)["VIFs"])
@@ -148,16 +315,30 @@ class FakeXenAPI:
             raise XapiFailure("VM_BAD_POWER_STATE", vm, "halted", obj["power_state"].lower())
         for vbd in obj["VBDs"]:
             self.objects["VBD"].pop(vbd, None)
+        for vif in obj["VIFs"]:
+            self.objects["VIF"].pop(vif, None)
         del self.objects["VM"][vm]
         return ""
 
     # --- VIF, VBD, VDI ---
-    def do_VIF_create(self, record):
-        self._get("VM", record["VM"])
-        self._get("network", record["network"])
-        ref = self.add("VIF", **record)
-        self.objects["VM"][record["VM"]]["VIFs"].append(ref)
+    def _new_vif(self, vm: str, **fields) -> str:
+        ref = self.add("VIF", VM=vm, MTU="1500", other_config={}, **fields)
+        self.objects["VM"][vm]["VIFs"].append(ref)
         return ref
+
+    def do_VIF_create(self, record):
+        vm = self._get("VM", record["VM"])
+        self._get("network", record["network"])
+        device = record["device"]
+        if not device.isdigit():
+            raise XapiFailure("INVALID_DEVICE", device)
+        if any(int(self.objects["VIF"][v]["device"]) == int(device) for v in vm["VIFs"]):
+            raise XapiFailure("DEVICE_ALREADY_EXISTS", device)
+        fields = {k: v for k, v in record.items() if k not in ("VM", "MTU", "other_config")}
+        return self._new_vif(record["VM"], **fields)
+
+    def do_VIF_get_record(self, vif):
+        return dict(self._get("VIF", vif))
 
     def do_VIF_destroy(self, vif):
         record = self._get("VIF", vif)
@@ -181,11 +362,35 @@ class FakeXenAPI:
         return self._by_label("network", label)
 
     def do_network_create(self, record):
-        bridge = record.get("bridge") or f"xapi{len(self.objects['network'])}"
-        return self.add("network", **{**record, "bridge": bridge})
+        bridges = {n["bridge"] for n in self.objects["network"].values()}
+        bridge = record.get("bridge", "")
+        if not bridge:
+            bridge = next(f"xapi{i}" for i in itertools.count() if f"xapi{i}" not in bridges)
+        else:
+            if len(bridge) > 15 or bridge.startswith(BRIDGE_PREFIXES):
+                raise XapiFailure("INVALID_VALUE", "bridge", bridge)
+            if bridge in bridges:
+                raise XapiFailure("BRIDGE_NAME_EXISTS", bridge)
+        return self.add(
+            "network", **{**record, "bridge": bridge, "other_config": dict(record["other_config"])}
+        )
 
     def do_network_get_bridge(self, network):
         return self._get("network", network)["bridge"]
+
+    def do_network_get_other_config(self, network):
+        return dict(self._get("network", network)["other_config"])
+
+    def do_network_add_to_other_config(self, network, key, value):
+        config = self._get("network", network)["other_config"]
+        if key in config:
+            raise XapiFailure("MAP_DUPLICATE_KEY", "network", "other_config", network, key)
+        config[key] = value
+        return ""
+
+    def do_network_remove_from_other_config(self, network, key):
+        self._get("network", network)["other_config"].pop(key, None)
+        return ""
 
     def do_network_destroy(self, network):
         if any(v["network"] == network for v in self.objects["VIF"].values()):
@@ -193,3 +398,57 @@ class FakeXenAPI:
         self._get("network", network)
         del self.objects["network"][network]
         return ""
+
+    # --- what dom0 does in its Open vSwitch -----------------------------------------------
+
+    def _vsctl(self, host: str, *argv: str) -> str:
+        code, out, err = self.dom0_ovs[host](["ovs-vsctl", "--timeout=30", *argv])
+        assert code == 0, f"dom0 of {self.host_name(host)}: ovs-vsctl {' '.join(argv)}: {err}"
+        return out
+
+    def _vif_ports(self, vm: str) -> list[tuple[str, str, dict]]:
+        obj = self.objects["VM"][vm]
+        return [
+            (f"vif{obj['domid']}.{vif['device']}", self.objects["network"][vif["network"]]["bridge"], vif)
+            for vif in (self.objects["VIF"][v] for v in obj["VIFs"])
+        ]
+
+    def _dom0_plugs(self, vm: str, host: str) -> None:
+        if host not in self.dom0_ovs:
+            return
+        for dev, bridge, vif in self._vif_ports(vm):  # the vif script, on `online`
+            self._vsctl(
+                host,
+                "--", "--if-exists", "del-port", dev,
+                "--", "add-port", bridge, dev,
+                "--", "set", "interface", dev, f'external-ids:"attached-mac"="{vif["MAC"]}"',
+            )  # fmt: skip
+        self._ovs_xapi_sync(host)
+
+    def _dom0_unplugs(self, vm: str) -> None:
+        host = self.objects["VM"][vm].get("resident_on")
+        if host not in self.dom0_ovs:
+            return
+        for dev, _, _ in self._vif_ports(vm):  # the vif script, on `remove`
+            self._vsctl(host, "--", "--if-exists", "del-port", dev)
+
+    def _ovs_xapi_sync(self, host: str) -> None:
+        """ovs-xapi-sync's rule for each bridge it has not configured yet that backs a network."""
+        pool = next(iter(self.objects["pool"].values()))
+        for bridge in self._vsctl(host, "list-br").split():
+            network = next((n for n in self.objects["network"].values() if n["bridge"] == bridge), None)
+            if network is None or bridge in self._synced[host]:
+                continue
+            config = network["other_config"]
+            fail_mode = config.get("vswitch-controller-fail-mode") or pool["other_config"].get(
+                "vswitch-controller-fail-mode"
+            )
+            if fail_mode not in ("standalone", "secure"):
+                fail_mode = "standalone"
+            self._vsctl(host, "set", "bridge", bridge, f"fail_mode={fail_mode}")
+            in_band = config.get("vswitch-disable-in-band")
+            if in_band is None:
+                self._vsctl(host, "remove", "bridge", bridge, "other_config", "disable-in-band")
+            elif in_band in ("true", "false"):
+                self._vsctl(host, "set", "bridge", bridge, f"other_config:disable-in-band={in_band}")
+            self._synced[host].add(bridge)

@@ -20,6 +20,7 @@ def test_the_bundled_files_live_inside_the_package():
     assert (defaults.TEMPLATES / "libvirt-domain.xml.j2").is_file()
     assert (defaults.TEMPLATES / "xl.cfg.j2").is_file()
     assert defaults.bundled_names(defaults.PLAYBOOKS) == [
+        "ci-nested",
         "ci-smoke",
         "part2-walkthrough",
         "workshop-timeouts",
@@ -57,7 +58,10 @@ def test_an_unknown_inventory_names_the_bundled_ones(spelt, tmp_path, monkeypatc
     monkeypatch.chdir(tmp_path)
     with pytest.raises(InventoryError) as err:
         defaults.find_inventory(Path(spelt))
-    assert str(err.value) == f"{spelt}: no such inventory file (bundled: blog-2host, blog-4host-mixed)"
+    assert (
+        str(err.value)
+        == f"{spelt}: no such inventory file (bundled: blog-2host, blog-4host-mixed, blog-4host-nested)"
+    )
 
 
 def test_a_bundled_playbook_is_found_by_name_and_its_inventory_is_the_bundled_one(tmp_path, monkeypatch):
@@ -67,6 +71,6 @@ def test_a_bundled_playbook_is_found_by_name_and_its_inventory_is_the_bundled_on
     loaded = load_playbook(defaults.find_playbook(Path("ci-smoke")))
     assert loaded.inventory_path() == defaults.DEFAULT_INVENTORY.resolve()
     with pytest.raises(
-        InventoryError, match=r"^part2-walkthrough.sh: no such playbook \(bundled: ci-smoke, "
+        InventoryError, match=r"^part2-walkthrough.sh: no such playbook \(bundled: ci-nested, ci-smoke, "
     ):
         defaults.find_playbook(Path("part2-walkthrough.sh"))  # the shell script is not a playbook

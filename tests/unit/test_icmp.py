@@ -35,3 +35,9 @@ def test_a_reply_is_known_by_its_source_identifier_and_sequence():
 def test_requests_and_short_packets_are_not_replies():
     assert parse_reply(reply("172.16.0.2", 1, 1, kind=8)) is None  # another VM pinging this one
     assert parse_reply(reply("172.16.0.2", 1, 1)[:24]) is None
+
+
+def test_a_full_size_request_carries_the_data_bytes_asked_for():
+    packet = echo_request(0x1234, 8, size=1434)  # a 1462-byte IPv4 packet: 20 + 8 + 1434
+    assert len(packet) == 8 + 1434 and checksum(packet) == 0
+    assert packet[8:64] == echo_request(0x1234, 8)[8:]  # ping's 56 bytes first, then again

@@ -55,6 +55,7 @@ def test_domain_xml_plugs_the_nic_into_br0_with_openvswitch_and_is_valid(kvm, tm
     assert iface.find("source").get("bridge") == "br0"
     assert iface.find("virtualport").get("type") == "openvswitch"
     assert iface.find("mac").get("address") == vm.mac
+    assert iface.find("mtu").get("size") == "1462"  # 1500 - 38: what a GRE tunnel carries
     disk = root.find("devices/disk")
     assert disk.find("driver").get("type") == "qcow2"
     assert disk.find("source").get("file") == f"{tmp_path}/guests/{kvm.session.lab.name}/vm1.qcow2"
@@ -106,3 +107,30 @@ def test_remote_hosts_get_a_qemu_ssh_uri():
         )
     )
     assert default_uri(lab.host("kvm1")) == "qemu+ssh://admin@10.0.0.5:2222/system?keyfile=~/.ssh/lab"
+
+
+def test_a_kernel_boot_guest_has_no_disk_and_its_domain_is_valid(tmp_path):
+    text = INVENTORY.format(name="kb", address="localhost", image="x").replace(
+        "    image: x\n",
+        "    boot: {kernel: /srv/vmlinuz, initrd: /srv/initrd.gz, cmdline: quiet}\n    accel: tcg\n",
+    )
+    lab = parse_inventory(text)
+    state = LabState(lab.name, root=tmp_path / "state")
+    driver = KvmDriver(LabSession(lab, state, Reporter(quiet=True)), lab.host("kvm1"))
+    root = ET.fromstring(driver.domain_xml(lab.vm("vm2")))
+    assert root.find("devices/disk") is None and root.find("os/boot") is None
+    assert (root.findtext("os/kernel"), root.findtext("os/initrd")) == ("/srv/vmlinuz", "/srv/initrd.gz")
+    assert root.findtext("os/cmdline") == "console=ttyS0 labctl.ip=172.16.0.2/24 quiet"
+    assert root.find("devices/serial").get("type") == "pty"  # a real host's console, as before
+    path = tmp_path / "domain.xml"
+    path.write_text(driver.guests.domain_xml(lab.vm("vm2"), "qemu"))
+    checked = subprocess.run(["virt-xml-validate", str(path), "domain"], capture_output=True, text=True)
+    assert checked.returncode == 0, checked.stderr + checked.stdout
+    # up defines and starts the guests with no overlay; down removes them
+    driver.finish()
+    records = state.records("kvm-vm")
+    assert len(records) == 2 and all(r["overlay"] is None for r in records)
+    for record in reversed(state.records()):
+        DRIVERS[record["driver"]].undo(record, state)
+    conn = libvirt.open("test:///default")
+    assert not [d for d in conn.listAllDomains() if d.name().startswith("lc-kb-")]

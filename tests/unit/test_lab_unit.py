@@ -22,6 +22,7 @@ from labctl.lab import LabRunner, teardown
 from labctl.progress import Reporter
 from labctl.state import LabState
 from tests.conftest import n_hosts
+from tests.fakes.ovsdb import SCHEMAS
 from tests.fakes.recording_transport import FakeWorld
 
 CONTROLLER = "10.250.0.254"
@@ -133,6 +134,19 @@ def test_up_builds_each_fresh_host_in_one_transaction_then_points_it_at_the_cont
     assert ("ping", "-n", "-q", "-c", "1", "-W", "2", "10.250.0.2") in world.argv_on("host1")
 
 
+def test_up_sets_only_the_columns_each_host_s_ovs_has(world, labctl, monkeypatch):
+    """XCP-ng 8.2's OVS 2.5 has no Controller.controller_queue_size (OVS 2.13): a transaction
+    naming it fails whole there. labctl reads each host's schema and leaves it out."""
+    old = world.add_host("host1", "127.0.0.11", "10.250.0.1", schema=SCHEMAS / "ovs-2.5.3-xs8.2.ovsschema")
+    labctl().up()
+    without_queue = [a for a in POINT_AT_CONTROLLER if not a.startswith("controller_queue_size")]
+    assert transactions(world, "host1") == [build(1, peer=2), without_queue]
+    assert transactions(world, "host2") == [build(2, peer=1), POINT_AT_CONTROLLER]
+    assert ("ovsdb-client", "get-schema", "Open_vSwitch") in world.argv_on("host1")
+    assert old.ovs.controllers() == {"br0": [TARGET]}
+    assert labctl().status()["drift"] == []
+
+
 def test_up_makes_each_vm_a_namespace_with_its_address_on_a_veth_into_br0(world, labctl):
     labctl().up()
     linux = world.hosts["host2"].linux
@@ -140,6 +154,8 @@ def test_up_makes_each_vm_a_namespace_with_its_address_on_a_veth_into_br0(world,
     nic = linux.links[("lc-ut-vm2", "eth0")]
     assert (nic.mac, nic.addrs, nic.up) == ("02:00:ac:10:00:02", ["172.16.0.2/24"], True)
     assert nic.peer == (None, "vm2") and linux.links[(None, "vm2")].up
+    # both ends of the VM's veth take what a GRE tunnel leaves of a 1500-byte underlay
+    assert (nic.mtu, linux.links[(None, "vm2")].mtu) == (1462, 1462)
     assert linux.sysctls[("lc-ut-vm2", "net.ipv6.conf.all.disable_ipv6")] == "1"
 
 
@@ -280,23 +296,43 @@ def test_a_vm_gone_from_a_real_host_is_drift(world, labctl):
 def test_down_from_the_journal_alone_removes_what_up_made_and_nothing_else(world, labctl, state_root):
     host1, host2 = world.hosts["host1"], world.hosts["host2"]
     host1.admin("ovs-vsctl", "add-br", "br-ext")  # the host's own bridge
-    host2.admin("ovs-vsctl", "add-br", "br0")  # the lab's bridge was there before the lab
+    # The lab's bridge was there before the lab, with a port and settings of its own.
+    host2.admin("ovs-vsctl", "add-br", "br0", "--", "add-port", "br0", "eth9")
+    host2.admin(
+        "ovs-vsctl", "set", "bridge", "br0", "fail_mode=standalone", "other_config:disable-in-band=false"
+    )
+    before = host2.ovs.bridge_settings("br0")
     labctl().up()
+    assert host2.ovs.bridge_settings("br0") != before and host2.ovs.controllers()["br0"]
     [controller] = LabState("ut", root=state_root).records("process")
     world.calls.clear()
 
     assert teardown(LabState("ut", root=state_root), Reporter(quiet=True)) is True
 
     assert transactions(world, "host1") == [["ovs-vsctl", "--timeout=10", "--if-exists", "del-br", "br0"]]
-    assert transactions(world, "host2") == []
     assert host1.ovs.bridges() == {"br-ext": ["br-ext"]}
-    assert "br0" in host2.ovs.bridges()
+    # host2's br0 is as the host had it: its own port, its settings, no controller
+    assert host2.ovs.bridges() == {"br0": ["br0", "eth9"]}
+    assert host2.ovs.bridge_settings("br0") == before
+    assert host2.ovs.controllers() == {"br0": []}
     for host in (host1, host2):
         assert host.linux.namespaces == set()
         assert not any(host.linux.device_exists(vm) for vm in ("vm1", "vm2"))
     assert not processes.alive(processes.ProcessId(controller["pid"], controller["start"]))
     assert not (state_root / "ut").exists()
     assert teardown(LabState("ut", root=state_root), Reporter(quiet=True)) is False  # nothing left to do
+
+
+def test_a_second_up_does_not_overwrite_what_a_bridge_had_before_the_lab(world, labctl, state_root):
+    host2 = world.hosts["host2"]
+    host2.admin("ovs-vsctl", "add-br", "br0", "--", "set", "bridge", "br0", "fail_mode=standalone")
+    before = host2.ovs.bridge_settings("br0")
+    labctl().up()
+    host2.admin("ovs-vsctl", "set", "bridge", "br0", "fail_mode=standalone")  # drift, repaired by up
+    labctl().up()
+    assert len(LabState("ut", root=state_root).records("ovs-bridge-settings")) == 1
+    teardown(LabState("ut", root=state_root), Reporter(quiet=True))
+    assert host2.ovs.bridge_settings("br0") == before
 
 
 def test_down_after_an_up_that_failed_half_way_removes_what_was_made(world, labctl, state_root):

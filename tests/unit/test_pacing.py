@@ -238,3 +238,68 @@ def test_a_pair_that_answers_only_once_the_lab_is_quiet_was_slow_to_set_up_not_l
     final = [p for p in lab.sent if p.purpose is Purpose.FINAL]
     assert [(p.src, p.dst) for p in final] == [("vm0", "vm1")]
     assert max(p.id for p in lab.sent if p.purpose is not Purpose.FINAL) < final[0].id  # sent last
+
+
+# --- the full-size probe ---
+
+
+class NarrowTunnels(FakeLab):
+    """A lab whose tunnels drop full-size packets between the pairs in `black_holes`, and
+    lose the first full-size probe of the pairs in `lose_once`."""
+
+    def __init__(self, vms: int, black_holes: set = frozenset(), lose_once: set = frozenset()):
+        super().__init__(vms, 5000)
+        self.black_holes, self.lose_once = set(black_holes), set(lose_once)
+
+    def send(self, probe: Probe) -> None:
+        pair = (probe.src, probe.dst)
+        if probe.purpose is Purpose.FULL_SIZE and (pair in self.black_holes or pair in self.lose_once):
+            self.lose_once.discard(pair)
+            self.sent.append(probe)
+            return
+        super().send(probe)
+
+
+def full_size_probes(lab: FakeLab) -> Counter:
+    return Counter((p.src, p.dst) for p in lab.sent if p.purpose is Purpose.FULL_SIZE)
+
+
+def test_every_pair_gets_one_full_size_probe_after_its_measurement():
+    lab, sweep = NarrowTunnels(4), sweep_of(4, count=3, period_s=0.2)
+    run_sweep(sweep, lab, lab.clock)
+    assert set(full_size_probes(lab).values()) == {1} and len(full_size_probes(lab)) == 4 * 3
+    assert all(o.full_size is True for o in sweep.outcomes().values())
+    for src, dst in full_size_probes(lab):
+        ids = [p.id for p in lab.sent if (p.src, p.dst) == (src, dst)]
+        full = next(p.id for p in lab.sent if (p.src, p.dst, p.purpose) == (src, dst, Purpose.FULL_SIZE))
+        assert full == max(ids)  # the pair's last probe
+
+
+def test_a_black_hole_is_probed_twice_and_a_full_size_probe_lost_once_is_not_one():
+    hole, unlucky = ("vm0", "vm1"), ("vm2", "vm3")
+    lab = NarrowTunnels(4, black_holes={hole}, lose_once={unlucky})
+    sweep = sweep_of(4)
+    run_sweep(sweep, lab, lab.clock)
+    outcomes, probes = sweep.outcomes(), full_size_probes(lab)
+    assert (outcomes[hole].full_size, probes[hole], None in outcomes[hole].rtts) == (False, 2, False)
+    assert (outcomes[unlucky].full_size, probes[unlucky]) == (True, 2)
+    assert all(o.full_size for pair, o in outcomes.items() if pair != hole)
+
+
+def test_a_pair_that_loses_small_probes_gets_no_second_full_size_probe():
+    lab = FakeLab(3, 5000, dead={"vm2"})
+    sweep = sweep_of(3, setup_timeout_s=1.0, setup_budget_s=2.0)
+    run_sweep(sweep, lab, lab.clock)
+    assert full_size_probes(lab)[("vm0", "vm2")] == 1
+    assert sweep.outcomes()[("vm0", "vm2")].full_size is False
+
+
+def test_no_probe_leaves_a_vm_with_no_way_in_and_its_pairs_are_set_up_the_other_way():
+    lab = FakeLab(4, 5000)
+    sweep = Sweep([f"vm{i}" for i in range(4)], Pacer(), unreachable={"vm0"})
+    run_sweep(sweep, lab, lab.clock)
+    assert not [p for p in lab.sent if p.src == "vm0"]
+    outcomes = sweep.outcomes()
+    assert len(outcomes) == 4 * 3 - 3 and all(src != "vm0" for src, _ in outcomes)
+    assert all(outcomes[(f"vm{i}", "vm0")].setup == "answered" for i in (1, 2, 3))
+    assert lab.arp_floods == 4 * 3 // 2  # still one ARP flood per pair of VMs

@@ -122,3 +122,20 @@ RSTP_SHOW = """
 def test_rstp_is_settled_when_only_alternates_discard():
     assert rstp_unsettled(RSTP_SHOW) == ["gre-kvm2 (designated, discarding)"]
     assert rstp_unsettled(RSTP_SHOW.replace("Designated Discarding", "Designated Forwarding")) == []
+
+
+def test_render_leaves_out_the_optional_columns_the_host_schema_lacks():
+    from labctl.ovs import OvsSchema
+
+    controller = SetController("br0", ("tcp:10.250.0.254:6633",))
+    old = OvsSchema.parse('{"version": "7.12.2", "tables": {"Controller": {"columns": {"target": {}}}}}')
+    new = OvsSchema.parse(
+        '{"version": "8.3.1", "tables": {"Controller": {"columns": {"controller_queue_size": {}}}}}'
+    )
+    assert render([controller]).count("controller_queue_size=512") == 1  # `labctl plan`: every column
+    assert render([controller], schema=new).count("controller_queue_size=512") == 1
+    assert not any(a.startswith("controller_queue_size") for a in render([controller], schema=old))
+    unread = OvsSchema.unreadable()  # ovsdb-client missing or failing: none of the optional columns
+    assert not any(a.startswith("controller_queue_size") for a in render([controller], schema=unread))
+    assert old.lacks() == unread.lacks() == ["Controller.controller_queue_size (OVS 2.13+)"]
+    assert new.lacks() == []

@@ -65,6 +65,8 @@ def test_default_lab_plan_shows_the_lab_tunnel_bridges_vms_and_controller(untouc
     assert out.startswith("lab blog-2host: ")
     assert "  openflow    1.0 (OpenFlow10), bridge br0 on every host" in out
     assert "  controller  os-ken l2_learning at tcp:10.250.0.254:6633" in out
+    mtu = "1462 on every VM NIC: underlay 1500 - 38 for gre (outer IPv4 20, GRE 4, inner Ethernet 14)"
+    assert f"  mtu         {mtu}" in out
     assert "labctl runs it in its own namespace lc-blog-2host-controller" in out
     assert "underlay segment 10.250.0.0/24: Linux bridge ul in namespace lc-blog-2host-underlay" in out
     assert "  host1  10.250.0.1  gre-host2  <->  gre-host1  10.250.0.2  host2" in out
@@ -76,7 +78,8 @@ def test_default_lab_plan_shows_the_lab_tunnel_bridges_vms_and_controller(untouc
         "port gre-host2 on br0 (gre to 10.250.0.2)",
         "port vm1 on br0",
         "  vm1         172.16.0.1/24 02:00:ac:10:00:01, port vm1",
-        "namespace lc-blog-2host-vm1, eth0 02:00:ac:10:00:01 172.16.0.1/24",
+        "eth0: a veth into the underlay bridge (port host1), MTU 1500",
+        "namespace lc-blog-2host-vm1, eth0 02:00:ac:10:00:01 172.16.0.1/24 MTU 1462",
         "  controller  controller of br0 -> tcp:10.250.0.254:6633",
     ):
         assert line in host1, line
@@ -111,7 +114,8 @@ def test_mixed_lab_of_unreachable_hosts_plans_each_hypervisors_calls(untouchable
         "XenAPI network.create(network record)",
         "VM lc-blog-4host-vm3 cloned from template 'Other install media'",
         "XenAPI VIF.create(VIF record)",
-        "XenAPI VM.start(",
+        "remove the NICs lc-blog-4host-vm3 copied from its template",
+        "XenAPI VM.start_on(this host,",
     ):
         assert line in xs1, line
     assert "lc-blog-4host-vm1.xml:" not in out  # files only with -v
@@ -124,8 +128,14 @@ def test_verbose_plan_shows_the_rendered_files_and_the_ovs_transaction(untouchab
     out = result.output
     shown = [line.strip()[2:].strip() for line in out.splitlines() if line.strip().startswith("| ")]
     assert "<virtualport type='openvswitch'/>" in shown and "<source bridge='br0'/>" in shown  # domain XML
-    assert "vif = ['bridge=br0,script=vif-openvswitch,mac=02:00:ac:10:00:02']" in shown  # xl cfg
-    assert '"bridge": "br0"' in shown  # the XenAPI network record
+    assert "<mtu size='1462'/>" in shown  # 1500 - 38 for GRE, on the domain's NIC
+    assert (  # xl cfg: the PV NIC only, with the lab's MTU
+        "vif = ['bridge=br0,type=vif,script=vif-openvswitch,mac=02:00:ac:10:00:02,mtu=1462']" in shown
+    )
+    assert '"bridge": "br0"' in shown  # the XenAPI network record, with what ovs-xapi-sync reads
+    assert shown.count('"MTU": "1462",') == 2  # the XenAPI network and VIF records
+    assert '"vswitch-controller-fail-mode": "secure",' in shown
+    assert '"vswitch-disable-in-band": "true"' in shown
     assert "$ ovs-vsctl --timeout=30 \\" in out
     assert "-- --may-exist add-port br0 gre-xen1 -- set interface gre-xen1 type=gre" in out
     assert "-- set-controller br0 tcp:10.250.0.254:6633" in out
@@ -145,6 +155,7 @@ def test_json_plan_is_the_same_commands_and_files_up_uses(untouchable):
         "simulated": False,
     }
     assert data["controller"]["target"] == "tcp:10.250.0.254:6633" and data["controller"]["managed"]
+    assert (data["underlay_mtu"], data["tunnel_overhead"], data["mtu"]) == (1500, 38, 1462)
     assert data["problems"] == [] and data["lab_steps"] == []
     assert data["tunnels"][0] == {
         "type": "gre",
@@ -176,8 +187,9 @@ def test_json_plan_is_the_same_commands_and_files_up_uses(untouchable):
     assert [s["api"].split("(")[0] for s in xs1["vms"][0]["steps"]] == [
         "XenAPI VM.clone",
         "XenAPI VM.provision",
+        "XenAPI VIF.destroy",
         "XenAPI VIF.create",
-        "XenAPI VM.start",
+        "XenAPI VM.start_on",
     ]
     network = json.loads(xs1["steps"][-1]["files"]["network record"])
     assert network["bridge"] == "br0" and network["name_label"] == "lc-blog-4host-br0"
@@ -235,3 +247,15 @@ def test_a_controller_up_could_not_start_here_exits_2_at_its_field(untouchable, 
     assert result.stderr.startswith(
         f"labctl: error: {inventory}:2: controller.path: controller kind pox needs"
     )
+
+
+def test_plan_warns_when_mtu_is_more_than_the_tunnel_carries(untouchable, tmp_path):
+    path = tmp_path / "big.yaml"
+    path.write_text(MIXED.read_text() + "mtu: 1500\ntunnel_type: vxlan\n")
+    result = plan("-i", str(path), "--sim")
+    assert result.exit_code == 0, result.output  # allowed: it is how a black hole is shown on purpose
+    assert (
+        "  mtu         1500 on every VM NIC, set by mtu:, but a vxlan tunnel over a 1500-byte underlay "
+        "carries 1450: packets of 1451 to 1500 bytes will be dropped"
+    ) in result.output
+    assert not untouchable

@@ -60,7 +60,9 @@ def test_cfg_has_each_field_for_the_vm(xen, tmp_path):
     assert cfg["name"] == '"lc-xl-vm2"'
     assert cfg["type"] == '"hvm"'
     assert cfg["memory"] == "256" and cfg["vcpus"] == "1"
-    assert cfg["vif"] == "['bridge=br0,script=vif-openvswitch,mac=52:54:00:aa:bb:02']"
+    assert (
+        cfg["vif"] == "['bridge=br0,type=vif,script=vif-openvswitch,mac=52:54:00:aa:bb:02,mtu=1462']"
+    )  # no -emu port
     assert cfg["disk"] == f"['format=qcow2,vdev=xvda,access=rw,target={tmp_path}/guests/xl/vm2.qcow2']"
     assert cfg["on_crash"] == '"destroy"'
 

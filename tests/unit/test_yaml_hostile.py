@@ -19,8 +19,7 @@ from labctl.errors import InventoryError
 from labctl.inventory import load_inventory, parse_inventory
 from labctl.playbook import load_playbook
 from labctl.yamlfile import MAX_BYTES, MAX_DEPTH, MAX_NODES, YamlProblem, load_yaml
-
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from tests.conftest import REPO
 
 GOOD = """\
 name: demo
@@ -245,7 +244,7 @@ def test_a_playbook_gets_the_same_treatment(tmp_path):
 def test_the_command_line_says_one_line_and_exits_2(tmp_path, content, expected):
     path = tmp_path / "lab.yaml"
     path.write_bytes(content)
-    env = {**os.environ, "PYTHONPATH": REPO, "LABCTL_STATE_DIR": str(tmp_path / "state")}
+    env = {**os.environ, "PYTHONPATH": str(REPO), "LABCTL_STATE_DIR": str(tmp_path / "state")}
     for command in (["graph"], ["up"], ["down"]):
         proc = subprocess.run(
             [sys.executable, "-m", "labctl", *command, "-i", str(path)],

@@ -8,6 +8,10 @@ For every packet-in:
     hard 30 s) and the packet itself goes out (in the flow-mod's buffer, or
     in a packet-out when the switch sent the full frame, as OVS 3.x does).
 
+One difference from POX: each flow-mod asks for a flow_removed message
+(OFPFF_SEND_FLOW_REM), so the controller channel -- and `labctl trace` -- shows
+when and why every flow leaves (idle or hard timeout). Forwarding is the same.
+
 OpenFlow 1.0 and 1.3.
 """
 
@@ -144,6 +148,8 @@ class L2Learning(app_manager.OSKenApp):
     def _flow_mod(self, dp, match, actions, *, idle, hard, priority=PRIORITY, buffer_id=None):
         ofp, parser = dp.ofproto, dp.ofproto_parser
         buffer_id = ofp.OFP_NO_BUFFER if buffer_id is None else buffer_id
+        # a flow that times out is reported (flow_removed); the table-miss flow never does
+        flags = ofp.OFPFF_SEND_FLOW_REM if idle or hard else 0
         if ofp.OFP_VERSION >= ofproto_v1_3.OFP_VERSION:
             inst = [parser.OFPInstructionActions(ofp.OFPIT_APPLY_ACTIONS, actions)] if actions else []
             mod = parser.OFPFlowMod(
@@ -153,6 +159,7 @@ class L2Learning(app_manager.OSKenApp):
                 hard_timeout=hard,
                 priority=priority,
                 buffer_id=buffer_id,
+                flags=flags,
                 instructions=inst,
             )
         else:
@@ -165,6 +172,7 @@ class L2Learning(app_manager.OSKenApp):
                 hard_timeout=hard,
                 priority=priority,
                 buffer_id=buffer_id,
+                flags=flags,
                 actions=actions,
             )
         dp.send_msg(mod)

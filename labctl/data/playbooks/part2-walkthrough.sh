@@ -4,7 +4,8 @@
 #   VM1 to VM2, read the OpenFlow sequence that made the ping work (ARP request
 #   packet-in -> flood packet-out; ARP reply packet-in -> flow-mod; ICMP echo
 #   request packet-in -> flow-mod), then the port map, the flows and the
-#   counters -- and remove the lab again.
+#   counters; then watch the flows leave after their 10 s idle timeout, live
+#   (trace --follow) -- and remove the lab again.
 #
 #   bash playbooks/part2-walkthrough.sh [-i INVENTORY]     (as root)
 #
@@ -40,5 +41,17 @@ step "4. the port map: OpenFlow and datapath numbers, what is behind each port"
 step "5. the flows the controller installed, and what the datapath cached"
 "${labctl[@]}" flows "$@"
 "${labctl[@]}" flows --datapath "$@"
+
+step "6. the flows leave after 10 s idle: each flow_removed, live, as the controller hears it"
+"${labctl[@]}" trace --follow --type flow_removed "$@" &
+follow=$!
+for _ in $(seq 30); do  # until host1 has no ICMP flow left (at most 30 s)
+  flows="$("${labctl[@]}" exec "$@" host1 -- ovs-ofctl dump-flows br0)"
+  [[ "$flows" == *icmp* ]] || break
+  sleep 1
+done
+sleep 1  # the last flow_removed reaches the controller right after the flow is gone
+kill -TERM "$follow"  # ends the follow as Ctrl-C does (a background job ignores SIGINT)
+wait "$follow"
 
 step "done: the capture is in $pcap (open it in Wireshark: decode as OpenFlow)"
