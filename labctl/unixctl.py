@@ -10,12 +10,31 @@ from __future__ import annotations
 
 import codecs
 import json
+import os
 import socket
 from collections.abc import Sequence
 
 from labctl.errors import CommandError
 
 TIMEOUT_S = 10.0
+
+
+SUN_PATH_MAX = 107  # sockaddr_un's sun_path holds 108 bytes, the last a NUL
+
+
+def _connect(sock: socket.socket, path: str) -> None:
+    """Connect to the socket at `path`, however long the path: a path sockaddr_un cannot
+    hold (a lab's state directory deep in a temporary directory) is reached through the
+    directory's file descriptor, /proc/self/fd/N/NAME, as OVS's own tools do."""
+    if len(os.fsencode(path)) <= SUN_PATH_MAX:
+        sock.connect(path)
+        return
+    directory, name = os.path.split(path)
+    fd = os.open(directory or ".", os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        sock.connect(f"/proc/self/fd/{fd}/{name}")
+    finally:
+        os.close(fd)
 
 
 class Unixctl:
@@ -26,7 +45,7 @@ class Unixctl:
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.sock.settimeout(timeout)
         try:
-            self.sock.connect(path)
+            _connect(self.sock, path)
         except OSError as exc:
             self.sock.close()
             raise CommandError(name, ["unixctl", path], 1, f"cannot connect: {exc.strerror or exc}") from None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 import threading
 
@@ -70,3 +71,18 @@ def test_a_command_the_daemon_refuses_is_a_command_error_naming_it(tmp_path):
 def test_a_missing_socket_says_so(tmp_path):
     with pytest.raises(CommandError, match="cannot connect"):
         call_all(str(tmp_path / "gone.ctl"), [("version",)], "host1")
+
+
+def test_a_socket_path_longer_than_sockaddr_un_holds_is_still_reached(tmp_path):
+    deep = tmp_path / ("d" * 60) / ("e" * 60)
+    deep.mkdir(parents=True)
+    path = deep / "ovs-vswitchd.12345.ctl"
+    assert len(str(path)) > 108  # socket.connect(path) would say "AF_UNIX path too long"
+    fd = os.open(deep, os.O_RDONLY)
+    try:  # the fake daemon binds the same way, through its directory
+        fake_daemon(f"/proc/self/fd/{fd}/{path.name}", lambda method, params: (f"{method} done", None))
+    finally:
+        os.close(fd)
+    assert call_all(str(path), [("tnl/neigh/set", "br-phy", "10.250.0.2", "aa:bb:cc:dd:ee:ff")]) == [
+        "tnl/neigh/set done"
+    ]
