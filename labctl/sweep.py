@@ -146,13 +146,13 @@ class Sweep:
         self.in_flight: dict[int, tuple[Probe, float]] = {}  # id -> (probe, sent at)
         self.windowed = 0  # set-up and final probes in flight: what the window counts
         self._timeouts: list[tuple[float, int]] = []  # (when, probe id), a heap
-        self._measure_at: list[tuple[float, str, str]] = []  # (when, src, dst), a heap
+        self._measure_at: list[tuple[float, str, str]] = []  # (when, src, dst): its next probe, a heap
         self._ids = 0
 
     # --- what to send ---
     def due(self, now: float) -> list[Probe]:
-        """What to send now: measurement probes whose time has come, set-ups as the window
-        allows, and once nothing else is left, the final probes."""
+        """What to send now: measurement and full-size probes whose time has come, set-ups
+        as the window allows, and once nothing else is left, the final probes."""
         out = []
         while self._measure_at and self._measure_at[0][0] <= now:
             _, src, dst = heapq.heappop(self._measure_at)

@@ -332,3 +332,36 @@ def test_pairs_from_a_vm_with_no_way_in_are_not_run_and_the_other_way_round_stil
         by_pair[(src, "vm1")].ok and by_pair[(src, "vm1")].setup == "answered" for src in ("vm2", "vm3")
     )
     assert {src for src, _ in runs} == {"vm2", "vm3"}
+
+
+class FakeSockets:
+    """The socket side of a mixed lab: VMs `names` are namespaces here; every probe answers."""
+
+    def __init__(self, names):
+        self.pinger = type("Pinger", (), {"sockets": dict.fromkeys(names)})()
+        self.sent, self.waits = [], []
+
+    def send(self, probe):
+        self.sent.append(probe)
+
+    def replies(self, wait_s):
+        self.waits.append(wait_s)
+        answers, self.sent = [(p.id, 0.5) for p in self.sent], []
+        return answers
+
+
+def test_a_mixed_lab_pings_from_sockets_in_namespace_vms_and_with_fping_in_the_others():
+    from labctl.sweep import Probe, Purpose
+    from labctl.verify import FpingProber, MixedProber
+
+    lab = star(3)
+    runs: list = []
+    fping = FpingProber({vm.name: vm for vm in lab.vms}, lambda vm: FakeVmTransport(vm, runs, set()), 1434)
+    sockets = FakeSockets({"vm1", "vm2"})
+    mixed = MixedProber(sockets, fping)  # type: ignore[arg-type]
+    probes = [Probe(1, "vm1", "vm3", Purpose.SETUP, 2.0), Probe(2, "vm3", "vm1", Purpose.FULL_SIZE, 2.0)]
+    for probe in probes:
+        mixed.send(probe)
+    assert sorted(mixed.replies(0.2)) == [(1, 0.5), (2, 1.25)]
+    assert [vm for vm, _ in runs] == ["vm3"] and runs[0][1][-3:] == ["1434", "-M", "172.16.0.1"]
+    assert sockets.waits == [0.0]  # fping ran meanwhile: the sockets' replies are not waited for again
