@@ -233,8 +233,12 @@ def run(s: Scenario, workdir: Path, env: dict, state: Path, prefix: str) -> Row:
     row = Row(s, floor(s.all_hosts, workdir / f"floor-{s.name}"))
     try:
         start = time.monotonic()
-        in_parallel(lambda inv: labctl(env, "up", "-q", "-i", inv), inventories)
+        ups = in_parallel(lambda inv: labctl(env, "up", "-q", "-i", inv, check=False)[1], inventories)
         row.up = time.monotonic() - start
+        failed = [proc.stderr.strip().splitlines()[0] for proc in ups if proc.returncode != 0]
+        if failed:  # the row says so, and the other scenarios still run
+            row.notes.append(f"up failed: {failed[0][:300]}")
+            return row
         row.mib_per_host = sum(rss_kib(ovs_pids(state, n)) for n in names) / s.all_hosts / 1024
         start = time.monotonic()
         verified = in_parallel(
@@ -244,7 +248,7 @@ def run(s: Scenario, workdir: Path, env: dict, state: Path, prefix: str) -> Row:
         for proc in verified:
             report = json.loads(proc.stdout)
             row.passed += sum(pair["ok"] for pair in report["pairs"])
-            row.notes += report.get("controller_problems", [])
+            row.notes += [f"controller: {p}" for p in report.get("controller_problems", [])]
     finally:  # never leave a lab behind, whatever failed
         start = time.monotonic()
         in_parallel(lambda inv: labctl(env, "down", "-q", "-i", inv), inventories)
@@ -284,7 +288,7 @@ def row_line(r: Row) -> str:
     return (
         f"{s.name:>8} {s.all_hosts:>5} {s.pairs:>5} {fl:>6.2f}s {r.up:>6.2f}s {r.verify:>6.2f}s "
         f"{r.down:>6.2f}s {r.up / fl:>8.2f} {(r.up + r.verify) / fl:>17.2f} {r.down / fl:>10.2f} "
-        f"{r.mib_per_host:>12.1f} {r.passed:>8}" + (f"  controller: {'; '.join(r.notes)}" if r.notes else "")
+        f"{r.mib_per_host:>12.1f} {r.passed:>8}" + (f"  {'; '.join(r.notes)}" if r.notes else "")
     )
 
 

@@ -191,16 +191,26 @@ def _received_at(ancillary: list) -> float:
     return time.time()
 
 
-def unanswered(netns_path: str, addresses: Sequence[str], timeout_s: float = 2.0) -> list[str]:
-    """The addresses that do not answer one echo request from inside a namespace within
-    `timeout_s` (like `ping -c 1 -W 2` to each, all at once)."""
+def unanswered(
+    netns_path: str, addresses: Sequence[str], timeout_s: float = 6.0, resend_s: float = 1.0
+) -> list[str]:
+    """The addresses that do not answer an echo request from inside a namespace within
+    `timeout_s` (like `ping -c 6 -w 6` to each, all at once, each stopping at its first
+    answer). Requests go again every `resend_s` to the addresses not answered yet: when a
+    host asks all its tunnel peers at once (a mesh's every host does), ARP requests crowd
+    the underlay and some give up, and their packets with them."""
     pinger = Pinger(sockets_in({"here": netns_path}))
     try:
-        for address in addresses:
-            pinger.send("here", address, address)
-        waiting, deadline = set(addresses), time.monotonic() + timeout_s
+        waiting, start = set(addresses), time.monotonic()
+        deadline, resend_at = start + timeout_s, start
         while waiting and time.monotonic() < deadline:
-            for address, _ in pinger.replies(deadline - time.monotonic()):
+            if time.monotonic() >= resend_at:
+                for address in addresses:
+                    if address in waiting:
+                        pinger.send("here", address, address)
+                resend_at += resend_s
+            wait = min(deadline, resend_at) - time.monotonic()
+            for address, _ in pinger.replies(max(0.0, wait)):
                 waiting.discard(address)  # type: ignore[arg-type]
         return [a for a in addresses if a in waiting]
     finally:
