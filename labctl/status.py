@@ -90,6 +90,14 @@ class LabStatus:
         kind = self.controller.kind
         if kind.managed and self.controller.process() is None:
             return [f"controller {kind.kind} is not running (log: {kind.log_path}); `labctl up` restarts it"]
+        sessions = self.controller.sessions()  # None: not ours to ask
+        expected = self.controller.expected_peers()
+        lost = sorted(expected[a] for a in expected if sessions is not None and a not in sessions)
+        if lost:
+            return [
+                f"the {self.lab.bridge} of {', '.join(lost)} holds no session with controller {kind.kind} "
+                f"(log: {kind.log_path})"
+            ]
         return []
 
     # --- the lab's own faults: its controller, its state, what its hosts share ---

@@ -1,38 +1,40 @@
-"""Ping every ordered pair of VMs; results as a table or JSON.
+"""Ping every ordered pair of VMs; a result per pair (verify_report.py renders them).
 
-Each VM pings all its targets from ONE fping process, so a 32-VM lab runs 32
-processes per phase instead of 992 ping processes. Phases:
+Every pair is set up, measured, then sent one full-size packet (sweep.py says which probe
+goes when): the first packet of a pair pays for ARP, packet-ins and flow-mods and is
+timed on its own; then `count` pings over the path it set up; then one ping that fills
+the lab's MTU with Don't Fragment (mtu.py), so that a tunnel which drops big packets is
+reported as an MTU black hole, not as loss. Set-ups are paced by a window that follows
+the controller (pacing.py): the set-up probes' round trips say when it falls behind.
 
-1. set-up, in two waves: one packet from each VM to the half of the VMs ahead of
-   it on a ring (so every VM starts as many set-ups), paced so the controller
-   keeps up with the floods (first_wave_spacing_ms), then to the other half.
-   The first packet of a pair pays for ARP, packet-ins and flow-mods and may
-   take longer than a ping's patience, so it is timed on its own (first_rtt_ms).
-   In the first wave each ARP request also teaches the target the sender's
-   address and every switch learns every MAC from the floods, so the second wave
-   needs no broadcast: half the packet-ins of a full matrix.
-2. settle: pairs whose set-up packet got no answer are probed again (a few
-   rounds) until they answer, so the controller's queue has drained.
-3. measurement: COUNT pings from every VM to every other VM, over set-up paths.
-4. full size: one ping per pair that fills the lab's MTU, with Don't Fragment
-   (mtu.py: OVS drops a tunnel packet bigger than the underlay takes, and says
-   nothing). A pair whose small pings pass but whose full-size probe is lost,
-   twice, is an MTU black hole, not loss.
+How the echo requests leave the VMs:
+- VMs that are namespaces on this machine (simulated hosts): raw ICMP sockets opened
+  inside each VM's namespace, all driven by this process (icmp.py). Each probe is sent
+  when the sweep says and timed as it comes back.
+- VMs reached another way (a real host over SSH, a real guest over its management
+  path): `fping` inside the VM, one process per source VM for each batch of probes that
+  are due together.
+- VMs labctl has no way into (`way_in`): not pinged from; their pairs are reported as
+  not verifiable, never as passed.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
-from itertools import permutations
+from typing import Protocol
 
 from labctl.errors import LabctlError
 from labctl.model import VM, Lab
 from labctl.mtu import icmp_payload
+from labctl.pacing import Pacer
 from labctl.parallel import in_parallel
+from labctl.sweep import PairOutcome, Probe, Purpose, Sweep
 
 _FPING_LINE = re.compile(r"^(\d+\.\d+\.\d+\.\d+)\s+:\s+(.*)$")
+LONGEST_WAIT_S = 0.2  # the loop looks at the clock at least this often
 
 
 @dataclass(frozen=True)
@@ -46,7 +48,8 @@ class PingResult:
     rtt_avg_ms: float | None
     rtt_max_ms: float | None
     error: str | None = None
-    first_rtt_ms: float | None = None  # the packet that made the controller set the path up
+    first_rtt_ms: float | None = None  # how long the set-up took: first packet to first answer
+    setup: str = "answered"  # "answered", "late" (only after its set-up time: slow set-up), "none"
     mtu_probe_bytes: int | None = None  # the full-size probe: an IPv4 packet of the lab's MTU, DF set
     mtu_probe_ok: bool | None = None  # it was answered (None: not sent)
     # why labctl cannot ping from the source VM (a real guest it has no way into): the pair
@@ -63,13 +66,28 @@ class PingResult:
         return self.error is None and self.sent > 0 and self.received == self.sent
 
     @property
+    def failed_in(self) -> str | None:
+        """Which part failed: "set-up" (never answered, or only after its set-up time),
+        "measurement" (set up, then lost small packets), "MTU" (small pings pass, the
+        full-size probe is lost: a black hole), or None (passed, or not run)."""
+        if self.unverifiable is not None:
+            return None
+        if self.setup != "answered":
+            return "set-up"
+        if not self.answered_all:
+            return "measurement"
+        if self.mtu_probe_ok is False:
+            return "MTU"
+        return None
+
+    @property
     def mtu_black_hole(self) -> bool:
         """Small pings pass, full-size packets vanish."""
-        return self.answered_all and self.mtu_probe_ok is False
+        return self.failed_in == "MTU"
 
     @property
     def ok(self) -> bool:
-        return self.answered_all and self.mtu_probe_ok is not False
+        return self.unverifiable is None and self.failed_in is None
 
     def to_json(self) -> dict:
         return {
@@ -77,6 +95,7 @@ class PingResult:
             "loss_pct": self.loss_pct,
             "mtu_black_hole": self.mtu_black_hole,
             "ok": self.ok,
+            "failed": self.failed_in,
         }
 
 
@@ -97,14 +116,169 @@ def parse_fping(output: str) -> dict[str, list[float | None]]:
     return found
 
 
-def result_of(src: VM, dst: VM, rtts: list[float | None] | None, count: int, error: str | None) -> PingResult:
-    if rtts is None:
-        return PingResult(
-            src.name, dst.name, str(dst.ip.ip), count, 0, None, None, None, error or "no answer"
-        )
-    got = [r for r in rtts if r is not None]
+def result_of(
+    src: VM,
+    dst: VM,
+    outcome: PairOutcome,
+    count: int,
+    error: str | None = None,
+    mtu: int | None = None,
+    full_size_error: str | None = None,
+) -> PingResult:
+    """A pair's result from its outcome. `error`: why the source's probes could not be sent
+    (kept when nothing came back); `full_size_error`: why its full-size probe could not be
+    (then a lost full-size probe says nothing of the MTU: an error, not a black hole)."""
+    got = [r for r in outcome.rtts if r is not None]
     stats = (min(got), round(sum(got) / len(got), 3), max(got)) if got else (None, None, None)
-    return PingResult(src.name, dst.name, str(dst.ip.ip), len(rtts), len(got), *stats)
+    error = None if got else error
+    if outcome.full_size is False and full_size_error and error is None:
+        error = f"full-size probe: {full_size_error}"
+    return PingResult(
+        src.name,
+        dst.name,
+        str(dst.ip.ip),
+        len(outcome.rtts) or count,
+        len(got),
+        *stats,
+        error=error,
+        first_rtt_ms=outcome.setup_ms,
+        setup=outcome.setup,
+        mtu_probe_bytes=None if outcome.full_size is None else mtu,
+        mtu_probe_ok=outcome.full_size,
+    )
+
+
+def not_verifiable(src: VM, dst: VM, why: str) -> PingResult:
+    return PingResult(src.name, dst.name, str(dst.ip.ip), 0, 0, None, None, None, unverifiable=why)
+
+
+# --- how probes leave the VMs ---
+
+
+class Prober(Protocol):
+    errors: dict[str, str]  # source VM -> why its probes could not be sent
+    full_size_errors: dict[str, str]  # source VM -> why its full-size probes could not be
+
+    def send(self, probe: Probe) -> None: ...
+    def replies(self, wait_s: float) -> Iterable[tuple[int, float]]:
+        """(probe id, round trip ms) of the replies that come within `wait_s`."""
+        ...
+
+    def forget(self, probe: Probe) -> None: ...
+    def close(self) -> None: ...
+
+
+class SocketProber:
+    """Raw ICMP sockets inside the VMs' namespaces (icmp.py)."""
+
+    def __init__(self, namespaces: dict[str, str], addresses: dict[str, str], full_payload: int):
+        from labctl import icmp
+
+        self.pinger = icmp.Pinger(icmp.sockets_in(namespaces))
+        self.addresses, self.full_payload = addresses, full_payload
+        self.small_payload = len(icmp.PAYLOAD)
+        self.errors: dict[str, str] = {}
+        self.full_size_errors: dict[str, str] = {}
+
+    def send(self, probe: Probe) -> None:
+        size = self.full_payload if probe.purpose is Purpose.FULL_SIZE else self.small_payload
+        self.pinger.send(probe.src, self.addresses[probe.dst], probe.id, size)
+
+    def replies(self, wait_s: float) -> Iterable[tuple[int, float]]:
+        return self.pinger.replies(wait_s)  # type: ignore[return-value]
+
+    def forget(self, probe: Probe) -> None:
+        self.pinger.forget(probe.id)
+
+    def close(self) -> None:
+        self.pinger.close()
+
+
+class FpingProber:
+    """`fping` inside each source VM, through its transport: the probes due together go
+    out as one fping per source VM and size (a target once per batch; a second probe to it
+    waits for the next batch). Full-size probes: `fping -b PAYLOAD -M` (Don't Fragment)."""
+
+    def __init__(self, vms: dict[str, VM], vm_transport: Callable[[VM], object], full_payload: int):
+        self.vms, self.vm_transport, self.full_payload = vms, vm_transport, full_payload
+        self.batch: list[Probe] = []
+        self.errors: dict[str, str] = {}
+        self.full_size_errors: dict[str, str] = {}
+
+    def send(self, probe: Probe) -> None:
+        self.batch.append(probe)
+
+    def pending(self) -> bool:
+        """Probes are waiting for replies() to run them (fping goes a batch at a time)."""
+        return bool(self.batch)
+
+    def replies(self, wait_s: float) -> Iterable[tuple[int, float]]:
+        if not self.batch:
+            time.sleep(wait_s)
+            return []
+        now, later, seen = [], [], set()
+        for probe in self.batch:
+            (later if (probe.src, probe.dst) in seen else now).append(probe)
+            seen.add((probe.src, probe.dst))
+        self.batch = later
+        jobs: dict[tuple[str, bool], list[Probe]] = {}
+        for probe in now:
+            jobs.setdefault((probe.src, probe.purpose is Purpose.FULL_SIZE), []).append(probe)
+        answers: list[tuple[int, float]] = []
+        for outcome in in_parallel(self._run, list(jobs.items()), lambda job: job[0][0], workers=64):
+            if outcome.error is None:
+                answers += outcome.value
+        return answers
+
+    def _run(self, job: tuple[tuple[str, bool], list[Probe]]) -> list[tuple[int, float]]:
+        (src, full), probes = job
+        targets = [self.vms[p.dst] for p in probes]
+        timeout_ms = round(1000 * max(p.timeout_s for p in probes))
+        payload = self.full_payload if full else None
+        try:
+            rtts, error = _fping(
+                self.vm_transport(self.vms[src]), targets, 1, 1000, timeout_ms, payload=payload
+            )
+        except LabctlError as exc:
+            rtts, error = {}, str(exc)
+        if error:
+            (self.full_size_errors if full else self.errors)[src] = error
+        answers = []
+        for probe, vm in zip(probes, targets, strict=True):
+            got = rtts.get(str(vm.ip.ip))
+            if got and got[0] is not None:
+                answers.append((probe.id, got[0]))
+        return answers
+
+    def forget(self, probe: Probe) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class MixedProber:
+    """Sockets for the source VMs that are namespaces here, fping for the others (a lab of
+    namespace VMs and real guests)."""
+
+    def __init__(self, sockets: SocketProber, fping: FpingProber):
+        self.sockets, self.fping = sockets, fping
+        self.errors, self.full_size_errors = fping.errors, fping.full_size_errors
+
+    def send(self, probe: Probe) -> None:
+        (self.sockets if probe.src in self.sockets.pinger.sockets else self.fping).send(probe)
+
+    def replies(self, wait_s: float) -> Iterable[tuple[int, float]]:
+        # fping's batch first (it blocks while it runs); the sockets' replies meanwhile are
+        # timed by the kernel, so reading them afterwards does not lengthen their round trips
+        answers = list(self.fping.replies(0.0)) if self.fping.pending() else []
+        return answers + list(self.sockets.replies(0.0 if answers else wait_s))
+
+    def forget(self, probe: Probe) -> None:
+        self.sockets.forget(probe)
+
+    def close(self) -> None:
+        self.sockets.close()
 
 
 def _fping(
@@ -117,18 +291,8 @@ def _fping(
     payload: int | None = None,
 ):
     """`payload`: ICMP data bytes, sent with Don't Fragment (the full-size probe)."""
-    argv = [
-        "fping",
-        "-q",
-        "-C",
-        str(count),
-        "-p",
-        str(period_ms),
-        "-t",
-        str(timeout_ms),
-        "-i",
-        str(spacing_ms),
-    ]
+    argv = ["fping", "-q", "-C", str(count), "-p", str(period_ms), "-t", str(timeout_ms)]
+    argv += ["-i", str(spacing_ms)]
     if payload is not None:
         argv += ["-b", str(payload), "-M"]
     argv += [str(vm.ip.ip) for vm in targets]
@@ -144,35 +308,21 @@ def _fping(
     return rtts, error
 
 
-SETUP_TIMEOUT_MS = 1500  # a set-up probe later than this is retried, not waited for
-# The first wave's ARP requests are flooded to every switch, each flood a packet-in
-# per switch. Offered faster than the controller answers, they queue; past a second
-# the VMs resend their ARP requests, which floods again and makes the queue longer.
-# So the first wave is paced to about this many flood packet-ins per second: what the
-# default controller keeps up with on a 2-core machine that also runs the lab.
-FLOOD_PACKET_INS_PER_S = 4000
-MIN_SPACING_MS = 10
-SETTLE_ROUNDS = 4  # retries of the pairs whose set-up probe got no answer yet
-SETTLE_TIMEOUT_MS = 2000
+# --- the loop ---
 
 
-def in_first_half(vms: list[VM]) -> Callable[[VM, VM], bool]:
-    """A predicate that splits the ordered pairs so each VM starts about as many set-ups
-    as any other: a -> b is in the first half when b is less than half the ring ahead of a."""
-    index, n = {vm.name: i for i, vm in enumerate(vms)}, len(vms)
-
-    def pick(a: VM, b: VM) -> bool:
-        ahead = (index[b.name] - index[a.name]) % n
-        return 0 < ahead < n / 2 or (ahead == n / 2 and index[a.name] < index[b.name])
-
-    return pick
-
-
-def first_wave_spacing_ms(lab: Lab) -> int:
-    """Milliseconds between a VM's set-up probes in the first wave: every VM sends one
-    each spacing, and each one's ARP request floods to every switch."""
-    floods_per_probe = len(lab.hosts)
-    return max(MIN_SPACING_MS, round(1000 * len(lab.vms) * floods_per_probe / FLOOD_PACKET_INS_PER_S))
+def run_sweep(sweep: Sweep, prober: Prober, clock: Callable[[], float] = time.monotonic) -> None:
+    """Send what the sweep says is due, feed it what comes back and what times out, until
+    every pair is done. The I/O is the prober's; what to send when is the sweep's."""
+    while not sweep.done:
+        for probe in sweep.due(clock()):
+            prober.send(probe)
+        wake = sweep.next_event()
+        wait = LONGEST_WAIT_S if wake is None else min(LONGEST_WAIT_S, max(0.0, wake - clock()))
+        for probe_id, rtt_ms in prober.replies(wait):
+            sweep.answered(probe_id, rtt_ms, clock())
+        for probe in sweep.expire(clock()):
+            prober.forget(probe)
 
 
 def ping_all(
@@ -182,112 +332,52 @@ def ping_all(
     period_ms: int = 200,
     timeout_ms: int = 2000,
     way_in: Callable[[VM], str | None] = lambda vm: None,
+    pacer: Pacer | None = None,
 ) -> list[PingResult]:
     """`vm_transport(vm)` gives the transport that runs a command inside a VM; `way_in(vm)`
     says why there is none (the pairs from that VM are reported as not verifiable)."""
     vms = list(lab.vms)
+    by_name = {vm.name: vm for vm in vms}
     no_way_in = {vm.name: why for vm in vms if (why := way_in(vm)) is not None}
-
-    def from_each(
-        pick,
-        probes: int,
-        period: int,
-        timeout: int,
-        spacing: int = MIN_SPACING_MS,
-        payload: int | None = None,
-    ) -> dict:
-        jobs = [(src, [dst for dst in vms if pick(src, dst)]) for src in vms if src.name not in no_way_in]
-        jobs = [job for job in jobs if job[1]]
-
-        def run(job):
-            src, targets = job
-            try:
-                rtts, error = _fping(vm_transport(src), targets, probes, period, timeout, spacing, payload)
-            except LabctlError as exc:
-                rtts, error = {}, str(exc)
-            return {(src.name, dst.name): (rtts.get(str(dst.ip.ip)), error) for dst in targets}
-
-        out: dict[tuple[str, str], tuple] = {}
-        for outcome in in_parallel(run, jobs, lambda job: job[0].name, workers=64):
-            if outcome.error is None:
-                out.update(outcome.value)
-        return out
-
-    ahead = in_first_half(vms)
-    first = from_each(ahead, 1, 1000, SETUP_TIMEOUT_MS, first_wave_spacing_ms(lab))
-    first |= from_each(lambda a, b: a is not b and not ahead(a, b), 1, 1000, SETUP_TIMEOUT_MS)
-    # Settle: in a big lab some set-up probes come back late, behind the controller's
-    # queue. Measuring before it drains would count the queue as loss, so the pairs not
-    # answered yet are probed again, while each round gets answers (a broken path never
-    # answers: one round, then the measurement reports it).
-    waiting = {
-        pair
-        for pair in permutations((vm.name for vm in vms), 2)
-        if pair[0] not in no_way_in and not _answered(first.get(pair))
-    }
-    for _ in range(SETTLE_ROUNDS):
-        if not waiting:
-            break
-        again = from_each(lambda a, b, todo=waiting: (a.name, b.name) in todo, 1, 1000, SETTLE_TIMEOUT_MS)
-        still = {pair for pair in waiting if not _answered(again.get(pair))}
-        if still == waiting:
-            break
-        waiting = still
-    measured = from_each(lambda a, b: a is not b, count, period_ms, timeout_ms)
-    # Full size: one probe per pair that fills the lab's MTU, Don't Fragment set. Its
-    # paths are set up (no OpenFlow match looks at a packet's length), so it costs one
-    # round. A pair whose small pings all came back but whose full-size probe did not
-    # gets one more, so a packet lost in a busy lab is not taken for a black hole (which
-    # never answers).
+    reachable = [vm for vm in vms if vm.name not in no_way_in]
+    namespaces = {vm.name: path for vm in reachable if (path := vm_transport(vm).netns_path())}
     payload = icmp_payload(lab.mtu)
-    full = from_each(lambda a, b: a is not b, 1, 1000, timeout_ms, payload=payload)
-
-    def lost_only_full_size(a: VM, b: VM) -> bool:
-        pair = (a.name, b.name)
-        small = measured.get(pair, (None, None))[0]
-        return a is not b and not _answered(full.get(pair)) and bool(small) and None not in small
-
-    again = from_each(lost_only_full_size, 1, 1000, timeout_ms, payload=payload)
-    full |= {pair: probe for pair, probe in again.items() if _answered(probe)}
+    fping = FpingProber(by_name, vm_transport, payload)
+    prober: Prober = fping
+    if namespaces:
+        addresses = {vm.name: str(vm.ip.ip) for vm in vms}
+        sockets = SocketProber(namespaces, addresses, payload)
+        prober = sockets if len(namespaces) == len(reachable) else MixedProber(sockets, fping)
+    sweep = Sweep(
+        [vm.name for vm in vms],
+        pacer or Pacer(),
+        count,
+        period_ms / 1000,
+        timeout_ms / 1000,
+        unreachable=set(no_way_in),
+    )
+    try:
+        run_sweep(sweep, prober)
+    finally:
+        prober.close()
+    outcomes = sweep.outcomes()
     results = []
-    for src, dst in permutations(vms, 2):
-        if src.name in no_way_in:
+    for src in vms:
+        for dst in vms:
+            if src is dst:
+                continue
+            if src.name in no_way_in:
+                results.append(not_verifiable(src, dst, no_way_in[src.name]))
+                continue
             results.append(
-                PingResult(
-                    src.name,
-                    dst.name,
-                    str(dst.ip.ip),
-                    0,
-                    0,
-                    None,
-                    None,
-                    None,
-                    unverifiable=no_way_in[src.name],
+                result_of(
+                    src,
+                    dst,
+                    outcomes[(src.name, dst.name)],
+                    count,
+                    prober.errors.get(src.name),
+                    lab.mtu,
+                    prober.full_size_errors.get(src.name),
                 )
             )
-            continue
-        pair = (src.name, dst.name)
-        rtts, error = measured.get(pair, (None, "not run"))
-        setup = first.get(pair, (None, None))[0]
-        big = full.get(pair, (None, "not run"))
-        result = result_of(src, dst, rtts, count, error)
-        failed = {}
-        if big[1] and not _answered(big):  # fping itself failed: that says nothing of the MTU
-            failed["error"] = result.error or f"full-size probe: {big[1]}"
-        results.append(
-            PingResult(
-                **{
-                    **asdict(result),
-                    "first_rtt_ms": setup[0] if setup else None,
-                    "mtu_probe_bytes": lab.mtu,
-                    "mtu_probe_ok": _answered(big),
-                    **failed,
-                }
-            )
-        )
     return results
-
-
-def _answered(probe: tuple | None) -> bool:
-    """A (rtts, error) probe result whose first packet came back."""
-    return bool(probe and probe[0] and probe[0][0] is not None)

@@ -110,7 +110,7 @@ raise_sysctl() {
         fi
     fi
 }
-raise_sysctl net.ipv4.neigh.default.gc_thresh3 8192
+raise_sysctl net.ipv4.neigh.default.gc_thresh3 16384  # a 64-host mesh needs about 8500
 raise_sysctl net.core.rmem_default 2097152
 
 if [ ! -x .venv/bin/python ]; then

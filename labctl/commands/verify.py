@@ -18,16 +18,20 @@ def register(cli: click.Group) -> None:
 @click.command(short_help="Ping every ordered VM pair, small and full-size.")
 @inventory_option
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-@click.option("-c", "--count", default=3, show_default=True, help="Pings per pair.")
+@click.option(
+    "-c", "--count", default=3, show_default=True, type=click.IntRange(min=1), help="Pings per pair."
+)
 @click.option(
     "--junit", "junit_path", type=click.Path(dir_okay=False), help="Also write JUnit XML: a case per pair."
 )
 @click.pass_context
 @handles_errors
 def verify(ctx, inventory, simulate, quiet, verbose, as_json, count, junit_path):
-    """Ping every ordered pair of VMs, in parallel, then send one full-size ping per pair
-    (the lab's MTU, Don't Fragment). Exit 1 if any pair loses packets, or loses only its
-    full-size packets (an MTU black hole)."""
+    """Ping every ordered pair of VMs, in parallel: each pair's path is set up (paced to what
+    the controller keeps up with), measured with COUNT pings, then sent one full-size ping
+    (the lab's MTU, Don't Fragment). Exit 1 if any pair is not set up in time, loses
+    packets, or loses only its full-size packets (an MTU black hole), or if the controller
+    stops or loses a bridge meanwhile."""
     from labctl import verify_report
     from labctl.verify import passed, ping_all
 
@@ -49,19 +53,20 @@ def verify(ctx, inventory, simulate, quiet, verbose, as_json, count, junit_path)
         count=count,
         way_in=lambda vm: drivers[vm.host].way_in(vm),
     )
-    ok = passed(results)
+    controller = runner.problems()  # did the controller die, or a bridge lose it, meanwhile?
+    ok = passed(results) and not controller
     if junit_path:
-        verify_report.write_junit(junit_path, lab, results)
+        verify_report.write_junit(junit_path, lab, results, controller=controller)
     if as_json:
-        click.echo(json.dumps(verify_report.to_json(lab, results), indent=2))
+        click.echo(json.dumps(verify_report.to_json(lab, results, controller=controller), indent=2))
     else:
-        click.echo(verify_report.render_table(results))
+        click.echo(verify_report.render_table(results, controller))
     if any(r.mtu_black_hole for r in results):
         from labctl.mtu import black_hole_cause
 
         cause = black_hole_cause(runner.lab.mtu, runner.lab.underlay_mtu, runner.lab.tunnel_type)
         click.echo(f"labctl: verify: MTU black hole: {cause}", err=True)
-    if any(not r.ok and not r.mtu_black_hole for r in results):
+    if any(r.failed_in in ("set-up", "measurement") for r in results):
         from labctl.drivers import simlimits
 
         short = simlimits.shortfalls(runner.lab)

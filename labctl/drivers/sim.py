@@ -20,6 +20,7 @@ import json
 import os
 from pathlib import Path
 
+from labctl import unixctl
 from labctl.drivers import simnet
 from labctl.drivers.base import ControllerSite, DoctorCheck, Driver, LabSession, PlannedStep
 from labctl.drivers.naming import vm_port_name
@@ -514,10 +515,17 @@ class SimDriver(Driver):
         With userspace tunnelling OVS drops a packet whose tunnel neighbour is
         not resolved yet, and it learns neighbours only by snooping ARP on br-phy,
         which depends on timing. Seeding them makes the first VM packet cross."""
-        for peer in peers:
-            if isinstance(peer, SimDriver) and peer.underlay_mac:
-                address = str(peer.host.underlay_ip)
-                self._transport.run(["ovs-appctl", "tnl/neigh/set", PHYS_BRIDGE, address, peer.underlay_mac])
+        known = [p for p in peers if isinstance(p, SimDriver) and p.underlay_mac]
+        if not known:
+            return
+        # over the daemon's control socket: a hub, or a host of a mesh, has a peer per other
+        # host, and ovs-appctl would cost a process for each
+        pid = read_pidfile(f"{self.rundir}/ovs-vswitchd.pid")
+        unixctl.call_all(
+            f"{self.rundir}/ovs-vswitchd.{pid}.ctl",
+            [("tnl/neigh/set", PHYS_BRIDGE, str(p.host.underlay_ip), p.underlay_mac or "") for p in known],
+            self.host.name,
+        )
 
     # --- down: what a host with real guests journalled ---
     @classmethod

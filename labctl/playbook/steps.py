@@ -81,6 +81,7 @@ def step_verify(runner, args) -> str:
         way_in=lambda vm: drivers[vm.host].way_in(vm),
     )
     bad = [f"{r.src}->{r.dst} {failure(r)}" for r in results if not r.ok and not r.unverifiable]
+    bad += runner.problems()  # the controller died, or a bridge lost it, meanwhile
     if bad:
         raise StepFailed(f"expected every pair to answer, saw {', '.join(bad)}")
     if not passed(results):

@@ -71,5 +71,10 @@ class Transport(ABC):
         """How commands reach the host, in words (`labctl plan`)."""
         return self.name
 
+    def netns_path(self) -> str | None:
+        """The network namespace of this machine the commands run in, if they run in one
+        here: verify opens its sockets there instead of starting a ping program."""
+        return None
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections (SSH); nothing to do for local transports."""

@@ -15,6 +15,7 @@ import socket
 import threading
 from collections.abc import Sequence
 
+from labctl.processes import NETNS_DIR
 from labctl.transport.local import LocalTransport
 
 
@@ -31,6 +32,9 @@ class NetnsTransport(LocalTransport):
 
     def describe(self) -> str:
         return f"namespace {self.netns} on this machine"
+
+    def netns_path(self) -> str:
+        return f"{NETNS_DIR}/{self.netns}"
 
     def wrap(self, argv: Sequence[str]) -> list[str]:
         return ["ip", "netns", "exec", self.netns, *argv]

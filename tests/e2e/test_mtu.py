@@ -58,7 +58,10 @@ def test_vms_with_more_mtu_than_the_tunnel_carries_are_an_mtu_black_hole_not_los
     junit = tmp_path / "verify.xml"
     result = lab.run("verify", "--junit", str(junit), check=False)
     assert result.returncode == 1, result.stdout + result.stderr
-    assert "2/2 pairs answered; 2 pairs are MTU black holes (1500-byte packets dropped" in result.stdout
+    assert (
+        "2/2 pairs answered; failed: MTU (2 pairs are MTU black holes: 1500-byte packets dropped"
+        in result.stdout
+    )
     assert "1500 BLACK HOLE" in result.stdout
     assert "labctl: verify: MTU black hole: the VMs' MTU (1500, set by mtu:) is more than a gre tunnel" in (
         result.stderr
@@ -71,7 +74,7 @@ def test_vms_with_more_mtu_than_the_tunnel_carries_are_an_mtu_black_hole_not_los
     report = json.loads(lab.run("verify", "--json", check=False).stdout)
     for pair in report["pairs"]:
         assert pair["loss_pct"] == 0 and pair["received"] == pair["sent"] == 3
-        assert pair["mtu_black_hole"] is True and pair["ok"] is False
+        assert pair["mtu_black_hole"] is True and pair["ok"] is False and pair["failed"] == "MTU"
     # Where it goes: userspace OVS puts the 1538-byte GRE packet on the 1500-byte underlay
     # port, which refuses it. OVS never fragments a tunnel packet, so turning its Don't
     # Fragment off (df_default=false) changes nothing.

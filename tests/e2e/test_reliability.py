@@ -14,11 +14,9 @@ from pathlib import Path
 import pytest
 
 from labctl.drivers.sim import start_ovs_daemons
-from labctl.drivers.simlimits import remedy, shortfalls
-from labctl.inventory import parse_inventory
 from labctl.processes import identify, read_pidfile, stop
 from labctl.transport.netns import NetnsTransport
-from tests.conftest import REPO, labctl, n_hosts, netns_with_prefix
+from tests.conftest import REPO, labctl, netns_with_prefix
 
 pytestmark = pytest.mark.lab
 
@@ -199,20 +197,3 @@ def test_state_and_json_output_carry_no_inventory_secrets(two_host_lab):
     for text in (status, journal):
         assert "password" not in text.lower()
     assert labctl  # the helper stays importable for other tests
-
-
-def test_thirty_two_hosts_every_ordered_pair_answers(make_lab):
-    """Scale, correctness only (bench/ times it): 992 pairs over one hub and one controller.
-
-    It needs the two kernel limits all namespaces share raised (scripts/setup.sh
-    does); before they were, about half the pairs failed with nothing to say why."""
-    lab = make_lab(n_hosts(32, topology="star"))
-    short = shortfalls(parse_inventory(lab.inventory.read_text()))
-    assert not short, f"{remedy(short)}: {'; '.join(map(str, short))}"
-    lab.run("up", "-q")
-    result = lab.run("verify", "--json", check=False, timeout=180)
-    pairs = json.loads(result.stdout)["pairs"]
-    failed = [f"{p['src']}->{p['dst']} {p['received']}/{p['sent']}" for p in pairs if not p["ok"]]
-    assert len(pairs) == 32 * 31
-    assert not failed, f"{len(failed)} pairs lost pings, e.g. {failed[:5]}"
-    assert result.returncode == 0

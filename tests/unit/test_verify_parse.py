@@ -1,15 +1,9 @@
 import xml.etree.ElementTree as ET
 
 from labctl.inventory import parse_inventory
+from labctl.sweep import PairOutcome
 from labctl.transport.base import Completed
-from labctl.verify import (
-    PingResult,
-    first_wave_spacing_ms,
-    in_first_half,
-    parse_fping,
-    ping_all,
-    result_of,
-)
+from labctl.verify import PingResult, parse_fping, passed, ping_all, result_of
 from labctl.verify_report import failure, render_table, summary, to_json, write_junit
 from tests.conftest import n_hosts
 
@@ -28,85 +22,125 @@ def test_fping_output_gives_rtts_per_target_with_losses():
     }
 
 
+def measured(*rtts, setup="answered", setup_ms=5.5):
+    return PairOutcome(setup=setup, setup_ms=setup_ms if setup == "answered" else None, rtts=list(rtts))
+
+
 def test_all_answers_make_an_ok_pair():
-    r = result_of(LAB.vm("vm1"), LAB.vm("vm2"), [7.68, 0.594, 0.251], 3, None)
-    assert (r.sent, r.received, r.loss_pct, r.rtt_min_ms, r.rtt_max_ms, r.ok) == (
+    r = result_of(LAB.vm("vm1"), LAB.vm("vm2"), measured(7.68, 0.594, 0.251), 3)
+    assert (r.sent, r.received, r.loss_pct, r.rtt_min_ms, r.rtt_max_ms, r.first_rtt_ms, r.ok) == (
         3,
         3,
         0.0,
         0.251,
         7.68,
+        5.5,
         True,
     )
+    assert r.failed_in is None and r.to_json()["failed"] is None
 
 
-def test_partial_loss_is_not_ok():
-    r = result_of(LAB.vm("vm1"), LAB.vm("vm2"), [0.5, None, 0.7], 3, None)
-    assert (r.received, r.loss_pct, r.ok) == (2, 33.3, False)
+def test_a_pair_set_up_that_then_loses_packets_failed_in_the_measurement():
+    r = result_of(LAB.vm("vm1"), LAB.vm("vm2"), measured(0.5, None, 0.7), 3)
+    assert (r.received, r.loss_pct, r.ok, r.failed_in) == (2, 33.3, False, "measurement")
 
 
-def test_no_answer_at_all_is_an_error_result():
-    r = result_of(LAB.vm("vm1"), LAB.vm("vm2"), None, 3, "fping: can't create socket")
-    assert not r.ok and r.received == 0 and r.error == "fping: can't create socket"
+def test_no_answer_at_all_failed_in_the_set_up_and_keeps_the_probes_error():
+    r = result_of(
+        LAB.vm("vm1"), LAB.vm("vm2"), measured(None, None, None, setup="none"), 3, "fping: no socket"
+    )
+    assert (r.ok, r.received, r.failed_in, r.error) == (False, 0, "set-up", "fping: no socket")
+
+
+def test_a_pair_that_answered_only_after_its_set_up_time_is_a_slow_set_up_not_loss():
+    r = result_of(LAB.vm("vm1"), LAB.vm("vm2"), measured(None, 0.4, 0.5, setup="late"), 3)
+    assert (r.ok, r.failed_in, r.setup, r.first_rtt_ms) == (False, "set-up", "late", None)
+    assert failure(r) == "slow set-up: answered only after its set-up time (172.16.0.2)"
+    row = render_table([r]).splitlines()[1]
+    assert "slow set-up" in row and "%" not in row  # no loss figure: the path was not set up yet
 
 
 def test_table_lists_every_pair_and_a_summary():
     rows = [
         PingResult("vm1", "vm2", "172.16.0.2", 3, 3, 0.1, 0.2, 0.3, first_rtt_ms=5.5),
-        PingResult("vm2", "vm1", "172.16.0.1", 3, 0, None, None, None),
+        PingResult("vm2", "vm1", "172.16.0.1", 3, 0, None, None, None, setup="none"),
     ]
     table = render_table(rows)
-    assert "vm1 -> vm2 (172.16.0.2)  5.50" in table and "100%" in table
-    assert table.splitlines()[-1] == "1/2 pairs answered; 1 pair did not answer"
+    assert "vm1 -> vm2 (172.16.0.2)  5.50" in table and "set-up failed: never answered" in table
+    assert table.splitlines()[-1] == "1/2 pairs answered; failed: set-up (1 pair never answered)"
 
 
-def pair(received: int, sent: int = 3, error: str | None = None) -> PingResult:
+def pair(received: int, sent: int = 3, error: str | None = None, setup: str = "answered") -> PingResult:
     rtt = (0.1, 0.2, 0.3) if received else (None, None, None)
-    return PingResult("vm1", "vm2", "172.16.0.2", sent, received, *rtt, error=error)
+    return PingResult("vm1", "vm2", "172.16.0.2", sent, received, *rtt, error=error, setup=setup)
 
 
 def test_summary_when_every_pair_answered_every_ping_is_short():
     assert summary([pair(3), pair(3)]) == "2/2 pairs answered, no packet lost"
 
 
-def test_summary_counts_pairs_that_lost_some_packets_apart_from_pairs_that_never_answered():
+def test_summary_says_which_part_failed_set_up_or_measurement():
     assert (
-        summary([pair(3), pair(3), pair(2), pair(0)])
-        == "3/4 pairs answered; 1 pair lost packets, 1 pair did not answer"
+        summary([pair(3), pair(3), pair(2), pair(0, setup="none")])
+        == "3/4 pairs answered; failed: set-up (1 pair never answered), measurement (1 pair lost packets)"
     )
-    assert summary([pair(3), pair(1), pair(2)]) == "3/3 pairs answered; 2 pairs lost packets"
+    assert (
+        summary([pair(3), pair(1), pair(2)])
+        == "3/3 pairs answered; failed: measurement (2 pairs lost packets)"
+    )
+    assert summary([pair(3, setup="late"), pair(2, setup="late"), pair(0, setup="none")]) == (
+        "2/3 pairs answered; failed: set-up (2 pairs slow: answered only after their set-up time, "
+        "1 pair never answered)"
+    )
 
 
 def test_summary_when_nothing_answers_says_so_and_not_that_nothing_was_lost():
-    silent = [pair(0), pair(0, error="no answer"), pair(0, sent=0, error="fping: can't create socket")]
-    assert summary(silent) == "0/3 pairs answered; 3 pairs did not answer"
+    silent = [pair(0, setup="none"), pair(0, error="fping: can't create socket", setup="none")]
+    assert summary(silent) == "0/2 pairs answered; failed: set-up (2 pairs never answered)"
 
 
-def star(n: int, vms_per_host: int = 1):
-    return parse_inventory(n_hosts(n, name="demo", vms_per_host=vms_per_host))
+def test_a_controller_that_failed_during_the_pings_fails_the_run_whatever_the_pairs_say():
+    problem = "controller os-ken is not running"
+    assert summary([pair(3)], [problem]) == f"1/1 pairs answered; failed: the controller ({problem})"
+    report = to_json("demo", [pair(3)], controller=[problem])
+    assert report["ok"] is False and report["controller_problems"] == [problem]
+    assert to_json("demo", [pair(3)])["ok"] is True and "controller_problems" not in to_json(
+        "demo", [pair(3)]
+    )
 
 
-def test_the_first_wave_gives_every_vm_as_many_set_ups_and_covers_each_pair_once():
-    for n in (2, 5, 32):
-        vms = list(star(n).vms)
-        ahead = in_first_half(vms)
-        firsts = [(a.name, b.name) for a in vms for b in vms if a is not b and ahead(a, b)]
-        # each unordered pair once in the first wave, the reverse in the second
-        assert len(firsts) == n * (n - 1) // 2 and len(set(map(frozenset, firsts))) == len(firsts)
-        per_vm = [sum(1 for a, _ in firsts if a == vm.name) for vm in vms]
-        assert max(per_vm) - min(per_vm) <= 1
+def star(n: int):
+    return parse_inventory(n_hosts(n, name="demo"))
 
 
-def test_the_first_wave_is_paced_by_how_many_switches_each_flood_reaches():
-    # Worked by hand, with the controller taking about 4000 packet-ins a second: in each
-    # spacing every VM sends one probe, whose ARP request reaches every switch (one
-    # packet-in each).
-    # 2 hosts, 2 VMs: 2 x 2 = 4 packet-ins, 1 ms: below fping's own 10 ms spacing.
-    assert first_wave_spacing_ms(star(2)) == 10
-    # 32 hosts, one VM each: 32 x 32 = 1024 packet-ins, 1024 / 4000 s = 256 ms.
-    assert first_wave_spacing_ms(star(32)) == 256
-    # 8 hosts, 4 VMs each: 32 VMs again, but each flood reaches 8 switches: 256 / 4000 s = 64 ms.
-    assert first_wave_spacing_ms(star(8, vms_per_host=4)) == 64
+class FakeVmTransport:
+    """A VM reached by a command (a real host over SSH): fping there answers from every
+    target but `silent` ones, once each. Remembers every argv it ran."""
+
+    def __init__(self, vm, runs: list, silent: set):
+        self.vm, self.runs, self.silent = vm, runs, silent
+
+    def netns_path(self):
+        return None
+
+    def run(self, argv, check=True, timeout=60):
+        self.runs.append((self.vm.name, list(argv)))
+        targets = [a for a in argv if a.startswith("172.16.")]
+        lost = [t for t in targets if (self.vm.name, t) in self.silent]
+        self.silent -= {(self.vm.name, t) for t in lost}
+        lines = [f"{t} : {'-' if t in lost else '1.25'}" for t in targets]
+        return Completed(tuple(argv), 1 if lost else 0, "", "\n".join(lines))
+
+
+def test_vms_reached_by_command_are_pinged_by_fping_one_process_per_source_and_batch():
+    lab = star(3)
+    runs: list = []
+    silent = {("vm1", "172.16.0.3")}  # its set-up probe is lost once, then it answers
+    results = ping_all(lab, lambda vm: FakeVmTransport(vm, runs, silent), count=2, period_ms=10)
+    assert all(r.ok and r.rtt_avg_ms == 1.25 for r in results) and len(results) == 6
+    for _, argv in runs:
+        targets = [a for a in argv if a.startswith("172.16.")]
+        assert argv[:3] == ["fping", "-q", "-C"] and len(targets) == len(set(targets))
 
 
 # --- the full-size probe -------------------------------------------------------------------
@@ -124,7 +158,8 @@ def test_small_pings_answered_and_the_full_size_probe_lost_is_a_black_hole_not_l
         "MTU black hole to 172.16.0.2 (1500-byte packets dropped, with Don't Fragment; small pings pass)"
     )
     assert summary([hole, probed(full=True)]) == (
-        "2/2 pairs answered; 1 pair is an MTU black hole (1500-byte packets dropped, small pings pass)"
+        "2/2 pairs answered; failed: MTU (1 pair is an MTU black hole: 1500-byte packets dropped, "
+        "small pings pass)"
     )
     assert (
         to_json("demo", [hole])["pairs"][0].items()
@@ -134,6 +169,7 @@ def test_small_pings_answered_and_the_full_size_probe_lost_is_a_black_hole_not_l
             "mtu_black_hole": True,
             "loss_pct": 0.0,
             "ok": False,
+            "failed": "MTU",
         }.items()
     )
     assert to_json("demo", [hole])["ok"] is False
@@ -143,7 +179,7 @@ def test_a_pair_that_loses_small_pings_too_is_loss_whatever_the_full_size_probe_
     lossy = probed(full=False, received=2)
     assert not lossy.mtu_black_hole and not lossy.ok
     assert failure(lossy) == "33.3% loss to 172.16.0.2"
-    assert summary([lossy, lossy]) == "2/2 pairs answered; 2 pairs lost packets"
+    assert summary([lossy, lossy]) == "2/2 pairs answered; failed: measurement (2 pairs lost packets)"
 
 
 def test_the_table_has_a_column_for_the_full_size_probe():
@@ -154,7 +190,7 @@ def test_the_table_has_a_column_for_the_full_size_probe():
     assert ok[at:].startswith("1462 ok ") and hole[at:].startswith("1500 BLACK HOLE ")
     assert unsent[at:].startswith("- ")  # not sent (a result from before the probe existed)
     assert table.splitlines()[-1].endswith(
-        "1 pair is an MTU black hole (1500-byte packets dropped, small pings pass)"
+        "failed: MTU (1 pair is an MTU black hole: 1500-byte packets dropped, small pings pass)"
     )
 
 
@@ -176,6 +212,9 @@ class FakeVm:
     def __init__(self, carries: int, lose_once: set[str] = frozenset(), fail_full_size: bool = False):
         self.carries, self.lose_once, self.fail_full_size = carries, set(lose_once), fail_full_size
         self.calls: list[list[str]] = []
+
+    def netns_path(self):
+        return None  # reached by a command: verify runs fping there
 
     def run(self, argv, check=False, timeout=None):
         argv = list(argv)
@@ -203,10 +242,10 @@ def test_verify_sends_one_full_size_probe_per_pair_with_dont_fragment():
     vm = FakeVm(carries=1462)
     results = run_verify(LAB, vm)
     assert all(r.ok and r.mtu_probe_ok and r.mtu_probe_bytes == 1462 for r in results)
-    full = [argv for argv in vm.calls if "-b" in argv]
+    full = sorted(argv for argv in vm.calls if "-b" in argv)  # one fping per source VM, side by side
     assert full == [
-        ["fping", "-q", "-C", "1", "-p", "1000", "-t", "1", "-i", "10", "-b", "1434", "-M", "172.16.0.2"],
         ["fping", "-q", "-C", "1", "-p", "1000", "-t", "1", "-i", "10", "-b", "1434", "-M", "172.16.0.1"],
+        ["fping", "-q", "-C", "1", "-p", "1000", "-t", "1", "-i", "10", "-b", "1434", "-M", "172.16.0.2"],
     ]
 
 
@@ -224,10 +263,105 @@ def test_one_full_size_probe_lost_once_is_sent_again_and_not_taken_for_a_black_h
     vm = FakeVm(carries=1462, lose_once={"172.16.0.2"})
     results = run_verify(LAB, vm)
     assert all(r.ok and r.mtu_probe_ok for r in results)
-    assert [argv[-1] for argv in vm.calls if "-b" in argv] == ["172.16.0.2", "172.16.0.1", "172.16.0.2"]
+    assert sorted(argv[-1] for argv in vm.calls if "-b" in argv) == ["172.16.0.1", "172.16.0.2", "172.16.0.2"]
 
 
 def test_fping_failing_on_the_full_size_probe_is_an_error_not_a_black_hole():
     results = run_verify(LAB, FakeVm(carries=1462, fail_full_size=True))
     assert all(not r.ok and not r.mtu_black_hole for r in results)
     assert results[0].error == "full-size probe: fping: can't set don't fragment"
+
+
+# --- which part failed, and pairs from a VM with no way in -----------------------------------
+
+
+def test_the_summary_names_every_part_that_failed_in_one_line():
+    results = [
+        pair(0, setup="none"),
+        pair(2),
+        probed(full=False, size=1500),
+        probed(full=True),
+    ]
+    line = summary(results, ["a bridge lost the controller: host2"])
+    assert line == (
+        "3/4 pairs answered; failed: the controller (a bridge lost the controller: host2), "
+        "set-up (1 pair never answered), measurement (1 pair lost packets), "
+        "MTU (1 pair is an MTU black hole: 1500-byte packets dropped, small pings pass)"
+    )
+    assert [r.failed_in for r in results] == ["set-up", "measurement", "MTU", None]
+
+
+def test_a_slow_set_up_is_not_called_a_black_hole_whatever_its_full_size_probe_did():
+    late = PingResult(
+        "vm1",
+        "vm2",
+        "172.16.0.2",
+        3,
+        3,
+        0.1,
+        0.2,
+        0.3,
+        setup="late",
+        mtu_probe_bytes=1462,
+        mtu_probe_ok=False,
+    )
+    assert (late.failed_in, late.mtu_black_hole) == ("set-up", False)
+
+
+class NoWayIn:
+    """A VM labctl cannot enter: asking for its transport is a bug (a remote driver raises)."""
+
+    def netns_path(self):
+        raise AssertionError("verify asked for the transport of a VM with no way in")
+
+
+def test_pairs_from_a_vm_with_no_way_in_are_not_run_and_the_other_way_round_still_is():
+    lab = star(3)
+    runs: list = []
+    results = ping_all(
+        lab,
+        lambda vm: NoWayIn() if vm.name == "vm1" else FakeVmTransport(vm, runs, set()),
+        count=2,
+        period_ms=10,
+        way_in=lambda vm: "real guest, no way in yet" if vm.name == "vm1" else None,
+    )
+    by_pair = {(r.src, r.dst): r for r in results}
+    assert len(results) == 6 and passed(results)
+    assert all(by_pair[("vm1", dst)].unverifiable == "real guest, no way in yet" for dst in ("vm2", "vm3"))
+    assert all(
+        by_pair[(src, "vm1")].ok and by_pair[(src, "vm1")].setup == "answered" for src in ("vm2", "vm3")
+    )
+    assert {src for src, _ in runs} == {"vm2", "vm3"}
+
+
+class FakeSockets:
+    """The socket side of a mixed lab: VMs `names` are namespaces here; every probe answers."""
+
+    def __init__(self, names):
+        self.pinger = type("Pinger", (), {"sockets": dict.fromkeys(names)})()
+        self.sent, self.waits = [], []
+
+    def send(self, probe):
+        self.sent.append(probe)
+
+    def replies(self, wait_s):
+        self.waits.append(wait_s)
+        answers, self.sent = [(p.id, 0.5) for p in self.sent], []
+        return answers
+
+
+def test_a_mixed_lab_pings_from_sockets_in_namespace_vms_and_with_fping_in_the_others():
+    from labctl.sweep import Probe, Purpose
+    from labctl.verify import FpingProber, MixedProber
+
+    lab = star(3)
+    runs: list = []
+    fping = FpingProber({vm.name: vm for vm in lab.vms}, lambda vm: FakeVmTransport(vm, runs, set()), 1434)
+    sockets = FakeSockets({"vm1", "vm2"})
+    mixed = MixedProber(sockets, fping)  # type: ignore[arg-type]
+    probes = [Probe(1, "vm1", "vm3", Purpose.SETUP, 2.0), Probe(2, "vm3", "vm1", Purpose.FULL_SIZE, 2.0)]
+    for probe in probes:
+        mixed.send(probe)
+    assert sorted(mixed.replies(0.2)) == [(1, 0.5), (2, 1.25)]
+    assert [vm for vm, _ in runs] == ["vm3"] and runs[0][1][-3:] == ["1434", "-M", "172.16.0.1"]
+    assert sockets.waits == [0.0]  # fping ran meanwhile: the sockets' replies are not waited for again
