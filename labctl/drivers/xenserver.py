@@ -168,7 +168,10 @@ class XenServerDriver(RealHostDriver):
         self._domids: dict[str, int] = {}
 
     def address_managed(self, vm: VM) -> bool:
-        return self.host.options["seed"] != "none"
+        return self.seeds
+
+    def way_in(self, vm: VM) -> str | None:
+        return super().way_in(vm) if self.seeds else f"{seed.NOT_MANAGED}: labctl has no way in"
 
     @property
     def seeds(self) -> bool:

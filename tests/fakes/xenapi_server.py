@@ -35,8 +35,7 @@ It keeps the rules of xapi (xapi-project/xen-api) that labctl relies on:
   ["in constructor"]), a device number the VM's drives use is DEVICE_ALREADY_EXISTS;
   drives attach when the VM starts (currently_attached) and detach when it stops;
   VBD.destroy of an attached one is OPERATION_NOT_ALLOWED, VDI.destroy of a VDI with
-  an attached drive VDI_IN_USE. VM.start refuses a VM whose non-empty drive's VDI is
-  gone (HANDLE_INVALID).
+  an attached drive VDI_IN_USE; otherwise the VDI's drives go with it.
 - HTTP PUT /import_raw_vdi (import_raw_vdi.ml): the session ref as query session_id
   (else 401), `vdi` a VDI ref or uuid (else 500), `format` raw (the default) or vhd
   (else 404), no Transfer-Encoding (403). Like xapi it answers 200 with the task-id
@@ -404,12 +403,8 @@ class FakeXenAPI:
             raise XapiFailure("VM_IS_TEMPLATE", vm)
         if obj["power_state"] != "Halted":
             raise XapiFailure("VM_BAD_POWER_STATE", vm, "halted", obj["power_state"].lower())
-        drives = [self.objects["VBD"][v] for v in obj["VBDs"]]
-        for drive in drives:
-            if not drive["empty"]:
-                self._get("VDI", drive["VDI"])
-        for drive in drives:
-            drive["currently_attached"] = True
+        for vbd in obj["VBDs"]:
+            self.objects["VBD"][vbd]["currently_attached"] = True
         where = self.objects["host"][host]
         obj["power_state"], obj["resident_on"], obj["domid"] = "Running", host, where["domids"]
         where["domids"] += 1
