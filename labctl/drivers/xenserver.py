@@ -258,7 +258,8 @@ class XenServerDriver(RealHostDriver):
             api = self.api()
             return True, f"this host is {self._host_label(api, self.this_host(api))} in its pool"
 
-        return [("XenAPI login", login), ("XenAPI host", in_pool)]
+        checks = [("XenAPI login", login), ("XenAPI host", in_pool)]
+        return [*checks, ("NoCloud seeds", seed.doctor_check)] if self.seeds else checks
 
     def finish(self) -> None:
         api, lab = self.api(), self.session.lab
