@@ -11,6 +11,7 @@ import http.client
 import os
 import subprocess
 import sys
+from types import SimpleNamespace
 
 import pytest
 import XenAPI
@@ -311,7 +312,7 @@ def test_the_fake_refuses_the_drives_and_vdis_xapi_refuses(xapi):
         with pytest.raises(XenAPI.Failure) as refused:
             api.VBD.create({**drive, **change})
         assert refused.value.details == error, change
-    api.VBD.create({**drive, "VDI": "OpaqueRef:NULL", "empty": True})  # an empty CD drive is fine
+    api.VBD.create({**drive, "VDI": "OpaqueRef:NULL", "empty": True, "userdevice": "5"})  # an empty CD
     cd = api.VBD.create(drive)
     api.VM.provision(vm)
     api.VM.start(vm, False, False)
@@ -323,7 +324,7 @@ def test_the_fake_refuses_the_drives_and_vdis_xapi_refuses(xapi):
     assert refused.value.details == ["VDI_IN_USE", vdi, "destroy"]
     api.VM.hard_shutdown(vm)
     api.VDI.destroy(vdi)  # the drive goes with its VDI
-    assert cd not in xapi.objects["VBD"] and len(api.VM.get_VBDs(vm)) == 3
+    assert cd not in xapi.objects["VBD"] and len(api.VM.get_VBDs(vm)) == 3  # disk, drives 3 and 5
     session.xenapi.session.logout()
 
 
@@ -647,7 +648,10 @@ def test_status_says_whether_the_address_is_managed_and_down_leaves_no_seed(
         host, lab = driver.host, driver.session.lab
         builder = HostBuilder(lab, {host.name: driver}, driver.session.report)
         builder.build(host)
-        status = LabStatus(lab, driver.session.state, {host.name: driver}, builder, controller=None)
+        someone_elses = SimpleNamespace(
+            kind=SimpleNamespace(managed=False)
+        )  # a controller labctl does not run
+        status = LabStatus(lab, driver.session.state, {host.name: driver}, builder, someone_elses)
         entry, _ = status._host(host, None, Hides.NOTHING)
         controller = {"kind": "none", "target": "-", "apps": [], "running": None}
         text = render_text(
