@@ -2,7 +2,7 @@
 address when it has a way in, the lab's key and the guest's own host key (guest_keys.py,
 kept in the lab's state). nocloud.py writes the files and the ISO.
 
-`seed:` of a kvm host says whether its guests get one: `nocloud` (default) or `none`,
+`seed:` of a kvm, xen or xenserver host says whether its guests get one: `nocloud` (default) or `none`,
 for an image with no cloud-init (labctl then does not manage the guest's address and
 has no way into it: `status` says "address not managed", `verify` reports the guest's
 pairs as not verifiable).

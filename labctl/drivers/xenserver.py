@@ -20,6 +20,15 @@ host. What real pools do that labctl must follow (docs/drivers.md):
 - Logging in to a member answers HOST_IS_SLAVE with the master's address: the
   session follows it (xenapi_session.py, which also does TLS and the errors).
 
+- Each VM gets its NoCloud seed (seed.py: its address, the lab's MTU and SSH key) as a
+  read-only CD, unless `seed: none`: a VDI of the ISO's size on the SR `seed_sr:` names
+  (else the pool's default SR), other_config `labctl-seed` naming it; the ISO goes up
+  with HTTP PUT /import_raw_vdi (xapi's handler: session_id, vdi, format=raw, task_id),
+  whose outcome is the task's, since xapi answers 200 before it reads the body; then a
+  CD VBD, mode RO, not bootable, on the first free device from 3, attached when the VM
+  starts. `down` stops the VM and removes the VBD and the VDI (VBD.destroy refuses one
+  attached to a running VM).
+
 Journal records carry the XenAPI URL, user, password file and TLS settings (never
 the password) and the name labels labctl gave, so `down` removes exactly the VMs
 (with their VIFs and disks) and the network it created.
@@ -29,12 +38,13 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from urllib.parse import urlsplit
 
 from pydantic import Field
 
 from labctl import secrets
-from labctl.drivers import guests
+from labctl.drivers import guests, seed
 from labctl.drivers.base import DoctorCheck, LabSession, PlannedStep, Problem
 from labctl.drivers.remote import LOCAL_ADDRESSES, RealHostDriver
 from labctl.drivers.xenapi_session import XapiError, XenApi, XenApiTarget
@@ -51,6 +61,10 @@ RESERVED_BRIDGE_PREFIXES = ("xen", "xapi", "vif", "tap", "eth")
 # What ovs-xapi-sync sets on the bridge of a xapi network, from the network's
 # other_config: the lab bridge's own settings (plan.py), so it leaves them alone.
 XAPI_SYNC_CONFIG = {"vswitch-controller-fail-mode": DEFAULT_FAIL_MODE, "vswitch-disable-in-band": "true"}
+SEED_MARK = "labctl-seed"  # in a seed VDI's other_config: the VDI's name label, so down knows it is labctl's
+SEED_FIRST_DEVICE = 3  # CD drives sit at userdevice 3 on XenServer; the seed takes the first free from there
+IMPORT_RAW_VDI = "/import_raw_vdi"
+TASK_WAIT_S = 300.0  # an import of a few hundred kB; a task still pending after this is stuck
 
 
 def _label(lab: str, name: str) -> str:
@@ -65,6 +79,45 @@ def network_record(lab: str, label: str, bridge: str, mtu: int) -> dict:
         "MTU": str(mtu),
         "other_config": dict(XAPI_SYNC_CONFIG),
         "bridge": bridge,
+    }
+
+
+def seed_label(lab: str, vm: str) -> str:
+    return f"lc-{lab}-{vm}-seed"
+
+
+def seed_vdi_record(lab: str, vm: str, sr: str, size: int | str) -> dict:
+    """The seed's VDI: exactly the ISO's size, marked as labctl's for `down`."""
+    label = seed_label(lab, vm)
+    return {
+        "name_label": label,
+        "name_description": f"labctl lab {lab}: NoCloud seed of {vm}",
+        "SR": sr,
+        "virtual_size": str(size),  # XML-RPC has no 64-bit int: xapi takes int64 fields as strings
+        "type": "user",
+        "sharable": False,
+        "read_only": False,
+        "other_config": {SEED_MARK: label},
+        "xenstore_data": {},
+        "sm_config": {},
+        "tags": [],
+    }
+
+
+def seed_vbd_record(vm_ref: str, vdi: str, userdevice: str) -> dict:
+    """The seed's drive: a read-only CD (xapi refuses a read-write one), not bootable."""
+    return {
+        "VM": vm_ref,
+        "VDI": vdi,
+        "userdevice": userdevice,
+        "bootable": False,
+        "mode": "RO",
+        "type": "CD",
+        "unpluggable": True,
+        "empty": False,
+        "other_config": {},
+        "qos_algorithm_type": "",
+        "qos_algorithm_params": {},
     }
 
 
@@ -93,6 +146,10 @@ class XenServerDriver(RealHostDriver):
         # the CA (or the host's own self-signed certificate) that XenAPI's TLS certificate is checked against
         "tls_ca_file": HostField(str | None, Field(default=None, pattern=PATH_PATTERN)),
         "tls_verify": HostField(bool, Field(default=True)),  # false: no certificate check (logged)
+        # each guest's NoCloud seed as a CD (address, MTU, the lab's key); none: an image without cloud-init
+        "seed": seed.FIELD,
+        # the name label of the SR the seeds' VDIs go on; default: the pool's default SR
+        "seed_sr": HostField(str | None, Field(default=None, pattern=r"^[^\x00-\x1f]{1,255}$")),
     }
 
     def __init__(self, session: LabSession, host: Host):
@@ -109,6 +166,16 @@ class XenServerDriver(RealHostDriver):
         self._here: str | None = None  # this host's ref in the pool
         self._lock = threading.Lock()
         self._domids: dict[str, int] = {}
+
+    def address_managed(self, vm: VM) -> bool:
+        return self.seeds
+
+    def way_in(self, vm: VM) -> str | None:
+        return super().way_in(vm) if self.seeds else f"{seed.NOT_MANAGED}: labctl has no way in"
+
+    @property
+    def seeds(self) -> bool:
+        return self.host.options["seed"] != "none"
 
     @classmethod
     def inventory_problems(cls, name, host, simulate: bool) -> list[Problem]:
@@ -191,7 +258,8 @@ class XenServerDriver(RealHostDriver):
             api = self.api()
             return True, f"this host is {self._host_label(api, self.this_host(api))} in its pool"
 
-        return [("XenAPI login", login), ("XenAPI host", in_pool)]
+        checks = [("XenAPI login", login), ("XenAPI host", in_pool)]
+        return [*checks, ("NoCloud seeds", seed.doctor_check)] if self.seeds else checks
 
     def finish(self) -> None:
         api, lab = self.api(), self.session.lab
@@ -261,6 +329,8 @@ class XenServerDriver(RealHostDriver):
             self.session.report.changed(self.host.name, f"VM {vm.name} from template {self.template}")
         if api.call(f"read {vm.name}'s power state", "VM.get_power_state", ref) != "Running":
             self._ensure_nic(api, vm, ref, network)
+            if self.seeds:
+                self._ensure_seed(api, vm, ref)
             api.call(f"start VM {vm.name} on {self.host.name}", "VM.start_on", ref, here, False, False)
             self.session.report.changed(self.host.name, f"started VM {vm.name}")
         resident = api.call(f"read where {vm.name} runs", "VM.get_resident_on", ref)
@@ -292,6 +362,82 @@ class XenServerDriver(RealHostDriver):
             api.call(
                 f"add a VIF to {vm.name}", "VIF.create", vif_record(vm, ref, network, self.session.lab.mtu)
             )
+
+    # --- the NoCloud seed: a VDI uploaded with import_raw_vdi, a read-only CD VBD ---
+    def seed_sr(self, api: XenApi) -> str:
+        """The SR `seed_sr:` names, else the pool's default SR."""
+        name = self.host.options["seed_sr"]
+        if name:
+            found = api.call(f"find SR {name}", "SR.get_by_name_label", name)
+            if not found:
+                raise InputError(f"host {self.host.name}: no SR named {name!r} (seed_sr:)")
+            return found[0]
+        [pool] = api.call("find the pool", "pool.get_all")
+        sr = api.call("read the pool's default SR", "pool.get_default_SR", pool)
+        if sr == "OpaqueRef:NULL":
+            raise ProvisionError(
+                self.host.name,
+                "choose an SR for the seeds",
+                "the pool has no default SR: name the SR for the guests' seeds with seed_sr:",
+            )
+        return sr
+
+    def _ensure_seed(self, api: XenApi, vm: VM, ref: str) -> None:
+        """The halted VM has its seed on a CD: kept when it is there, else made again (an
+        up killed half way leaves a VDI without its VBD, or without its data)."""
+        label = seed_label(self.session.lab.name, vm.name)
+        for vdi in _seed_vdis(api, label):
+            vbds = api.call(f"list the drives of {label}", "VDI.get_VBDs", vdi)
+            if any(api.call("read a drive's VM", "VBD.get_VM", vbd) == ref for vbd in vbds):
+                return
+            _destroy_seed_vdi(api, vdi, label)
+        self.record(
+            "xenserver-seed", name_label=label, vm=_label(self.session.lab.name, vm.name), **self._where()
+        )
+        image = seed.build(self.session, vm, _label(self.session.lab.name, vm.name), None)
+        record = seed_vdi_record(self.session.lab.name, vm.name, self.seed_sr(api), len(image))
+        vdi = api.call(f"create the seed VDI of {vm.name}", "VDI.create", record)
+        self._upload(api, vdi, image, f"upload the seed of {vm.name}")
+        api.call(
+            f"attach the seed of {vm.name} as a CD",
+            "VBD.create",
+            seed_vbd_record(ref, vdi, self._free_device(api, vm, ref)),
+        )
+        self.session.report.changed(self.host.name, f"NoCloud seed of VM {vm.name} (VDI {label}, CD)")
+
+    def _free_device(self, api: XenApi, vm: VM, ref: str) -> str:
+        used = {
+            api.call(f"read a drive of {vm.name}", "VBD.get_userdevice", vbd)
+            for vbd in api.call(f"list {vm.name}'s drives", "VM.get_VBDs", ref)
+        }
+        device = SEED_FIRST_DEVICE
+        while str(device) in used:
+            device += 1
+        return str(device)
+
+    def _upload(self, api: XenApi, vdi: str, data: bytes, step: str) -> None:
+        """PUT the raw bytes to import_raw_vdi and wait for its task, which says whether they
+        were written (the HTTP answer does not)."""
+        task = api.call(step, "task.create", f"labctl: {step}", "")
+        try:
+            api.put(step, IMPORT_RAW_VDI, {"vdi": vdi, "format": "raw", "task_id": task}, data)
+            deadline = time.monotonic() + TASK_WAIT_S
+            while (status := api.call(step, "task.get_status", task)) == "pending":
+                if time.monotonic() > deadline:
+                    raise ProvisionError(
+                        self.host.name, step, f"the import task is still pending after {TASK_WAIT_S:.0f} s"
+                    )
+                time.sleep(0.2)
+            if status != "success":
+                error = api.call(step, "task.get_error_info", task)
+                raise ProvisionError(
+                    self.host.name, step, f"the import task {status}: {' '.join(map(str, error))}"
+                )
+        finally:
+            try:
+                api.call(step, "task.destroy", task)
+            except ProvisionError:
+                pass  # xapi removes finished tasks on its own
 
     # --- plan: what prepare() and finish() do, described ---
     def planned_host_steps(self) -> list[PlannedStep]:
@@ -343,8 +489,38 @@ class XenServerDriver(RealHostDriver):
                 api="XenAPI VIF.create(VIF record)",
                 files=(("VIF record", json.dumps(record, indent=2)),),
             ),
+            *self.planned_seed_steps(vm, label),
             PlannedStep(
                 f"start {label} on this host", api="XenAPI VM.start_on(this host, paused=False, force=False)"
+            ),
+        ]
+
+    def planned_seed_steps(self, vm: VM, label: str) -> list[PlannedStep]:
+        if not self.seeds:
+            return []
+        lab = self.session.lab
+        sr = self.host.options["seed_sr"]
+        where = f"SR {sr!r}" if sr else "the pool's default SR"
+        vdi = seed_vdi_record(lab.name, vm.name, f"<{where}>", "<the ISO's size>")
+        vbd = seed_vbd_record(
+            f"<VM {label}>", f"<VDI {vdi['name_label']}>", f"<first free from {SEED_FIRST_DEVICE}>"
+        )
+        return [
+            PlannedStep(
+                f"NoCloud seed of {vm.name} ({vm.ip}, MTU {lab.mtu}, the lab's SSH key): "
+                f"VDI {vdi['name_label']} of the ISO's size on {where}",
+                api="XenAPI VDI.create(VDI record)",
+                files=(("VDI record", json.dumps(vdi, indent=2)),),
+            ),
+            PlannedStep(
+                f"upload the ISO into {vdi['name_label']}, then wait for its task",
+                api=f"XenAPI task.create; HTTP PUT {IMPORT_RAW_VDI}?session_id=…&vdi=<VDI>&format=raw"
+                "&task_id=<task>",
+            ),
+            PlannedStep(
+                f"read-only CD drive of {label} holding the seed, attached when it starts",
+                api="XenAPI VBD.create(VBD record)",
+                files=(("VBD record", json.dumps(vbd, indent=2)),),
             ),
         ]
 
@@ -366,12 +542,15 @@ class XenServerDriver(RealHostDriver):
     # --- down ---
     @classmethod
     def undo(cls, record: dict, state: LabState) -> None:
-        if record["kind"] not in ("xenserver-vm", "xenserver-network"):
+        if record["kind"] not in ("xenserver-vm", "xenserver-network", "xenserver-seed"):
             return super().undo(record, state)  # a bridge labctl added in dom0
         api = XenApi(record["host"], XenApiTarget.from_record(record))
         try:
             label = record["name_label"]
-            if record["kind"] == "xenserver-vm":
+            if record["kind"] == "xenserver-seed":
+                for vdi in _seed_vdis(api, label):
+                    _destroy_seed_vdi(api, vdi, label)
+            elif record["kind"] == "xenserver-vm":
                 for ref in api.call(f"find VM {label}", "VM.get_by_name_label", label):
                     _destroy_vm(api, ref, label)
             else:
@@ -379,6 +558,27 @@ class XenServerDriver(RealHostDriver):
                     api.call(f"remove network {label}", "network.destroy", ref)
         finally:
             api.logout()
+
+
+def _seed_vdis(api: XenApi, label: str) -> list[str]:
+    """The seed VDIs of this label that labctl made (a VDI of the same name without the mark stays)."""
+    return [
+        vdi
+        for vdi in api.call(f"find VDI {label}", "VDI.get_by_name_label", label)
+        if api.call(f"read {label}'s other_config", "VDI.get_other_config", vdi).get(SEED_MARK) == label
+    ]
+
+
+def _destroy_seed_vdi(api: XenApi, vdi: str, label: str) -> None:
+    """Remove the seed's drives, then the VDI. A drive attached to a running VM cannot go
+    (xapi: OPERATION_NOT_ALLOWED): that VM is labctl's, which down removes next; it stops."""
+    for vbd in api.call(f"list the drives of {label}", "VDI.get_VBDs", vdi):
+        if api.call("read whether a drive is attached", "VBD.get_currently_attached", vbd):
+            vm = api.call("read a drive's VM", "VBD.get_VM", vbd)
+            if api.call(f"read the power state of {label}'s VM", "VM.get_power_state", vm) != "Halted":
+                api.call(f"stop the VM of {label}", "VM.hard_shutdown", vm)
+        api.call(f"remove the CD drive of {label}", "VBD.destroy", vbd)
+    api.call(f"remove VDI {label}", "VDI.destroy", vdi)
 
 
 def _destroy_vm(api: XenApi, ref: str, label: str) -> None:

@@ -1,26 +1,33 @@
 """The xenserver driver on the real XenAPI SDK, against a local pool of two hosts that
 speaks the XenAPI wire protocol and keeps xapi's rules (tests/fakes/xenapi_server.py):
 bridge names, VIF device numbers, placement in a pool and HOST_IS_SLAVE, HTTPS with a
-self-signed certificate, and what ovs-xapi-sync does to the bridge of a xapi network
+self-signed certificate, the guests' NoCloud seeds (a VDI uploaded with import_raw_vdi on
+a read-only CD drive), and what ovs-xapi-sync does to the bridge of a xapi network
 (against a real dom0 Open vSwitch: ovsdb-server and ovs-vswitchd in a namespace)."""
 
 from __future__ import annotations
 
+import http.client
 import os
 import subprocess
 import sys
+from types import SimpleNamespace
 
 import pytest
 import XenAPI
+import yaml
 
 from labctl.build import HostBuilder
-from labctl.drivers import DRIVERS, LabSession
+from labctl.drivers import DRIVERS, LabSession, xenserver
 from labctl.drivers.xenserver import XenServerDriver
-from labctl.errors import InventoryError, ProvisionError
+from labctl.errors import InputError, InventoryError, ProvisionError
+from labctl.faults import Hides
 from labctl.inventory import parse_inventory
+from labctl.nocloud import read_iso
 from labctl.ovs import Ovs, pending
 from labctl.progress import Reporter
 from labctl.state import LabState
+from labctl.status import LabStatus, render_text
 from tests.conftest import unique_name
 from tests.fakes.xenapi_server import MASTER, MEMBER, FakeXenAPI
 from tests.ovs_namespace import OvsNamespace
@@ -92,7 +99,8 @@ def test_up_creates_network_vms_and_vifs_on_br0(driver, xapi):
     assert network[1]["MTU"] == "1462"  # 1500 - 38: what a GRE tunnel carries
     template = xapi.do_VM_get_by_name_label("Debian Template")[0]
     made = [c[0] for c in xapi.changes()]
-    per_vm = ["VM.clone", "VM.provision", "VIF.destroy", "VIF.create", "VM.start_on"]
+    seeded = ["VDI.create", "task.create", "task.destroy", "VBD.create"]  # the upload is HTTP, between
+    per_vm = ["VM.clone", "VM.provision", "VIF.destroy", "VIF.create", *seeded, "VM.start_on"]
     assert made == ["network.create"] + per_vm * 2
     clones = [c for c in xapi.changes() if c[0] == "VM.clone"]
     assert clones == [("VM.clone", template, "lc-xs-vm1"), ("VM.clone", template, "lc-xs-vm2")]
@@ -117,7 +125,7 @@ def test_up_twice_changes_nothing(driver, xapi):
 def test_journal_holds_where_not_the_password(driver):
     driver.finish()
     records = driver.session.state.records()
-    assert {r["kind"] for r in records} == {"xenserver-network", "xenserver-vm"}
+    assert {r["kind"] for r in records} == {"xenserver-network", "xenserver-vm", "xenserver-seed"}
     assert all(r["driver"] == "xenserver" and r["host"] == "xs1" for r in records)
     assert all((r["tls_ca_file"], r["tls_verify"]) == (None, True) for r in records)
     assert "s3cret" not in (driver.session.state.dir / "journal.jsonl").read_text()
@@ -132,8 +140,9 @@ def test_down_undoes_exactly_what_up_made(driver, xapi):
     xapi.calls.clear()
     down(driver.session.state)
     removed = [c[0] for c in xapi.changes()]
-    per_vm = ["VM.hard_shutdown", "VIF.destroy", "VDI.destroy", "VM.destroy"]
-    assert removed == per_vm * 2 + ["network.destroy"]  # newest first: VMs, then their network
+    # newest first: the seed (its drive is attached: the VM stops first), the VM, then the network
+    per_vm = ["VM.hard_shutdown", "VBD.destroy", "VDI.destroy", "VIF.destroy", "VDI.destroy", "VM.destroy"]
+    assert removed == per_vm * 2 + ["network.destroy"]
     left = {cls: set(objs) for cls, objs in xapi.objects.items()}
     assert left == {cls: refs | ({bystander} if cls == "VM" else set()) for cls, refs in before.items()}
     down(driver.session.state)  # down again: everything is gone already, nothing fails
@@ -146,6 +155,210 @@ def test_wrong_password_is_one_line(driver, monkeypatch):
     message = str(failed.value)
     assert message.startswith("xs1: log in to XenAPI at http://127.0.0.2:")
     assert "authentication failed for root" in message and "\n" not in message and "Tr0ub4dor" not in message
+
+
+# --- the NoCloud seed: a VDI by import_raw_vdi, on a read-only CD drive ------------------
+
+
+def seed_of(xapi: FakeXenAPI, vm: str) -> tuple[dict, list[dict]]:
+    """The seed VDI of a VM of lab xs, and its drives."""
+    [vdi] = xapi.do_VDI_get_by_name_label(f"lc-xs-{vm}-seed")
+    record = xapi.objects["VDI"][vdi]
+    return record, [xapi.objects["VBD"][v] for v in record["VBDs"]]
+
+
+def test_each_vm_boots_with_its_seed_on_a_read_only_cd(driver, xapi):
+    driver.finish()
+    lab = driver.session.lab
+    for vm in lab.vms:
+        vdi, [drive] = seed_of(xapi, vm.name)
+        [vm_ref] = xapi.do_VM_get_by_name_label(f"lc-xs-{vm.name}")
+        assert (vdi["SR"], vdi["type"], vdi["read_only"]) == (xapi.local_sr, "user", False)  # the default SR
+        assert vdi["other_config"] == {"labctl-seed": f"lc-xs-{vm.name}-seed"}
+        assert int(vdi["virtual_size"]) == len(vdi["data"])  # the VDI is exactly the ISO
+        label, files = read_iso(vdi["data"])
+        assert label == "cidata" and set(files) == {"meta-data", "user-data", "network-config"}
+        [nic] = yaml.safe_load(files["network-config"])["ethernets"].values()
+        assert nic == {
+            "match": {"macaddress": vm.mac},
+            "addresses": [str(vm.ip)],
+            "dhcp4": False,
+            "mtu": 1462,
+        }
+        assert f"instance-id: lc-xs-{vm.name}" in files["meta-data"]
+        assert (drive["VM"], drive["type"], drive["mode"], drive["bootable"], drive["empty"]) == (
+            vm_ref,
+            "CD",
+            "RO",
+            False,
+            False,
+        )
+        assert drive["currently_attached"]  # attached when the VM started
+        assert drive["userdevice"] == "4"  # 3 is the install media drive the template has
+    assert all(driver.address_managed(vm) for vm in lab.vms)
+
+
+def test_the_seed_goes_over_https_with_the_inventory_ca_and_matches_the_iso_bytes(
+    https_xapi, make_driver, certificate, monkeypatch
+):
+    built = {}
+    real_build = xenserver.seed.build
+
+    def keep(session, vm, name, mgmt):
+        built[vm.name] = real_build(session, vm, name, mgmt)
+        return built[vm.name]
+
+    monkeypatch.setattr(xenserver.seed, "build", keep)
+    driver = make_driver(https_xapi.url, extra=f"    tls_ca_file: {certificate[0]}\n")
+    driver.finish()
+    assert {vm: seed_of(https_xapi, vm)[0]["data"] for vm in built} == built
+    assert set(built) == {"vm1", "vm2"}
+
+
+def test_down_removes_the_seed_drive_and_vdi_also_after_up_was_killed(driver, xapi, monkeypatch):
+    def killed(*args):
+        raise KeyboardInterrupt  # up killed between VDI.create and its upload
+
+    monkeypatch.setattr(XenServerDriver, "_upload", killed)
+    with pytest.raises(KeyboardInterrupt):
+        driver.finish()
+    assert xapi.do_VDI_get_by_name_label("lc-xs-vm1-seed")  # the VDI, without its drive
+    monkeypatch.undo()
+    again = type(driver)(driver.session, driver.host)
+    again.finish()  # up again: the half-made seed is made again
+    vdi, [drive] = seed_of(xapi, "vm1")
+    assert read_iso(vdi["data"])[0] == "cidata" and drive["currently_attached"]
+    down(driver.session.state)
+    assert not any(r["name_label"].endswith("-seed") for r in xapi.objects["VDI"].values())
+    assert all(v["VM"] in xapi.objects["VM"] for v in xapi.objects["VBD"].values())
+    assert [v for v in xapi.objects["VBD"].values() if v["type"] == "CD"] == []  # the clones' too
+
+
+def test_seed_sr_names_the_sr_and_an_unknown_one_is_one_line(xapi, make_driver):
+    other = xapi.add("SR", name_label="Fast NFS", content_type="user", allowed_operations=["vdi_create"])
+    driver = make_driver(xapi.url, extra="    seed_sr: Fast NFS\n")
+    driver.finish()
+    assert seed_of(xapi, "vm1")[0]["SR"] == other
+    down(driver.session.state)
+    wrong = make_driver(xapi.url, extra="    seed_sr: Nowhere\n")
+    with pytest.raises(InputError, match=r"^host xs1: no SR named 'Nowhere' \(seed_sr:\)$"):
+        wrong.finish()
+
+
+def test_a_pool_without_a_default_sr_is_explained(driver, xapi):
+    [pool] = xapi.objects["pool"].values()
+    pool["default_SR"] = "OpaqueRef:NULL"
+    with pytest.raises(ProvisionError) as failed:
+        driver.finish()
+    assert "the pool has no default SR: name the SR for the guests' seeds with seed_sr:" in str(failed.value)
+
+
+def test_an_import_the_task_says_failed_is_one_line(driver, xapi, monkeypatch):
+    """xapi answers 200 before it reads the body: only the task tells a failed import."""
+    record = xenserver.seed_vdi_record
+    monkeypatch.setattr(
+        xenserver, "seed_vdi_record", lambda lab, vm, sr, size: record(lab, vm, sr, int(size) - 2048)
+    )
+    with pytest.raises(ProvisionError) as failed:
+        driver.finish()
+    message = str(failed.value)
+    assert message.startswith("xs1: upload the seed of vm1 failed: the import task failure: INTERNAL_ERROR")
+    assert "\n" not in message
+    assert xapi.objects["task"] == {}  # labctl removes its task
+
+
+def test_seed_none_makes_no_vdi_and_the_address_is_not_managed(xapi, make_driver):
+    driver = make_driver(xapi.url, extra="    seed: none\n")
+    driver.finish()
+    made = {c[0] for c in xapi.changes()}
+    assert not made & {"VDI.create", "VBD.create", "task.create"}
+    vm1 = driver.session.lab.vm("vm1")
+    assert not driver.address_managed(vm1)
+    assert driver.way_in(vm1) == "address not managed (seed: none): labctl has no way in"
+    assert "xenserver-seed" not in {r["kind"] for r in driver.session.state.records()}
+    assert not any("seed" in s.what for s in driver.planned_vm_steps(vm1))
+
+
+# --- what the fake keeps of xapi's storage rules --------------------------------------------
+
+
+def login(xapi: FakeXenAPI):
+    session = XenAPI.Session(xapi.url)
+    session.xenapi.login_with_password("root", "s3cret", "2.0", "test")
+    return session
+
+
+def test_the_fake_refuses_the_drives_and_vdis_xapi_refuses(xapi):
+    session = login(xapi)
+    api = session.xenapi
+    template = api.VM.get_by_name_label("Debian Template")[0]
+    vm = api.VM.clone(template, "t")
+    vdi_record = xenserver.seed_vdi_record("t", "t", xapi.local_sr, 2048)
+    for field in ("SR", "virtual_size", "other_config"):
+        with pytest.raises(XenAPI.Failure) as refused:
+            api.VDI.create({k: v for k, v in vdi_record.items() if k != field})
+        assert refused.value.details == ["FIELD_TYPE_ERROR", field]
+    with pytest.raises(XenAPI.Failure) as refused:
+        api.VDI.create({**vdi_record, "SR": xapi.iso_sr})
+    assert refused.value.details == ["SR_OPERATION_NOT_SUPPORTED", xapi.iso_sr]
+    vdi = api.VDI.create(vdi_record)
+    drive = xenserver.seed_vbd_record(vm, vdi, "4")
+    for change, error in (
+        ({"mode": "RW"}, ["VBD_CDS_MUST_BE_READONLY"]),
+        ({"type": "Disk", "empty": True}, ["VBD_NOT_REMOVABLE_MEDIA", "in constructor"]),
+        ({"userdevice": "3"}, ["DEVICE_ALREADY_EXISTS", "3"]),
+        ({"VDI": "OpaqueRef:nope"}, ["HANDLE_INVALID", "VDI", "OpaqueRef:nope"]),
+    ):
+        with pytest.raises(XenAPI.Failure) as refused:
+            api.VBD.create({**drive, **change})
+        assert refused.value.details == error, change
+    api.VBD.create({**drive, "VDI": "OpaqueRef:NULL", "empty": True, "userdevice": "5"})  # an empty CD
+    cd = api.VBD.create(drive)
+    api.VM.provision(vm)
+    api.VM.start(vm, False, False)
+    with pytest.raises(XenAPI.Failure) as refused:
+        api.VBD.destroy(cd)
+    assert refused.value.details[0] == "OPERATION_NOT_ALLOWED"
+    with pytest.raises(XenAPI.Failure) as refused:
+        api.VDI.destroy(vdi)
+    assert refused.value.details == ["VDI_IN_USE", vdi, "destroy"]
+    api.VM.hard_shutdown(vm)
+    api.VDI.destroy(vdi)  # the drive goes with its VDI
+    assert cd not in xapi.objects["VBD"] and len(api.VM.get_VBDs(vm)) == 3  # disk, drives 3 and 5
+    session.xenapi.session.logout()
+
+
+def put(xapi: FakeXenAPI, query: str, body: bytes, headers: dict | None = None) -> int:
+    conn = http.client.HTTPConnection("127.0.0.2", xapi.port, timeout=30)
+    try:
+        conn.request("PUT", f"/import_raw_vdi?{query}", body=body, headers=headers or {})
+        answer = conn.getresponse()
+        answer.read()
+        return answer.status
+    finally:
+        conn.close()
+
+
+def test_the_fake_import_raw_vdi_answers_as_xapi_does(xapi):
+    session = login(xapi)
+    api, ref = session.xenapi, session._session
+    vdi = api.VDI.create(xenserver.seed_vdi_record("t", "t", xapi.local_sr, 4096))
+    uuid = xapi.objects["VDI"][vdi]["uuid"]
+    assert put(xapi, f"vdi={vdi}", b"x") == 401  # no session
+    assert put(xapi, f"session_id=OpaqueRef:gone&vdi={vdi}", b"x") == 401
+    assert put(xapi, f"session_id={ref}&vdi=OpaqueRef:nope", b"x") == 500
+    task = api.task.create("import", "")
+    assert put(xapi, f"session_id={ref}&vdi={vdi}&format=qcow2&task_id={task}", b"x") == 404
+    assert api.task.get_status(task) == "failure"
+    assert put(xapi, f"session_id={ref}&vdi={vdi}", b"x", {"Transfer-Encoding": "chunked"}) == 403
+    task = api.task.create("import", "")
+    assert put(xapi, f"session_id={ref}&vdi={vdi}&format=raw&task_id={task}", b"y" * 4097) == 200
+    assert api.task.get_status(task) == "failure"  # longer than the VDI: the task fails, not HTTP
+    assert xapi.objects["VDI"][vdi]["data"] == b""
+    task = api.task.create("import", "")
+    assert put(xapi, f"session_id={ref}&vdi={uuid}&task_id={task}", b"z" * 4096) == 200  # by uuid, raw
+    assert api.task.get_status(task) == "success" and xapi.objects["VDI"][vdi]["data"] == b"z" * 4096
+    session.xenapi.session.logout()
 
 
 # --- bridge names (xapi: INVALID_VALUE, BRIDGE_NAME_EXISTS) -------------------------------
@@ -410,3 +623,54 @@ def test_up_with_a_wrong_password_exits_3_with_one_line(make_lab, xapi, tmp_path
     lines = failed.stderr.strip().splitlines()
     assert "xs1: log in to XenAPI" in failed.stderr and "authentication failed for root" in failed.stderr
     assert "Traceback" not in failed.stderr and len([x for x in lines if "xs1" in x]) == 1
+
+
+@pytest.mark.lab
+@pytest.mark.parametrize("seed", ["nocloud", "none"])
+def test_status_says_whether_the_address_is_managed_and_down_leaves_no_seed(
+    dom0, make_driver, monkeypatch, seed
+):
+    """A real dom0 OVS: the VMs' ports on br0, and status's port lines say "address not
+    managed" exactly for the guests without a seed; down removes the seeds' VDIs and drives."""
+    xapi = FakeXenAPI(password="s3cret", dom0_ovs={MASTER: dom0.vsctl}).start()
+    xapi.placement = xapi.master
+    try:
+
+        class OnDom0(XenServerDriver):
+            datapath_type = "netdev"
+
+            @classmethod
+            def connect(cls, name, address, access):
+                return dom0.transport(name)
+
+        monkeypatch.setitem(DRIVERS, "xenserver", OnDom0)
+        driver = make_driver(xapi.url, extra=f"    seed: {seed}\n", kind=OnDom0)
+        host, lab = driver.host, driver.session.lab
+        builder = HostBuilder(lab, {host.name: driver}, driver.session.report)
+        builder.build(host)
+        someone_elses = SimpleNamespace(
+            kind=SimpleNamespace(managed=False)
+        )  # a controller labctl does not run
+        status = LabStatus(lab, driver.session.state, {host.name: driver}, builder, someone_elses)
+        entry, _ = status._host(host, None, Hides.NOTHING)
+        controller = {"kind": "none", "target": "-", "apps": [], "running": None}
+        text = render_text(
+            {
+                "lab": lab.name,
+                "up": True,
+                "drift": [],
+                "faults": [],
+                "controller": controller,
+                "hosts": [entry],
+            }
+        )
+        vm_lines = [line for line in text.splitlines() if " VM vm" in line]
+        assert [line.split()[1] for line in vm_lines] == ["vif1.0", "vif2.0"]
+        assert all(("address not managed" in line) == (seed == "none") for line in vm_lines), text
+        seeds = [v for v in xapi.objects["VDI"].values() if v["name_label"].endswith("-seed")]
+        assert len(seeds) == (2 if seed == "nocloud" else 0)
+        down(driver.session.state)
+        assert [v for v in xapi.objects["VDI"].values() if v["name_label"].endswith("-seed")] == []
+        assert xapi.objects["VBD"] == {} and dom0.vsctl(["ovs-vsctl", "list-br"])[1] == ""
+    finally:
+        xapi.stop()

@@ -27,6 +27,22 @@ It keeps the rules of xapi (xapi-project/xen-api) that labctl relies on:
   Citrix's patched daemon leaves fail_mode alone unless the network names one, and
   removes disable-in-band all the same; the other_config keys satisfy both.)
 
+- Storage (ocaml/xapi/xapi_vbd.ml, import_raw_vdi.ml): two SRs, the pool's default_SR
+  one ("Local storage") and an ISO library. VDI.create needs every field of its record
+  (FIELD_TYPE_ERROR [name] when one is missing), a valid SR whose allowed operations
+  include vdi_create (SR_OPERATION_NOT_SUPPORTED [sr]). VBD.create: a CD must be RO
+  (VBD_CDS_MUST_BE_READONLY []), only a CD may be empty (VBD_NOT_REMOVABLE_MEDIA
+  ["in constructor"]), a device number the VM's drives use is DEVICE_ALREADY_EXISTS;
+  drives attach when the VM starts (currently_attached) and detach when it stops;
+  VBD.destroy of an attached one is OPERATION_NOT_ALLOWED, VDI.destroy of a VDI with
+  an attached drive VDI_IN_USE; otherwise the VDI's drives go with it.
+- HTTP PUT /import_raw_vdi (import_raw_vdi.ml): the session ref as query session_id
+  (else 401), `vdi` a VDI ref or uuid (else 500), `format` raw (the default) or vhd
+  (else 404), no Transfer-Encoding (403). Like xapi it answers 200 with the task-id
+  header before it reads the body, then writes it: a body longer than the VDI's
+  virtual_size fails the task (`task_id`, from task.create), not the HTTP answer. The
+  fake needs a Content-Length and takes raw only.
+
 Only the calls labctl's xenserver driver makes are implemented; any other call fails
 the way xapi does (MESSAGE_METHOD_UNKNOWN).
 """
@@ -37,7 +53,9 @@ import itertools
 import socket
 import ssl
 import threading
+import uuid
 from collections.abc import Callable
+from urllib.parse import parse_qs, urlsplit
 from xmlrpc.server import SimpleXMLRPCRequestHandler, SimpleXMLRPCServer
 
 READ_ONLY = ("get_", "login_with_password", "logout")
@@ -54,6 +72,12 @@ class XapiFailure(Exception):
         self.description = list(description)
 
 
+def _require(record: dict, fields: tuple[str, ...]) -> None:
+    for name in fields:
+        if name not in record:
+            raise XapiFailure("FIELD_TYPE_ERROR", name)
+
+
 class _Handler(SimpleXMLRPCRequestHandler):
     """Answers every request with the pool's `http_status` when one is set (a proxy in the
     way, or xapi restarting), else as XML-RPC."""
@@ -65,6 +89,46 @@ class _Handler(SimpleXMLRPCRequestHandler):
         self.send_response(status)
         self.send_header("Content-Length", "0")
         self.end_headers()
+
+    def do_PUT(self):
+        pool = self.server.pool
+        url = urlsplit(self.path)
+        if url.path != "/import_raw_vdi":
+            return self._answer(404)
+        query = {k: v[-1] for k, v in parse_qs(url.query).items()}
+        with pool.lock:
+            if query.get("session_id") not in pool.sessions:
+                return self._answer(401)
+            vdi = pool.vdi_of(query.get("vdi", ""))
+            task = query.get("task_id")
+            if vdi is None or (task is not None and task not in pool.objects["task"]):
+                return self._answer(500)
+        fmt = query.get("format", "raw")
+        if fmt not in ("raw", "vhd"):
+            pool.finish_task(task, ["INTERNAL_ERROR", f"Unknown format {fmt}"])
+            return self._answer(404)
+        if self.headers.get("Transfer-Encoding"):
+            pool.finish_task(task, ["INTERNAL_ERROR", "import code cannot handle encoding"])
+            return self._answer(403)
+        length = self.headers.get("Content-Length")
+        if length is None or fmt != "raw":  # what the fake does not do (xapi would)
+            return self._answer(501)
+        self.send_response(200)  # xapi answers before it reads: the outcome is the task's
+        if task is not None:
+            self.send_header("task-id", task)
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.wfile.flush()
+        body = self.rfile.read(int(length))
+        pool.import_raw(vdi, body, task)
+        self.close_connection = True
+
+    def _answer(self, status: int) -> None:
+        self.send_response(status)
+        self.send_header("Content-Length", "0")
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.close_connection = True
 
 
 class _Endpoint:
@@ -90,11 +154,12 @@ class FakeXenAPI:
     ):
         self.user, self.password = user, password
         self.calls: list[tuple] = []  # (method, args without the session ref)
+        self.lock = threading.Lock()  # the XML-RPC and the HTTP handlers run in different threads
         self.sessions: set[str] = set()
         self.expire_sessions = False  # True: every session is gone by its first call
         self.http_status: int | None = None  # an HTTP status every request gets instead of XML-RPC
         self.objects: dict[str, dict[str, dict]] = {
-            cls: {} for cls in ("VM", "VIF", "network", "VBD", "VDI", "host", "pool")
+            cls: {} for cls in ("VM", "VIF", "network", "VBD", "VDI", "SR", "task", "host", "pool")
         }
         self._refs = itertools.count(1)
         self.hosts = {
@@ -103,7 +168,11 @@ class FakeXenAPI:
         }
         self.master = self.hosts[MASTER]
         self.placement = self.hosts[MEMBER]  # where VM.start puts a VM
-        self.add("pool", name_label="", master=self.master, other_config={})
+        self.local_sr = self.add(
+            "SR", name_label="Local storage", content_type="user", allowed_operations=["vdi_create"]
+        )
+        self.iso_sr = self.add("SR", name_label="ISOs", content_type="iso", allowed_operations=[])
+        self.add("pool", name_label="", master=self.master, other_config={}, default_SR=self.local_sr)
         self.dom0_ovs = {self.hosts[name]: vsctl for name, vsctl in (dom0_ovs or {}).items()}
         self._synced: dict[str, set[str]] = {host: set() for host in self.hosts.values()}  # ovs-xapi-sync's
         eth0 = self.add(
@@ -208,7 +277,8 @@ class FakeXenAPI:
             handler = getattr(self, "do_" + method.replace(".", "_"), None)
             if handler is None:
                 raise XapiFailure("MESSAGE_METHOD_UNKNOWN", method)
-            return {"Status": "Success", "Value": handler(*args)}
+            with self.lock:
+                return {"Status": "Success", "Value": handler(*args)}
         except XapiFailure as exc:
             return {"Status": "Failure", "ErrorDescription": exc.description}
 
@@ -241,25 +311,76 @@ class FakeXenAPI:
     def do_pool_get_master(self, pool):
         return self._get("pool", pool)["master"]
 
+    def do_pool_get_default_SR(self, pool):
+        return self._get("pool", pool)["default_SR"]
+
+    def do_SR_get_by_name_label(self, label):
+        return self._by_label("SR", label)
+
+    # --- task (what import_raw_vdi reports to) ---
+    def do_task_create(self, label, description):
+        return self.add("task", name_label=label, status="pending", error_info=[])
+
+    def do_task_get_status(self, task):
+        return self._get("task", task)["status"]
+
+    def do_task_get_error_info(self, task):
+        return list(self._get("task", task)["error_info"])
+
+    def do_task_destroy(self, task):
+        self._get("task", task)
+        del self.objects["task"][task]
+        return ""
+
+    def finish_task(self, task: str | None, error: list[str] | None = None) -> None:
+        with self.lock:
+            if task in self.objects["task"]:
+                self.objects["task"][task].update(
+                    status="failure" if error else "success", error_info=error or []
+                )
+
+    # --- import_raw_vdi ---
+    def vdi_of(self, ref_or_uuid: str) -> str | None:
+        if ref_or_uuid in self.objects["VDI"]:
+            return ref_or_uuid
+        return next((ref for ref, v in self.objects["VDI"].items() if v.get("uuid") == ref_or_uuid), None)
+
+    def import_raw(self, vdi: str, body: bytes, task: str | None) -> None:
+        """What vhd-tool does with the body: write it into the VDI's block device, which ends at
+        virtual_size."""
+        with self.lock:
+            record = self.objects["VDI"].get(vdi)
+            size = int(record["virtual_size"]) if record else 0
+            if record is not None and len(body) <= size:
+                record["data"] = body
+        if record is None or len(body) > size:
+            self.finish_task(task, ["INTERNAL_ERROR", "Caught exception: End_of_file (write beyond the VDI)"])
+        else:
+            self.finish_task(task)
+
     # --- VM ---
     def do_VM_get_by_name_label(self, label):
         return self._by_label("VM", label)
 
     def do_VM_clone(self, template, label):
         source = self._get("VM", template)
-        disk = self.add("VDI", name_label=f"{label} disk")
-        vbd = self.add("VBD", type="Disk", VDI=disk)
-        cd = self.add("VBD", type="CD", VDI=NULL)
         clone = self.add(
             "VM",
             name_label=label,
             is_a_template=source["is_a_template"],
             power_state="Halted",
             VIFs=[],
-            VBDs=[vbd, cd],
+            VBDs=[],
             domid=-1,
             resident_on=NULL,
         )
+        disk = self.add(
+            "VDI", name_label=f"{label} disk", SR=self.local_sr, virtual_size="0", other_config={}, VBDs=[]
+        )
+        self._new_vbd(clone, disk, type="Disk", userdevice="0", mode="RW", empty=False)
+        self._new_vbd(
+            clone, NULL, type="CD", userdevice="3", mode="RO", empty=True
+        )  # the install media drive
         for vif in source["VIFs"]:  # xapi copies the template's NICs
             record = self.objects["VIF"][vif]
             self._new_vif(clone, device=record["device"], network=record["network"], MAC=record["MAC"])
@@ -282,6 +403,8 @@ class FakeXenAPI:
             raise XapiFailure("VM_IS_TEMPLATE", vm)
         if obj["power_state"] != "Halted":
             raise XapiFailure("VM_BAD_POWER_STATE", vm, "halted", obj["power_state"].lower())
+        for vbd in obj["VBDs"]:
+            self.objects["VBD"][vbd]["currently_attached"] = True
         where = self.objects["host"][host]
         obj["power_state"], obj["resident_on"], obj["domid"] = "Running", host, where["domids"]
         where["domids"] += 1
@@ -292,6 +415,8 @@ class FakeXenAPI:
         obj = self._get("VM", vm)
         self._dom0_unplugs(vm)
         obj["power_state"], obj["domid"], obj["resident_on"] = "Halted", -1, NULL
+        for vbd in obj["VBDs"]:
+            self.objects["VBD"][vbd]["currently_attached"] = False
         return ""
 
     def do_VM_get_power_state(self, vm):
@@ -313,8 +438,8 @@ class FakeXenAPI:
         obj = self._get("VM", vm)
         if obj["power_state"] != "Halted":
             raise XapiFailure("VM_BAD_POWER_STATE", vm, "halted", obj["power_state"].lower())
-        for vbd in obj["VBDs"]:
-            self.objects["VBD"].pop(vbd, None)
+        for vbd in list(obj["VBDs"]):
+            self._drop_vbd(vbd)
         for vif in obj["VIFs"]:
             self.objects["VIF"].pop(vif, None)
         del self.objects["VM"][vm]
@@ -346,14 +471,96 @@ class FakeXenAPI:
         del self.objects["VIF"][vif]
         return ""
 
+    def _new_vbd(self, vm: str, vdi: str, **fields) -> str:
+        ref = self.add("VBD", **({"bootable": False, "other_config": {}} | fields), VM=vm, VDI=vdi)
+        self.objects["VBD"][ref]["currently_attached"] = False
+        self.objects["VM"][vm]["VBDs"].append(ref)
+        if vdi in self.objects["VDI"]:
+            self.objects["VDI"][vdi]["VBDs"].append(ref)
+        return ref
+
+    def _drop_vbd(self, vbd: str) -> None:
+        record = self.objects["VBD"].pop(vbd)
+        self.objects["VM"][record["VM"]]["VBDs"].remove(vbd)
+        if record["VDI"] in self.objects["VDI"]:
+            self.objects["VDI"][record["VDI"]]["VBDs"].remove(vbd)
+
+    VBD_FIELDS = (
+        "VM", "VDI", "userdevice", "bootable", "mode", "type", "unpluggable", "empty",
+        "other_config", "qos_algorithm_type", "qos_algorithm_params",
+    )  # fmt: skip
+
+    def do_VBD_create(self, record):
+        _require(record, self.VBD_FIELDS)
+        vm = self._get("VM", record["VM"])
+        if not record["empty"]:
+            self._get("VDI", record["VDI"])
+        if record["type"] == "CD" and record["mode"] != "RO":
+            raise XapiFailure("VBD_CDS_MUST_BE_READONLY")
+        if record["type"] != "CD" and record["empty"]:
+            raise XapiFailure("VBD_NOT_REMOVABLE_MEDIA", "in constructor")
+        device = record["userdevice"]
+        if not device.isdigit():
+            raise XapiFailure("INVALID_DEVICE", device)
+        if any(int(self.objects["VBD"][v]["userdevice"]) == int(device) for v in vm["VBDs"]):
+            raise XapiFailure("DEVICE_ALREADY_EXISTS", device)
+        fields = {k: record[k] for k in ("userdevice", "bootable", "mode", "type", "unpluggable", "empty")}
+        return self._new_vbd(record["VM"], record["VDI"], **fields, other_config=dict(record["other_config"]))
+
     def do_VBD_get_type(self, vbd):
         return self._get("VBD", vbd)["type"]
 
     def do_VBD_get_VDI(self, vbd):
         return self._get("VBD", vbd)["VDI"]
 
+    def do_VBD_get_VM(self, vbd):
+        return self._get("VBD", vbd)["VM"]
+
+    def do_VBD_get_userdevice(self, vbd):
+        return self._get("VBD", vbd)["userdevice"]
+
+    def do_VBD_get_currently_attached(self, vbd):
+        return self._get("VBD", vbd)["currently_attached"]
+
+    def do_VBD_destroy(self, vbd):
+        if self._get("VBD", vbd)["currently_attached"]:
+            raise XapiFailure("OPERATION_NOT_ALLOWED", "VBD currently attached to a running VM")
+        self._drop_vbd(vbd)
+        return ""
+
+    VDI_FIELDS = (
+        "name_label", "name_description", "SR", "virtual_size", "type", "sharable", "read_only",
+        "other_config",
+    )  # fmt: skip
+
+    def do_VDI_create(self, record):
+        _require(record, self.VDI_FIELDS)
+        sr = self._get("SR", record["SR"])
+        if "vdi_create" not in sr["allowed_operations"]:
+            raise XapiFailure("SR_OPERATION_NOT_SUPPORTED", record["SR"])
+        try:
+            size = int(record["virtual_size"])
+        except (TypeError, ValueError):
+            raise XapiFailure("FIELD_TYPE_ERROR", "virtual_size") from None
+        fields = {k: record[k] for k in self.VDI_FIELDS} | {"virtual_size": str(size)}
+        fields["other_config"] = dict(record["other_config"])
+        return self.add("VDI", **fields, uuid=str(uuid.uuid4()), VBDs=[], data=b"")
+
+    def do_VDI_get_by_name_label(self, label):
+        return self._by_label("VDI", label)
+
+    def do_VDI_get_other_config(self, vdi):
+        return dict(self._get("VDI", vdi)["other_config"])
+
+    def do_VDI_get_VBDs(self, vdi):
+        return list(self._get("VDI", vdi)["VBDs"])
+
     def do_VDI_destroy(self, vdi):
-        self._get("VDI", vdi)
+        record = self._get("VDI", vdi)
+        if any(self.objects["VBD"][v]["currently_attached"] for v in record["VBDs"]):
+            raise XapiFailure("VDI_IN_USE", vdi, "destroy")
+        for vbd in list(record["VBDs"]):  # xapi removes the VDI's drives with it
+            self._drop_vbd(vbd)
         del self.objects["VDI"][vdi]
         return ""
 

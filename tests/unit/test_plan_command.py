@@ -190,8 +190,18 @@ def test_json_plan_is_the_same_commands_and_files_up_uses(untouchable):
         "XenAPI VM.provision",
         "XenAPI VIF.destroy",
         "XenAPI VIF.create",
+        "XenAPI VDI.create",
+        "XenAPI task.create; HTTP PUT /import_raw_vdi?session_id=…&vdi=<VDI>&format=raw&task_id=<task>",
+        "XenAPI VBD.create",
         "XenAPI VM.start_on",
     ]
+    # the seed: a VDI on the pool's default SR, marked as labctl's, on a read-only CD drive
+    seed_steps = {s["api"].split("(")[0]: s for s in xs1["vms"][0]["steps"]}
+    vdi = json.loads(seed_steps["XenAPI VDI.create"]["files"]["VDI record"])
+    assert (vdi["name_label"], vdi["SR"]) == ("lc-blog-4host-vm3-seed", "<the pool's default SR>")
+    assert vdi["other_config"] == {"labctl-seed": "lc-blog-4host-vm3-seed"}
+    vbd = json.loads(seed_steps["XenAPI VBD.create"]["files"]["VBD record"])
+    assert (vbd["type"], vbd["mode"], vbd["bootable"], vbd["empty"]) == ("CD", "RO", False, False)
     network = json.loads(xs1["steps"][-1]["files"]["network record"])
     assert network["bridge"] == "br0" and network["name_label"] == "lc-blog-4host-br0"
     assert not untouchable
