@@ -1,9 +1,21 @@
 import xml.etree.ElementTree as ET
 
+import pytest
+
 from labctl.inventory import parse_inventory
 from labctl.sweep import PairOutcome
 from labctl.transport.base import Completed
-from labctl.verify import FIND_TOOL, PingResult, _ping, parse_fping, parse_ping, passed, ping_all, result_of
+from labctl.verify import (
+    FIND_TOOL,
+    PingResult,
+    _ping,
+    parse_fping,
+    parse_ping,
+    passed,
+    ping_all,
+    ping_argv,
+    result_of,
+)
 from labctl.verify_report import failure, render_table, summary, to_json, write_junit
 from tests.conftest import n_hosts
 
@@ -482,3 +494,19 @@ class NoPingAtAll:
 def test_a_vm_with_neither_fping_nor_ping_says_so_in_its_pairs():
     results = ping_all(LAB, lambda vm: NoPingAtAll(), count=1, period_ms=1, timeout_ms=1)
     assert all(not r.ok and r.error == f"neither fping nor ping in {r.src}" for r in results)
+
+
+@pytest.mark.parametrize("pinger", [["ping"], ["busybox", "ping"]], ids=["iputils", "busybox"])
+def test_the_ping_argv_and_its_reading_hold_for_this_machines_ping_on_loopback(pinger):
+    import shutil
+    import subprocess
+
+    if shutil.which(pinger[0]) is None:
+        pytest.skip(f"{pinger[0]} is not installed here")
+    small = subprocess.run(pinger + ping_argv("127.0.0.1", 1000)[1:], capture_output=True, text=True)
+    assert small.returncode == 0 and parse_ping(small.stdout) is not None, small.stdout + small.stderr
+    full = subprocess.run(pinger + ping_argv("127.0.0.1", 1000, 1434)[1:], capture_output=True, text=True)
+    if pinger[0] == "busybox":  # no -M: an error, which _ping reports for the full-size probe
+        assert full.returncode == 1 and full.stderr.startswith("ping: invalid option -- 'M'")
+    else:
+        assert full.returncode == 0 and parse_ping(full.stdout) is not None, full.stdout + full.stderr
