@@ -254,8 +254,8 @@ class FpingProber:
         targets = [self.vms[p.dst] for p in probes]
         timeout_ms = round(1000 * max(p.timeout_s for p in probes))
         payload = self.full_payload if full else None
-        transport = self.vm_transport(self.vms[src])
         try:
+            transport = self.vm_transport(self.vms[src])
             if self.tool(src, transport) == "fping":
                 rtts, error = _fping(transport, targets, 1, 1000, timeout_ms, payload=payload)
             else:
