@@ -32,6 +32,7 @@ from labctl.errors import ProvisionError
 from labctl.inventory import parse_inventory
 from labctl.progress import Reporter
 from labctl.state import LabState
+from labctl.verify import FpingProber, _ping
 from tests.conftest import REPO
 from tests.sshd_harness import READY_SECONDS, Sshd, sh
 
@@ -376,6 +377,13 @@ def test_a_real_hosts_guest_boots_from_its_seed_and_is_entered_through_the_host(
         assert "mtu 1462" in links, links  # the seed's lab MTU
         result = way.run(["sh", "-c", "exit 3"], check=False)
         assert result.returncode == 3  # exec's exit code comes back through both SSH hops
+        # verify's probes from inside: the guest has fping; busybox's ping, the fallback, reads
+        # the same (its own lab address: the only one there is) and cannot set Don't Fragment
+        assert FpingProber({vm.name: vm}, driver.vm_transport, 1434).tool(vm.name, way) == "fping"
+        rtts, error = _ping(way, [vm], timeout_ms=2000)
+        assert error is None and rtts["172.16.0.1"][0] is not None, rtts
+        _, error = _ping(way, [vm], timeout_ms=2000, payload=1434)
+        assert error == "ping: invalid option -- 'M'"
     finally:
         if driver.no_path(vm) is None:
             driver.vm_transport(vm).close()  # the guest's SSH connection, if it was opened
