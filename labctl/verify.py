@@ -13,13 +13,16 @@ How the echo requests leave the VMs:
   when the sweep says and timed as it comes back.
 - VMs reached another way (a real host over SSH, a real guest over its management
   path): `fping` inside the VM, one process per source VM for each batch of probes that
-  are due together.
+  are due together; in a VM without fping (asked once per VM), `ping -c1` per target,
+  side by side, with the same results (round trips, loss, the full-size probe with
+  `-M do`; a ping that cannot set Don't Fragment, as busybox's, is an error, not a pass).
 - VMs labctl has no way into (`way_in`): not pinged from; their pairs are reported as
   not verifiable, never as passed.
 """
 
 from __future__ import annotations
 
+import math
 import re
 import time
 from collections.abc import Callable, Iterable
@@ -34,6 +37,9 @@ from labctl.parallel import in_parallel
 from labctl.sweep import PairOutcome, Probe, Purpose, Sweep
 
 _FPING_LINE = re.compile(r"^(\d+\.\d+\.\d+\.\d+)\s+:\s+(.*)$")
+_PING_REPLY = re.compile(r"bytes from [^:]+: .*time[=<]\s*([\d.]+) ?ms")
+# which of the two the VM has: fping first (one process probes many targets)
+FIND_TOOL = "command -v fping || command -v ping"
 LONGEST_WAIT_S = 0.2  # the loop looks at the clock at least this often
 
 
@@ -195,15 +201,18 @@ class SocketProber:
 
 
 class FpingProber:
-    """`fping` inside each source VM, through its transport: the probes due together go
-    out as one fping per source VM and size (a target once per batch; a second probe to it
-    waits for the next batch). Full-size probes: `fping -b PAYLOAD -M` (Don't Fragment)."""
+    """Probes that leave a VM by a command through its transport: `fping` where the VM has
+    it, else `ping` (asked once per VM: `command -v`). The probes due together go out as
+    one fping per source VM and size (a target once per batch; a second probe to it waits
+    for the next batch), or one `ping -c1` per target, side by side. Full-size probes:
+    `fping -b PAYLOAD -M`, `ping -s PAYLOAD -M do` (Don't Fragment)."""
 
     def __init__(self, vms: dict[str, VM], vm_transport: Callable[[VM], object], full_payload: int):
         self.vms, self.vm_transport, self.full_payload = vms, vm_transport, full_payload
         self.batch: list[Probe] = []
         self.errors: dict[str, str] = {}
         self.full_size_errors: dict[str, str] = {}
+        self.tools: dict[str, str] = {}  # source VM -> "fping" or "ping", once found
 
     def send(self, probe: Probe) -> None:
         self.batch.append(probe)
@@ -230,15 +239,27 @@ class FpingProber:
                 answers += outcome.value
         return answers
 
+    def tool(self, src: str, transport) -> str:
+        """fping or ping: what the VM has (fping first: one process for many targets)."""
+        if src not in self.tools:
+            found = transport.run(["sh", "-c", FIND_TOOL], check=False, timeout=30)
+            name = found.stdout.strip().rsplit("/", 1)[-1] if found.ok else ""
+            if name not in ("fping", "ping"):
+                raise LabctlError(found.stderr.strip() or f"neither fping nor ping in {src}")
+            self.tools[src] = name  # a VM that did not answer is asked again next batch
+        return self.tools[src]
+
     def _run(self, job: tuple[tuple[str, bool], list[Probe]]) -> list[tuple[int, float]]:
         (src, full), probes = job
         targets = [self.vms[p.dst] for p in probes]
         timeout_ms = round(1000 * max(p.timeout_s for p in probes))
         payload = self.full_payload if full else None
         try:
-            rtts, error = _fping(
-                self.vm_transport(self.vms[src]), targets, 1, 1000, timeout_ms, payload=payload
-            )
+            transport = self.vm_transport(self.vms[src])
+            if self.tool(src, transport) == "fping":
+                rtts, error = _fping(transport, targets, 1, 1000, timeout_ms, payload=payload)
+            else:
+                rtts, error = _ping(transport, targets, timeout_ms, payload=payload)
         except LabctlError as exc:
             rtts, error = {}, str(exc)
         if error:
@@ -306,6 +327,45 @@ def _fping(
         else (result.stderr.strip() or f"fping exited {result.returncode}")
     )
     return rtts, error
+
+
+def ping_argv(target: str, timeout_ms: int, payload: int | None = None) -> list[str]:
+    """One echo request; -W in whole seconds (busybox's ping takes no fraction)."""
+    argv = ["ping", "-c", "1", "-W", str(max(1, math.ceil(timeout_ms / 1000)))]
+    if payload is not None:
+        argv += ["-s", str(payload), "-M", "do"]
+    return [*argv, target]
+
+
+def parse_ping(output: str) -> float | None:
+    """The round trip of `ping -c1`'s reply (iputils and busybox), None when none came."""
+    match = _PING_REPLY.search(output)
+    return float(match.group(1)) if match else None
+
+
+def _ping(transport, targets: list[VM], timeout_ms: int, payload: int | None = None):
+    """`ping -c1` to each target, side by side; rtts and the first error, as _fping gives
+    them. A reply later than `timeout_ms` is lost, as fping -t has it (-W is whole seconds)."""
+
+    def one(vm: VM):
+        argv = ping_argv(str(vm.ip.ip), timeout_ms, payload)
+        return transport.run(argv, check=False, timeout=timeout_ms / 1000 + 10)
+
+    rtts: dict[str, list[float | None]] = {}
+    errors = []
+    outcomes = in_parallel(one, targets, lambda vm: vm.name, workers=64)
+    for vm, outcome in zip(targets, outcomes, strict=True):
+        if outcome.error is not None:
+            errors.append(str(outcome.error))
+            continue
+        result = outcome.value
+        rtt = parse_ping(result.stdout) if result.returncode == 0 else None
+        rtts[str(vm.ip.ip)] = [rtt if rtt is not None and rtt <= timeout_ms else None]
+        # exit 1: no reply; anything else, or words on stderr without a reply, is ping's own error
+        said = result.stderr.strip()
+        if result.returncode not in (0, 1) or (result.returncode == 1 and said):
+            errors.append(said.splitlines()[0] if said else f"ping exited {result.returncode}")
+    return rtts, (errors[0] if errors else None)
 
 
 # --- the loop ---

@@ -309,7 +309,13 @@ class LibvirtGuests:
         return [
             *made,
             PlannedStep(
-                f"define domain {name}: NIC {vm.mac} on {self.session.lab.bridge}, virtualport openvswitch",
+                f"define domain {name}: NIC {vm.mac} on {self.session.lab.bridge}, virtualport openvswitch"
+                + (
+                    f"; management NIC {mgmt_mac(vm)} on {self.mgmt.bridge} (a Linux bridge), "
+                    f"{self.mgmt.address(vm)}"
+                    if self.mgmt
+                    else ""
+                ),
                 api="libvirt virConnect.defineXML(domain XML)",
                 files=((f"{name}.xml", self.domain_xml(vm, domain_type)),),
             ),

@@ -8,13 +8,16 @@ is made from the hypervisor host, by `open_socket`:
 
 - a simulated host: from inside its network namespace (netns.connect_in_netns);
 - a real host: a direct-tcpip channel over labctl's SSH connection to it (as
-  `ssh -J host`), `through_ssh_host` below.
+  `ssh -J host`), `through_ssh_host` below;
+- a real host at `localhost` (this machine is the hypervisor host): a plain TCP
+  connection, `direct`.
 
 exec, verify and shell use it as any other SSH transport.
 """
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Callable
 from pathlib import Path
 
@@ -73,4 +76,16 @@ def through_ssh_host(name: str, host: SshTransport, address: str, *, key: Path, 
 
     return GuestSsh(
         name, address, key=key, host_key=host_key, open_socket=open_channel, via=f"through {host.describe()}"
+    )
+
+
+def direct(name: str, address: str, *, key: Path, host_key: str) -> GuestSsh:
+    """A guest of this machine's own hypervisor (a kvm host at `localhost`)."""
+    return GuestSsh(
+        name,
+        address,
+        key=key,
+        host_key=host_key,
+        open_socket=lambda: socket.create_connection((address, SSH_PORT), timeout=10),
+        via="(management path) from this machine",
     )

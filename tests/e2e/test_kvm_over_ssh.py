@@ -32,6 +32,7 @@ from labctl.errors import ProvisionError
 from labctl.inventory import parse_inventory
 from labctl.progress import Reporter
 from labctl.state import LabState
+from labctl.verify import FpingProber, _ping
 from tests.conftest import REPO
 from tests.sshd_harness import READY_SECONDS, Sshd, sh
 
@@ -298,3 +299,98 @@ def test_a_host_whose_libvirtd_does_not_answer_fails_in_one_line_with_the_helper
     ), message
     assert message.endswith("No such file or directory (is libvirtd running on the host?)"), message
     wait_for("the tunnel ended", lambda: tunnel_threads() == [])
+
+
+# --- the way in: a management NIC on a Linux bridge of the host ----------------------------
+
+MGMT_BRIDGE = "labwayin"
+MGMT_HOST = "10.99.0.1/24"  # the host's own address there: inside the harness host's namespace only
+WAY_IN = "    mgmt: {bridge: labwayin, subnet: 10.99.0.0/24}\n"
+BOOT_SECONDS = 240  # readiness under TCG on a loaded 2-core machine, not a timed assertion
+
+
+@pytest.fixture(scope="module")
+def guest() -> tuple[str, str]:
+    """(kernel, initrd) of the small test guest, built once (and cached) by scripts/build-guest.sh:
+    it reads its NoCloud seed and runs dropbear on its management address."""
+    built = subprocess.run(
+        ["bash", str(REPO / "scripts" / "build-guest.sh")], capture_output=True, text=True, timeout=600
+    )
+    assert built.returncode == 0, built.stderr
+    directory = REPO / built.stdout.strip()
+    return str(directory / "vmlinuz"), str(directory / "initrd.gz")
+
+
+@pytest.fixture
+def mgmt_bridge(kvm_host):
+    """A plain Linux bridge in the harness host's namespace, with the host's address on it."""
+    kvm_host.on_host("ip", "link", "add", MGMT_BRIDGE, "type", "bridge")
+    try:
+        kvm_host.on_host("ip", "addr", "add", MGMT_HOST, "dev", MGMT_BRIDGE)
+        kvm_host.on_host("ip", "link", "set", MGMT_BRIDGE, "up")
+        yield MGMT_BRIDGE
+    finally:
+        kvm_host.on_host("ip", "link", "del", MGMT_BRIDGE)
+
+
+def test_a_real_hosts_guest_boots_from_its_seed_and_is_entered_through_the_host(
+    kvm_host, tmp_path, guest, mgmt_bridge
+):
+    kernel, initrd = guest
+    name = f"k4{uuid.uuid4().hex[:6]}"
+    text = INVENTORY.format(
+        name=name,
+        address=kvm_host.address,
+        key=kvm_host.client_key,
+        known_hosts=kvm_host.known_hosts,
+        image="x",
+    ).replace("    image: x\n", f"    boot: {{kernel: {kernel}, initrd: {initrd}}}\n" + WAY_IN)
+    lab = parse_inventory(text)
+    state = LabState(lab.name, root=tmp_path / "state")
+    driver = KvmDriver(LabSession(lab, state, Reporter(quiet=True)), lab.host("kvm1"))
+    vm = lab.vm("vm1")
+    domain = f"lc-{name}-vm1"
+    try:
+        driver.prepare()  # the bridge check passes: a Linux bridge, not the lab's
+        checks = {check: probe() for check, probe in driver.doctor_checks()}
+        assert checks["management bridge"] == (
+            True,
+            f"{MGMT_BRIDGE} is a Linux bridge; the host is {MGMT_HOST} there",
+        )
+        driver.finish()
+        # the second NIC's tap is on the Linux bridge, the lab NIC's on br0 only
+        taps = kvm_host.on_host("ls", f"/sys/class/net/{MGMT_BRIDGE}/brif").stdout.split()
+        assert (
+            len(taps) == 1
+            and taps[0] not in kvm_host.on_host("ovs-vsctl", "list-ports", "br0").stdout.split()
+        )
+        deadline = time.monotonic() + BOOT_SECONDS
+        while (why := driver.way_in(vm)) is not None:
+            state_now = kvm_host.on_host("virsh", "-c", "qemu:///system", "domstate", domain).stdout.strip()
+            assert time.monotonic() < deadline, f"the guest ({state_now}) did not answer over SSH: {why}"
+            time.sleep(1)
+        way = driver.vm_transport(vm)
+        assert way.describe().startswith(f"SSH root@10.99.0.10:22 through SSH root@{kvm_host.address}:22")
+        shown = way.run(["ip", "-o", "-4", "addr"]).stdout
+        assert "inet 172.16.0.1/24" in shown and "inet 10.99.0.10/24" in shown, shown
+        links = way.run(["ip", "-o", "link"]).stdout
+        assert "mtu 1462" in links, links  # the seed's lab MTU
+        result = way.run(["sh", "-c", "exit 3"], check=False)
+        assert result.returncode == 3  # exec's exit code comes back through both SSH hops
+        # verify's probes from inside: the guest has fping; busybox's ping, the fallback, reads
+        # the same (its own lab address: the only one there is) and cannot set Don't Fragment
+        assert FpingProber({vm.name: vm}, driver.vm_transport, 1434).tool(vm.name, way) == "fping"
+        rtts, error = _ping(way, [vm], timeout_ms=2000)
+        assert error is None and rtts["172.16.0.1"][0] is not None, rtts
+        _, error = _ping(way, [vm], timeout_ms=2000, payload=1434)
+        assert error == "ping: invalid option -- 'M'"
+    finally:
+        if driver.no_path(vm) is None:
+            driver.vm_transport(vm).close()  # the guest's SSH connection, if it was opened
+        for record in reversed(state.records()):
+            DRIVERS[record["driver"]].undo(record, state)
+        driver.guests.close()
+        driver.transport().close()
+    assert domain not in kvm_host.domains()
+    assert kvm_host.on_host("test", "-e", f"/var/lib/labctl/{name}/vm1.seed.iso", check=False).returncode == 1
+    wait_for("every tunnel thread has ended", lambda: tunnel_threads() == [])

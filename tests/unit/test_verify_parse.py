@@ -1,9 +1,21 @@
 import xml.etree.ElementTree as ET
 
+import pytest
+
 from labctl.inventory import parse_inventory
 from labctl.sweep import PairOutcome
 from labctl.transport.base import Completed
-from labctl.verify import PingResult, parse_fping, passed, ping_all, result_of
+from labctl.verify import (
+    FIND_TOOL,
+    PingResult,
+    _ping,
+    parse_fping,
+    parse_ping,
+    passed,
+    ping_all,
+    ping_argv,
+    result_of,
+)
 from labctl.verify_report import failure, render_table, summary, to_json, write_junit
 from tests.conftest import n_hosts
 
@@ -124,6 +136,8 @@ class FakeVmTransport:
         return None
 
     def run(self, argv, check=True, timeout=60):
+        if list(argv) == ["sh", "-c", FIND_TOOL]:
+            return Completed(tuple(argv), 0, "/usr/bin/fping\n", "")
         self.runs.append((self.vm.name, list(argv)))
         targets = [a for a in argv if a.startswith("172.16.")]
         lost = [t for t in targets if (self.vm.name, t) in self.silent]
@@ -218,6 +232,8 @@ class FakeVm:
 
     def run(self, argv, check=False, timeout=None):
         argv = list(argv)
+        if argv == ["sh", "-c", FIND_TOOL]:
+            return Completed(tuple(argv), 0, "/usr/bin/fping\n", "")
         self.calls.append(argv)
         count = int(argv[argv.index("-C") + 1])
         payload = int(argv[argv.index("-b") + 1]) if "-b" in argv else 56
@@ -365,3 +381,132 @@ def test_a_mixed_lab_pings_from_sockets_in_namespace_vms_and_with_fping_in_the_o
     assert sorted(mixed.replies(0.2)) == [(1, 0.5), (2, 1.25)]
     assert [vm for vm, _ in runs] == ["vm3"] and runs[0][1][-3:] == ["1434", "-M", "172.16.0.1"]
     assert sockets.waits == [0.0]  # fping ran meanwhile: the sockets' replies are not waited for again
+
+
+# --- a VM without fping: ping, one target at a time ------------------------------------------
+
+IPUTILS_REPLY = """PING 172.16.0.2 (172.16.0.2) 56(84) bytes of data.
+64 bytes from 172.16.0.2: icmp_seq=1 ttl=64 time=0.734 ms
+
+--- 172.16.0.2 ping statistics ---
+1 packets transmitted, 1 received, 0% packet loss, time 0ms
+rtt min/avg/max/mdev = 0.734/0.734/0.734/0.000 ms
+"""
+BUSYBOX_REPLY = """PING 172.16.0.2 (172.16.0.2): 56 data bytes
+64 bytes from 172.16.0.2: seq=0 ttl=64 time=1.250 ms
+
+--- 172.16.0.2 ping statistics ---
+1 packets transmitted, 1 packets received, 0% packet loss
+round-trip min/avg/max = 1.250/1.250/1.250 ms
+"""
+NO_REPLY = """PING 172.16.0.2 (172.16.0.2) 56(84) bytes of data.
+
+--- 172.16.0.2 ping statistics ---
+1 packets transmitted, 0 received, 100% packet loss, time 0ms
+"""
+
+
+def test_ping_output_gives_the_round_trip_of_iputils_and_busybox_or_none():
+    assert parse_ping(IPUTILS_REPLY) == 0.734
+    assert parse_ping(BUSYBOX_REPLY) == 1.25
+    assert parse_ping(NO_REPLY) is None
+
+
+class PingOnlyVm:
+    """A VM with ping and no fping, in a lab whose tunnels carry `carries` bytes at most;
+    `dont_fragment`: False for a ping with no -M (busybox's). `late_ms`: replies come
+    after that long (past the probe's timeout). Remembers every argv it ran."""
+
+    def __init__(self, carries: int = 1462, dont_fragment: bool = True, late_ms: float | None = None):
+        self.carries, self.dont_fragment, self.late_ms = carries, dont_fragment, late_ms
+        self.calls: list[list[str]] = []
+
+    def netns_path(self):
+        return None
+
+    def run(self, argv, check=False, timeout=None):
+        argv = list(argv)
+        self.calls.append(argv)
+        if argv == ["sh", "-c", FIND_TOOL]:
+            return Completed(tuple(argv), 0, "/bin/ping\n", "")
+        assert argv[0] == "ping", argv
+        if "-M" in argv and not self.dont_fragment:
+            return Completed(tuple(argv), 1, "", "ping: invalid option -- 'M'\nBusyBox v1.35.0 usage...\n")
+        payload = int(argv[argv.index("-s") + 1]) if "-s" in argv else 56
+        target = argv[-1]
+        if payload + 28 > self.carries:
+            return Completed(tuple(argv), 1, NO_REPLY.replace("172.16.0.2", target), "")
+        rtt = self.late_ms if self.late_ms is not None else 0.5
+        reply = IPUTILS_REPLY.replace("172.16.0.2", target).replace("0.734", str(rtt))
+        return Completed(tuple(argv), 0, reply, "")
+
+
+def test_a_vm_without_fping_is_asked_once_and_pings_each_target_with_ping():
+    vm = PingOnlyVm()
+    results = ping_all(LAB, lambda _: vm, count=3, period_ms=1, timeout_ms=1000)
+    assert all(r.ok and r.received == r.sent == 3 and r.rtt_avg_ms == 0.5 for r in results)
+    assert all(r.mtu_probe_ok and r.mtu_probe_bytes == 1462 for r in results)
+    # the same fake stands for both VMs: one question each, never again
+    assert [argv for argv in vm.calls if argv[0] == "sh"] == [["sh", "-c", FIND_TOOL]] * 2
+    pings = [argv for argv in vm.calls if argv[0] == "ping"]
+    assert all(argv[:4] == ["ping", "-c", "1", "-W"] for argv in pings)
+    full = sorted(argv for argv in pings if "-s" in argv)
+    assert full == [
+        ["ping", "-c", "1", "-W", "1", "-s", "1434", "-M", "do", "172.16.0.1"],
+        ["ping", "-c", "1", "-W", "1", "-s", "1434", "-M", "do", "172.16.0.2"],
+    ]
+
+
+def test_with_ping_a_tunnel_that_drops_full_size_packets_is_a_black_hole_too():
+    big = parse_inventory(n_hosts(2, name="demo") + "mtu: 1500\n")
+    results = ping_all(big, lambda _: PingOnlyVm(carries=1462), count=3, period_ms=1, timeout_ms=1000)
+    assert [r.mtu_black_hole for r in results] == [True, True]
+    assert all(r.received == r.sent == 3 and not r.ok for r in results)
+
+
+def test_a_ping_that_cannot_set_dont_fragment_makes_the_full_size_probe_an_error_not_a_pass():
+    results = ping_all(LAB, lambda _: PingOnlyVm(dont_fragment=False), count=3, period_ms=1, timeout_ms=1000)
+    assert all(not r.ok and not r.mtu_black_hole and r.received == 3 for r in results)
+    assert results[0].error == "full-size probe: ping: invalid option -- 'M'"
+
+
+def test_a_ping_reply_later_than_the_probes_timeout_is_lost_as_with_fping():
+    # -W is whole seconds: ping waits up to 2 s for a 1.5 s timeout; a reply after 1.5 s is lost
+    vm = PingOnlyVm(late_ms=1600.0)
+    rtts, error = _ping(vm, [LAB.vm("vm2")], timeout_ms=1500)
+    assert (rtts, error) == ({"172.16.0.2": [None]}, None)
+    assert vm.calls == [["ping", "-c", "1", "-W", "2", "172.16.0.2"]]
+    assert _ping(PingOnlyVm(late_ms=1400.0), [LAB.vm("vm2")], timeout_ms=1500) == (
+        {"172.16.0.2": [1400.0]},
+        None,
+    )
+
+
+class NoPingAtAll:
+    def netns_path(self):
+        return None
+
+    def run(self, argv, check=False, timeout=None):
+        assert list(argv) == ["sh", "-c", FIND_TOOL], argv
+        return Completed(tuple(argv), 127, "", "")
+
+
+def test_a_vm_with_neither_fping_nor_ping_says_so_in_its_pairs():
+    results = ping_all(LAB, lambda vm: NoPingAtAll(), count=1, period_ms=1, timeout_ms=1)
+    assert all(not r.ok and r.error == f"neither fping nor ping in {r.src}" for r in results)
+
+
+@pytest.mark.parametrize("pinger", [["ping"], ["busybox", "ping"]], ids=["iputils", "busybox"])
+def test_the_ping_argv_and_its_reading_hold_for_this_machines_ping_on_loopback(pinger):
+    import shutil
+    import subprocess
+
+    if shutil.which(pinger[0]) is None:
+        pytest.skip(f"{pinger[0]} is not installed here")
+    small = subprocess.run(pinger + ping_argv("127.0.0.1", 1000)[1:], capture_output=True, text=True)
+    assert small.returncode == 0 and parse_ping(small.stdout) is not None, small.stdout + small.stderr
+    full = subprocess.run(pinger + ping_argv("127.0.0.1", 1000, 1434)[1:], capture_output=True, text=True)
+    if pinger[0] == "busybox":  # no -M: an error, which _ping reports for the full-size probe
+        assert full.returncode == 1 and full.stderr.startswith("ping: invalid option -- 'M'")
+    else:
+        assert full.returncode == 0 and parse_ping(full.stdout) is not None, full.stdout + full.stderr
