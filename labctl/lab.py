@@ -92,6 +92,7 @@ class LabRunner:
             self._on_every_host("set the controller", self.builder.point_at_controller)
             if managed:
                 self.control.wait_connected(proc, timeout, self._stale_sessions(before))
+                self._forget_cached_misses(self._hosts_with_new_sessions(before))
             else:  # someone else's controller: ask each bridge
                 self._on_every_host(
                     "connect to the controller",
@@ -126,6 +127,21 @@ class LabRunner:
         started again: the dead daemon's, which the controller has not timed out yet."""
         restarted = {str(h.underlay_ip) for h in self.lab.hosts if self.drivers[h.name].switch_restarted}
         return frozenset(s for s in before if s[0] in restarted)
+
+    def _hosts_with_new_sessions(self, before: frozenset[tuple[str, int]]) -> list[Host]:
+        """The hosts whose bridge holds a session the controller did not hold before up:
+        a restarted controller's, or one a bridge opened again after losing it."""
+        fresh = {address for address, _ in self.control.established() - before}
+        return [h for h in self.lab.hosts if str(h.underlay_ip) in fresh]
+
+    def _forget_cached_misses(self, hosts: list[Host]) -> None:
+        """Packets that missed while a bridge had no controller are cached as drops in its
+        datapath; with the session back, they must reach the controller (Ovs.forget_cached_misses)."""
+        if hosts:
+            raise_failures(
+                in_parallel(lambda h: self._ovs(h).forget_cached_misses(), hosts, lambda h: h.name),
+                "forget the misses cached without a controller",
+            )
 
     def _check_own_work(self) -> None:
         """up succeeds only when status's checks find nothing wrong: every process, link,
@@ -173,6 +189,7 @@ class LabRunner:
         self.controller.check()
         with self.state.lock("controller restart"), self.state.command_log():
             proc = self.control.restart(timeout)
+            self._forget_cached_misses(list(self.lab.hosts))
             self.report.info(CONTROLLER, f"every {self.lab.bridge} is connected again")
             return proc
 

@@ -471,6 +471,15 @@ class Ovs:
         self.apply(todo)
         return todo
 
+    def forget_cached_misses(self) -> None:
+        """Empty the datapath's flow cache, so every packet is looked up afresh.
+
+        A table miss while the bridge has no controller session is cached in the datapath
+        as a drop (nobody to send the packet-in to). When a session comes back nothing in
+        the flow table changes, so OVS keeps that entry, and a VM retrying its ARP keeps it
+        from idling out: the VM stays cut off until the controller happens to change a flow."""
+        self.transport.run(["ovs-appctl", "revalidator/purge"])
+
     def wait_rstp(self, bridge: str, timeout: float) -> None:
         """Wait until RSTP has settled every port of the bridge."""
         deadline = time.monotonic() + timeout

@@ -125,6 +125,8 @@ class FakeHost:
                     return 0, f"{daemon} (Open vSwitch) 3.1.0\n", ""
                 # what ovs-appctl 3.1 says when the daemon's pidfile is left from a dead process
                 return 1, "", f'ovs-appctl: cannot read pidfile "{RUNDIR}/{daemon}.pid" (No such process)\n'
+            case ["ovs-appctl", "revalidator/purge"] if self.running.get("ovs-vswitchd", True):
+                return 0, "", ""  # the datapath's flow cache emptied: nothing to model beyond the call
         raise NotModelled(f"{self.name}: {argv}")
 
     def stop_daemon(self, daemon: str) -> None:

@@ -268,6 +268,26 @@ def test_a_stopped_controller_is_drift_and_up_starts_it_again(world, labctl):
     assert labctl().status()["drift"] == []
 
 
+PURGE = ("ovs-appctl", "revalidator/purge")
+
+
+def test_bridges_whose_session_is_new_forget_the_misses_their_datapath_cached_without_one(world, labctl):
+    """A table miss while a bridge has no controller is cached as a drop; once its session
+    is back, up empties that cache, or a VM retrying ARP stays cut off (issue 19's
+    `controller killed` case)."""
+    labctl().up()
+    assert all(PURGE in world.argv_on(h) for h in ("host1", "host2"))
+
+    world.calls.clear()
+    labctl().up()  # the same sessions: nothing to forget
+    assert all(PURGE not in world.argv_on(h) for h in ("host1", "host2"))
+
+    world.machine.stop_controllers()
+    world.calls.clear()
+    labctl().up()
+    assert all(PURGE in world.argv_on(h) for h in ("host1", "host2"))
+
+
 def test_a_vm_whose_namespace_went_is_rebuilt_and_its_port_plugged_again(world, labctl):
     labctl().up()
     host1 = world.hosts["host1"]
