@@ -31,16 +31,6 @@ def start_up(lab) -> subprocess.Popen:
     )
 
 
-def wait_for_lock_holder(lab, timeout: float = 10) -> None:
-    lock = lab.state_dir / f".{lab.name}.lock"
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if lock.exists() and lock.read_text().startswith("labctl up"):
-            return
-        time.sleep(0.01)
-    raise AssertionError("the first up never took the lock")
-
-
 def journal_has(lab, kind: str) -> bool:
     return any(r["kind"] == kind for r in lab.journal())
 
@@ -84,11 +74,52 @@ def test_kill_9_at_any_moment_then_down_leaves_nothing(make_lab, delay):
     lab.assert_gone()
 
 
+def holds_flock(pid: int, path: Path) -> bool:
+    """Whether process `pid` holds an flock on `path`, read from /proc/locks (taking the
+    lock to find out would make the labctl that wants it fail)."""
+    try:
+        inode = path.stat().st_ino
+    except FileNotFoundError:
+        return False
+    for line in Path("/proc/locks").read_text().splitlines():
+        fields = line.split()  # "1: FLOCK ADVISORY WRITE 1234 00:2a:5678 0 EOF"
+        ours = len(fields) > 5 and fields[1] == "FLOCK" and fields[4] == str(pid)
+        if ours and int(fields[5].rsplit(":", 1)[1]) == inode:
+            return True
+    return False
+
+
+def stopped_holding_the_lock(lab) -> subprocess.Popen | None:
+    """An `up` stopped (SIGSTOP) while it holds the lab's lock, or None if it finished first:
+    a 2-host up takes under a second, so on a busy machine it can end before a second
+    labctl has even started."""
+    lock = lab.state_dir / f".{lab.name}.lock"
+    first = start_up(lab)
+    deadline = time.monotonic() + 30
+    while first.poll() is None and time.monotonic() < deadline:
+        if holds_flock(first.pid, lock) and lock.read_text().startswith(f"labctl up (pid {first.pid})"):
+            os.kill(first.pid, signal.SIGSTOP)
+            if holds_flock(first.pid, lock):
+                return first
+            os.kill(first.pid, signal.SIGCONT)
+            break
+        time.sleep(0.005)
+    assert first.wait(timeout=60) == 0, first.stderr.read()
+    return None
+
+
 def test_a_second_up_while_one_runs_is_refused(make_lab):
     lab = make_lab()
-    first = start_up(lab)
-    wait_for_lock_holder(lab)
-    second = lab.run("up", check=False)
+    for _ in range(5):
+        first = stopped_holding_the_lock(lab)
+        if first is not None:
+            break
+        lab.run("down")
+    assert first is not None, "the first up never held the lock when stopped"
+    try:
+        second = lab.run("up", check=False)
+    finally:
+        os.kill(first.pid, signal.SIGCONT)
     assert second.returncode == 3
     assert f"lab '{lab.name}' is busy: labctl up (pid {first.pid}) is running" in second.stderr
     assert first.wait(timeout=60) == 0, first.stderr
