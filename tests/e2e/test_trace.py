@@ -41,7 +41,9 @@ def flat(obj, out=None) -> dict[str, list]:
     return out
 
 
-def tshark_messages(pcap, layer: str) -> list[dict]:
+def tshark_messages(pcap, *layers: str) -> list[dict]:
+    """tshark's messages of the given dissector layers, in capture order, each as its
+    fields' values."""
     text = subprocess.run(
         ["tshark", "-r", str(pcap), "-d", "tcp.port==6633,openflow", "-T", "json"],
         capture_output=True,
@@ -50,8 +52,8 @@ def tshark_messages(pcap, layer: str) -> list[dict]:
     ).stdout
     found = []
     for frame in json.loads(text, object_pairs_hook=list):
-        layers = dict(dict(frame)["_source"])["layers"]
-        found += [flat(value) for key, value in layers if key == layer]
+        frame_layers = dict(dict(frame)["_source"])["layers"]
+        found += [flat(value) for key, value in frame_layers if key in layers]
     return found
 
 

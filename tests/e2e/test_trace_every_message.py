@@ -11,14 +11,13 @@ and flow-mods, a VM's link going down and up makes port-status messages.
 from __future__ import annotations
 
 import json
-import subprocess
 import time
 
 import pytest
 
 from tests.conftest import two_hosts
 from tests.e2e.openflow_fields import compare
-from tests.e2e.test_trace import flat
+from tests.e2e.test_trace import tshark_messages
 
 pytestmark = pytest.mark.lab
 
@@ -49,19 +48,9 @@ EVERY_TYPE = {
 
 
 def tshark_openflow(pcap) -> list[dict[str, list]]:
-    """tshark's OpenFlow messages in capture order, each as its fields' values (either
-    version's dissector: a 1.0 lab still sees the controller's 1.3 hello)."""
-    text = subprocess.run(
-        ["tshark", "-r", str(pcap), "-d", "tcp.port==6633,openflow", "-T", "json"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    found = []
-    for frame in json.loads(text, object_pairs_hook=list):
-        layers = dict(dict(frame)["_source"])["layers"]
-        found += [flat(value) for key, value in layers if key in ("openflow_v1", "openflow_v4")]
-    return found
+    """tshark's OpenFlow messages in capture order (either version's dissector: a 1.0 lab
+    still sees the controller's 1.3 hello)."""
+    return tshark_messages(pcap, "openflow_v1", "openflow_v4")
 
 
 def everything_seen(rows: list[dict]) -> bool:
