@@ -213,8 +213,12 @@ class Bridge:
         except Exception:  # noqa: BLE001 - a dropped SSH connection or a closed socket ends the bridge,
             pass  # and libvirt sees its end of file; a worker thread never prints a traceback
         finally:
-            self._drain_stderr()
-            self.channel.close()
+            # also after the SSH connection went away under us: paramiko may raise on a
+            # channel whose transport is gone, and a worker thread must not print a traceback
+            with contextlib.suppress(Exception):
+                self._drain_stderr()
+            with contextlib.suppress(Exception):
+                self.channel.close()
             if conn is not None:
                 with contextlib.suppress(OSError):
                     conn.shutdown(socket.SHUT_RDWR)

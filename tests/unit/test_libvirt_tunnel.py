@@ -158,3 +158,44 @@ def test_other_failures_say_what_the_helper_said_or_what_libvirt_said():
     gone = "virt-ssh-helper: cannot connect to '/run/libvirt/libvirt-sock': No such file or directory\n"
     assert explain("End of file", gone, "root") == gone.strip() + " (is libvirtd running on the host?)"
     assert explain("internal error: something", "", "root") == "internal error: something"
+
+
+class VanishedChannel:
+    """A paramiko channel whose SSH connection went away: select sees it readable (EOF),
+    and every further call raises, as paramiko does on a dead transport."""
+
+    def __init__(self):
+        import socket
+
+        self._ours, self._theirs = socket.socketpair()
+        self._theirs.close()  # readable at once: end of file
+
+    def fileno(self):
+        return self._ours.fileno()
+
+    def __getattr__(self, name):
+        def dead(*args, **kwargs):
+            raise EOFError("SSH session not active")
+
+        return dead
+
+
+def test_the_bridge_ends_quietly_when_the_ssh_connection_is_gone(monkeypatch):
+    import socket
+    import threading
+
+    from labctl.drivers.libvirt_tunnel import Bridge
+
+    raised = []
+    monkeypatch.setattr(threading, "excepthook", lambda args: raised.append(args.exc_value))
+    channel = VanishedChannel()
+    bridge = Bridge(channel, "kvm1")
+    client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    client.connect(bridge.socket_path)
+    bridge.connected_or_abandoned()
+    assert bridge.finished.wait(10)
+    bridge.thread.join(10)
+    client.close()
+    channel._ours.close()
+    assert raised == []
+    assert not os.path.exists(bridge.directory)
