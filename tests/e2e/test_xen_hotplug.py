@@ -108,3 +108,67 @@ def test_vif_openvswitch_plugs_exactly_the_ports_labctl_reports(xen_host, tmp_pa
     transport = xen1_ovs.transport()
     assert transport.run(["ovs-vsctl", "list-br"]).stdout == ""
     assert "vif1.0" not in transport.run(["ip", "-o", "link"]).stdout
+
+
+def test_the_management_vif_goes_on_the_linux_bridge_by_vif_bridge_and_never_on_br0(xen_host, tmp_path):
+    """mgmt: each guest's second vif (vif<domid>.1) is plugged by Xen's vif-bridge into the
+    host's Linux bridge; br0 and status show the lab's ports only; status names the
+    management bridge once it is gone."""
+    name, xen1_ovs = xen_host
+    host_ns = xen1_ovs.transport()
+    for argv in (
+        ["ip", "link", "add", "labwayin", "type", "bridge"],
+        ["ip", "addr", "add", "10.99.0.1/24", "dev", "labwayin"],
+        ["ip", "link", "set", "labwayin", "up"],
+    ):
+        host_ns.run(argv)
+    base = tmp_path / "base.qcow2"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(base), "16M"], check=True)
+    text = INVENTORY.format(name=name, image=base).replace(
+        "    vms:\n", "    mgmt: {bridge: labwayin, subnet: 10.99.0.0/24}\n    vms:\n"
+    )
+    lab = parse_inventory(text)
+    runner = LabRunner(lab, Reporter(quiet=True), LabState(lab.name, root=tmp_path / "state"))
+    host = lab.host("xen1")
+    xen1_ovs.serve_controller(lab)
+    try:
+        runner.builder.build(host)
+        runner.builder.point_at_controller(host)
+        Ovs(xen1_ovs.transport()).wait_connected(lab.bridge, 30)
+        on_bridge = host_ns.run(["ip", "-o", "link", "show", "master", "labwayin"]).stdout
+        assert sorted(line.split(":")[1].strip().split("@")[0] for line in on_bridge.splitlines()) == [
+            "vif1.1",
+            "vif2.1",
+        ]
+        assert host_ns.run(["ovs-vsctl", "list-ports", "br0"]).stdout.split() == ["vif1.0", "vif2.0"]
+        [xen1] = runner.status()["hosts"]
+        assert xen1["drift"] == [] and {p["name"] for p in xen1["ports"]} == {"br0", "vif1.0", "vif2.0"}
+        driver = runner.drivers["xen1"]
+        [probe] = [check for label, check in driver.doctor_checks() if label == "management bridge"]
+        assert probe() == (True, "labwayin is a Linux bridge; the host is 10.99.0.1/24 there")
+        host_ns.run(["ip", "link", "del", "labwayin"])  # someone removes it: the way in is gone
+        [xen1] = runner.status()["hosts"]
+        assert xen1["drift"] == [
+            "management bridge: labwayin is not a Linux bridge on the host (missing, or an OVS bridge): "
+            "labctl has no way into the guests"
+        ]
+    finally:
+        teardown(runner.state, Reporter(quiet=True))
+    assert "vif1.1" not in host_ns.run(["ip", "-o", "link"]).stdout
+
+
+def test_vif_bridge_refuses_an_ovs_bridge_and_the_create_fails_whole(xen_host, tmp_path):
+    """The fake's vif-bridge does what the script does on an OVS bridge (not a Linux bridge):
+    `ip link set master` fails, and libxl takes the domain back."""
+    _, xen1_ovs = xen_host
+    host_ns = xen1_ovs.transport()
+    host_ns.run(["ovs-vsctl", "add-br", "ovsmgmt", "--", "set", "bridge", "ovsmgmt", "datapath_type=netdev"])
+    cfg = tmp_path / "x.cfg"
+    cfg.write_text(
+        'name = "x7-probe"\ntype = "hvm"\n'
+        "vif = ['bridge=ovsmgmt,type=vif,script=vif-bridge,mac=06:00:00:00:00:01']\n"
+    )
+    failed = host_ns.run(["xl", "create", str(cfg)], check=False)
+    assert not failed.ok and "libxl: error" in failed.stderr
+    assert not host_ns.run(["xl", "domid", "x7-probe"], check=False).ok
+    assert "vif1.0" not in host_ns.run(["ip", "-o", "link"]).stdout
