@@ -12,8 +12,8 @@ in its NoCloud seed's network-config, a static address of `subnet`: the host's g
 labctl reaches the guests from the hypervisor host itself (SSH's direct-tcpip over its
 connection to the host, transport/guest.py; way_in.py), so the host needs an address in
 `subnet` on that bridge. Hosts that share one management LAN need ranges that do not
-overlap (`first`). A XenServer host names a xapi network instead of a bridge
-(`NetworkMgmtSpec`, xenserver.py).
+overlap (`first`). A xenserver host names a xapi network (`network:`, its name label)
+instead of a bridge (xenserver.py).
 """
 
 from __future__ import annotations
@@ -35,10 +35,15 @@ NEEDS_SEED = (
 )
 
 
-class Addresses(BaseModel):
-    """The guests' management addresses: what every kind's `mgmt:` has."""
+class MgmtSpec(BaseModel):
+    """`mgmt:` of a kvm, xen or xenserver host: where the guests' second NIC goes (kvm, xen:
+    `bridge`; xenserver: `network`, field_problems says which) and their addresses."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+    # an interface name (15 characters at most), shell-safe
+    bridge: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.-]{1,15}$")
+    # a xapi network's name label
+    network: str | None = Field(default=None, pattern=r"^[^\x00-\x1f]{1,255}$")
     subnet: IPv4Net
     first: IPv4Addr | None = None
 
@@ -51,13 +56,6 @@ class Addresses(BaseModel):
         return f"{address}/{self.subnet.prefixlen}"
 
 
-class MgmtSpec(Addresses):
-    """`mgmt:` of a kvm or xen host: the guests' second NIC goes on this Linux bridge."""
-
-    # an interface name (15 characters at most), shell-safe
-    bridge: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,15}$")
-
-
 FIELD = HostField(MgmtSpec | None, Field(default=None))
 
 
@@ -66,10 +64,25 @@ def mgmt_mac(vm: VM) -> str:
     return "06" + vm.mac[2:]
 
 
-def field_problems(name: str, host, simulate: bool) -> list[Problem]:
-    """What every kind's `mgmt:` must be: for a real host, with a seed, its addresses in the subnet."""
+# which of `bridge:` and `network:` each form names, and what it is
+FORMS = {"bridge": "a Linux bridge of the host", "network": "a xapi network (its name label)"}
+
+
+def field_problems(name: str, host, simulate: bool, form: str = "bridge") -> list[Problem]:
+    """What every kind's `mgmt:` must be: its kind's form (`bridge:` or `network:`), for a
+    real host, with a seed, its addresses in the subnet."""
     if host.mgmt is None:
         return []
+    other = next(f for f in FORMS if f != form)
+    if getattr(host.mgmt, form) is None or getattr(host.mgmt, other) is not None:
+        return [
+            (
+                ("hosts", name, "mgmt"),
+                f"the guests of a {host.driver} host go on {FORMS[form]}: "
+                f"mgmt: {{{form}: NAME, subnet: CIDR}}"
+                + (f", not {other}:" if getattr(host.mgmt, other) is not None else ""),
+            )
+        ]
     if simulate:
         return [
             (
@@ -83,7 +96,7 @@ def field_problems(name: str, host, simulate: bool) -> list[Problem]:
     return problems(name, host.mgmt, len(host.vms or {}))
 
 
-def problems(name: str, spec: Addresses | None, vm_count: int) -> list[Problem]:
+def problems(name: str, spec: MgmtSpec | None, vm_count: int) -> list[Problem]:
     """The guests' addresses fit in the subnet, between its network and broadcast addresses."""
     if spec is None:
         return []
@@ -133,14 +146,14 @@ def doctor_bridge(transport: Transport, spec: MgmtSpec, lab_bridge: str) -> tupl
     return True, f"{spec.bridge} is a Linux bridge; the host is {own} there"
 
 
-def no_host_address(bridge: str, spec: Addresses, who: str) -> str:
+def no_host_address(bridge: str, spec: MgmtSpec, who: str) -> str:
     return (
         f"{who} has no address in {spec.subnet} on {bridge}: labctl's connections to the guests "
         f"start from {who} (ip addr add ADDRESS dev {bridge})"
     )
 
 
-def host_address(transport: Transport, bridge: str, spec: Addresses) -> str | None:
+def host_address(transport: Transport, bridge: str, spec: MgmtSpec) -> str | None:
     """The host's own address in the subnet on the bridge (where labctl's connections to
     the guests start), None when it has none."""
     result = transport.run(["ip", "-o", "-4", "addr", "show", "dev", bridge], check=False)
@@ -154,7 +167,7 @@ def host_address(transport: Transport, bridge: str, spec: Addresses) -> str | No
     return None
 
 
-def address_range(spec: Addresses, vm_count: int) -> str:
+def address_range(spec: MgmtSpec, vm_count: int) -> str:
     """The guests' management addresses, for `labctl plan`: 10.99.0.10..10.99.0.11 of 10.99.0.0/24."""
     first = spec.first_address()
     last = first + max(vm_count - 1, 0)

@@ -35,7 +35,7 @@ class SshWayIn:
     def init_way_in(self, host: Host) -> None:
         self.seeded = host.options["seed"] != "none"
         # the way in needs the seed: it gives the guest its management address and keys
-        self.mgmt: mgmt.Addresses | None = host.options["mgmt"] if self.seeded else None
+        self.mgmt: mgmt.MgmtSpec | None = host.options["mgmt"] if self.seeded else None
         self._ways_in: dict[str, guest_ssh.GuestSsh] = {}
 
     def address_managed(self, vm: VM) -> bool:
@@ -82,8 +82,6 @@ class SshWayIn:
 
 class LinuxBridgeWayIn(SshWayIn):
     """kvm and xen: the management NIC goes on `mgmt.bridge`, a Linux bridge of the host."""
-
-    mgmt: mgmt.MgmtSpec | None
 
     def check_mgmt_bridge(self) -> None:
         """Before up makes guests: the bridge must take their second NIC."""
