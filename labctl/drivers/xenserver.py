@@ -269,6 +269,8 @@ class XenServerDriver(SshWayIn, RealHostDriver):
     # --- up ---
     def prepare(self) -> None:
         self.this_host(self.api())  # a wrong password or an unknown host fails here, before dom0 is touched
+        if self.mgmt is not None and self.host.vms:
+            self._mgmt_network(self.api())  # so does a management network that is not one network
         self.check_ovs()
 
     def doctor_checks(self) -> list[DoctorCheck]:
