@@ -61,15 +61,7 @@ def xen_host(tmp_path, monkeypatch):
     monkeypatch.setenv("LABCTL_GUEST_DIR", str(tmp_path / "guests"))
     try:
         host.start()
-
-        class XenOnSimulatedHost(XenDriver):
-            datapath_type = "netdev"  # no OVS kernel module here
-
-            @classmethod
-            def connect(cls, name, address, access):
-                return host.transport(name)
-
-        monkeypatch.setitem(DRIVERS, "xen", XenOnSimulatedHost)  # also for `down`, from the journal
+        monkeypatch.setitem(DRIVERS, "xen", host.driver_kind(XenDriver))  # also for `down`, from the journal
         yield name, host
     finally:
         host.stop()
