@@ -1,7 +1,8 @@
 """The way into real guests, shared by the kvm, xen and xenserver drivers: SSH to each
 guest's management address (mgmt.py), which its NoCloud seed gave it, through labctl's
 SSH connection to the hypervisor host (or dom0), or straight from this machine when the
-host is `localhost` (transport/guest.py). verify, exec and shell use it.
+host is `localhost`, or from inside the network namespace the host's commands run in
+(transport/guest.py). verify, exec and shell use it.
 
 Mixed into a driver before RealHostDriver: `SshWayIn` for the way in itself,
 `LinuxBridgeWayIn` for kvm and xen, whose management NIC goes on a Linux bridge of the
@@ -19,6 +20,7 @@ from labctl.faults import Fault
 from labctl.model import VM, Host
 from labctl.transport import guest as guest_ssh
 from labctl.transport.base import Transport
+from labctl.transport.netns import NetnsTransport
 from labctl.transport.ssh import SshTransport
 
 
@@ -74,6 +76,8 @@ class SshWayIn:
             how = dict(key=keys.client().private_path, host_key=keys.host(vm.name).public)
             if isinstance(self._transport, SshTransport):
                 way = guest_ssh.through_ssh_host(vm.name, self._transport, address, **how)
+            elif isinstance(self._transport, NetnsTransport):  # the host's commands run in a namespace
+                way = guest_ssh.from_netns(vm.name, self._transport.netns, address, **how)
             else:  # a host at `localhost`: this machine is the hypervisor host
                 way = guest_ssh.direct(vm.name, address, **how)
             self._ways_in[vm.name] = way
