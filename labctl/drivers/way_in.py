@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 from labctl.drivers import mgmt, seed
-from labctl.drivers.base import DoctorCheck, PlannedStep
+from labctl.drivers.base import DoctorCheck, PlannedStep, Problem
 from labctl.errors import ProvisionError
 from labctl.faults import Fault
 from labctl.model import VM, Host
@@ -28,6 +28,7 @@ class SshWayIn:
     """A driver whose guests are reached over SSH on their management NIC. The driver
     calls init_way_in(host) in its __init__; `mgmt_hint` says how to give it one."""
 
+    name: ClassVar[str]
     mgmt_hint: ClassVar[str] = mgmt.HINT
     # what the driver itself has (RealHostDriver)
     session: object
@@ -86,6 +87,18 @@ class SshWayIn:
 
 class LinuxBridgeWayIn(SshWayIn):
     """kvm and xen: the management NIC goes on `mgmt.bridge`, a Linux bridge of the host."""
+
+    @classmethod
+    def lab_problems(cls, spec, simulate: bool) -> list[Problem]:
+        """The management bridge is never the lab's (whose name the lab sets, not the host)."""
+        return [
+            (
+                ("hosts", name, "mgmt", "bridge"),
+                f"{spec.bridge} is the lab's bridge: the way in goes on another one",
+            )
+            for name, host in spec.hosts.items()
+            if host.driver == cls.name and not simulate and host.mgmt and host.mgmt.bridge == spec.bridge
+        ]
 
     def check_mgmt_bridge(self) -> None:
         """Before up makes guests: the bridge must take their second NIC."""

@@ -338,8 +338,9 @@ class XenServerDriver(SshWayIn, RealHostDriver):
         faults = super().faults()
         if self.mgmt is None or not self.host.vms:
             return faults
+        api = self.api()  # XenAPI not answering is not about the network: the host cannot be read
         try:
-            self._mgmt_network(self.api())
+            self._mgmt_network(api)
         except ProvisionError as exc:
             faults.append(
                 Fault(

@@ -244,3 +244,10 @@ def test_status_and_doctor_name_a_management_bridge_that_is_gone(tmp_path, monke
     assert not ok and said.startswith("x7wayin is not a Linux bridge on the host")
     assert "vif-bridge hotplug script" in [c[0] for c in driver.doctor_checks()]
     assert xen_with(tmp_path, monkeypatch, "", address="localhost").mgmt_faults() == []
+
+
+def test_the_labs_bridge_is_refused_as_the_management_bridge():
+    [said] = mgmt_problems("    mgmt: {bridge: br0, subnet: 10.99.0.0/24}\n")
+    assert (
+        "hosts.xen1.mgmt.bridge" in said and "br0 is the lab's bridge: the way in goes on another one" in said
+    )
