@@ -60,7 +60,7 @@ FIELD = HostField(MgmtSpec | None, Field(default=None))
 
 
 def mgmt_mac(vm: VM) -> str:
-    """The management NIC's MAC: the lab MAC with its first octet 02 -> 06 (still local)."""
+    """The management NIC's MAC: the lab MAC with its first octet made 06 (still local)."""
     return "06" + vm.mac[2:]
 
 
@@ -87,8 +87,8 @@ def field_problems(name: str, host, simulate: bool, form: str = "bridge") -> lis
         return [
             (
                 ("hosts", name, "mgmt"),
-                "a simulated host reaches its guests itself (its own management bridge, labmgmt): "
-                "mgmt: is for real hosts",
+                "a simulated host reaches its VMs itself (real guests: its own management bridge, "
+                "labmgmt): mgmt: is for real hosts",
             )
         ]
     if host.seed == "none":
