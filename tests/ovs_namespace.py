@@ -18,6 +18,7 @@ import subprocess
 import tempfile
 
 from labctl import processes
+from labctl.drivers.base import Driver
 from labctl.drivers.sim import OVS_DAEMONS, start_ovs_daemons
 from labctl.model import OPENFLOW_PROTOCOLS, Lab
 from labctl.transport.netns import NetnsTransport
@@ -38,6 +39,21 @@ class OvsNamespace:
 
     def transport(self, name: str = "host") -> NetnsTransport:
         return NetnsTransport(name, self.netns, self.rundir)
+
+    def driver_kind(self, kind: type[Driver]) -> type[Driver]:
+        """`kind` with its hosts reached in this namespace, making its bridges with the
+        userspace datapath (no OVS kernel module here); register it in DRIVERS for `down`."""
+        namespace = self
+
+        class InNamespace(kind):  # type: ignore[valid-type,misc]
+            datapath_type = "netdev"
+
+            @classmethod
+            def connect(cls, name, address, access):
+                return namespace.transport(name)
+
+        InNamespace.__name__ = f"{kind.__name__}InNamespace"
+        return InNamespace
 
     def vsctl(self, argv: list[str]) -> tuple[int, str, str]:
         """An ovs-vsctl argv, run against this OVS -> (exit code, stdout, stderr)."""

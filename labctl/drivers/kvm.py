@@ -11,8 +11,8 @@ under KVM or, where KVM is missing or unusable, under TCG (`accel:`, accel.py).
 
 With `mgmt:` (mgmt.py), each guest also gets a second NIC on a Linux bridge of the host
 and a management address in its seed; labctl reaches it over SSH through its SSH
-connection to the host (transport/guest.py): verify, exec, shell. Without it, a real
-guest has no way in and its pairs are not verifiable.
+connection to the host (way_in.py): verify, exec, shell. Without it, a real guest has no
+way in and its pairs are not verifiable; `status` names the bridge when it is gone.
 
 A simulated kvm host with `guests: libvirt` runs the same guest code against a
 libvirtd inside the simulated host (sim.py, libvirtd.py); it has its own management
@@ -37,18 +37,17 @@ from labctl.drivers.libvirt_guests import (
     remove_domain,
 )
 from labctl.drivers.remote import RealHostDriver
-from labctl.errors import ProvisionError
+from labctl.drivers.way_in import LinuxBridgeWayIn
+from labctl.faults import Fault
 from labctl.fieldtypes import HostField
 from labctl.model import VM, Host
-from labctl.transport import guest as guest_ssh
 from labctl.transport.base import Transport
-from labctl.transport.ssh import SshTransport
 from labctl.versions import dotted
 
 DEFAULT_URI = "qemu:///system"  # on the host itself: tunnelled when the host is reached over SSH
 
 
-class KvmDriver(RealHostDriver):
+class KvmDriver(LinuxBridgeWayIn, RealHostDriver):
     name = "kvm"
     host_fields = {
         # the libvirt URI (default qemu:///system, over labctl's SSH connection on a remote host)
@@ -73,10 +72,7 @@ class KvmDriver(RealHostDriver):
         self.uri = host.options["uri"] or DEFAULT_URI
         self.tunnel = libvirt_tunnel.tunnel_for(self.uri, self._transport)
         self.kvm_probe = accel.KvmProbe(self._transport)
-        self.seeded = host.options["seed"] != "none"
-        # the way in needs the seed: it gives the guest its management address and keys
-        self.mgmt: mgmt.MgmtSpec | None = host.options["mgmt"] if self.seeded else None
-        self._ways_in: dict[str, guest_ssh.GuestSsh] = {}
+        self.init_way_in(host)
         lab_dir = guests.lab_dir(session.lab.name)
         self.guests = LibvirtGuests(
             session,
@@ -102,44 +98,6 @@ class KvmDriver(RealHostDriver):
     def libvirt(self):
         return self.guests.libvirt()
 
-    def address_managed(self, vm: VM) -> bool:
-        return self.seeded
-
-    # --- the way in ---
-    def no_path(self, vm: VM) -> str | None:
-        """Why labctl has no management path into the guest at all (None: it has one,
-        answering or not)."""
-        if not self.seeded:
-            return f"{seed.NOT_MANAGED}: labctl has no way in"
-        if self.mgmt is None:
-            return f"real guest, no way in ({mgmt.HINT} on host {self.host.name})"
-        return None
-
-    def way_in(self, vm: VM) -> str | None:
-        """None when the guest answers over SSH on its management NIC; else why not (no
-        path, or SSH not answering: still booting, no SSH server, another host key)."""
-        return self.no_path(vm) or self.guest_transport(vm).unreachable()
-
-    def vm_transport(self, vm: VM) -> Transport:
-        why = self.no_path(vm)  # not way_in(): a guest still booting is waited for
-        if why is not None:
-            raise ProvisionError(vm.name, "run a command in the VM", f"no way into {vm.name}: {why}")
-        return self.guest_transport(vm)
-
-    def guest_transport(self, vm: VM) -> guest_ssh.GuestSsh:
-        """One SSH connection per guest for the whole labctl run, through the host."""
-        assert self.mgmt is not None
-        if vm.name not in self._ways_in:
-            keys = seed.keys(self.session)
-            address = self.mgmt.address(self.host, vm).split("/")[0]
-            how = dict(key=keys.client().private_path, host_key=keys.host(vm.name).public)
-            if isinstance(self._transport, SshTransport):
-                way = guest_ssh.through_ssh_host(vm.name, self._transport, address, **how)
-            else:  # a host at `localhost`: this machine is the hypervisor host
-                way = guest_ssh.direct(vm.name, address, **how)
-            self._ways_in[vm.name] = way
-        return self._ways_in[vm.name]
-
     def libvirt_target(self) -> str:
         """Where the libvirt connection goes, in words."""
         return libvirt_tunnel.describe(self.uri, self.tunnel) if self.tunnel else self.uri
@@ -147,32 +105,15 @@ class KvmDriver(RealHostDriver):
     @classmethod
     def inventory_problems(cls, name, host, simulate: bool) -> list[Problem]:
         problems = super().inventory_problems(name, host, simulate)
-        problems += boot_problems(name, host, simulate)
-        if simulate and host.mgmt is not None:
-            problems.append(
-                (
-                    ("hosts", name, "mgmt"),
-                    "a simulated host has its own management bridge (labmgmt): mgmt: is for real hosts",
-                )
-            )
-        elif host.mgmt is not None and host.seed == "none":
-            problems.append(
-                (
-                    ("hosts", name, "mgmt"),
-                    "the way in needs the seed (it gives the guests their management address and "
-                    "the lab's key): not with seed: none",
-                )
-            )
-        problems += mgmt.problems(name, host.mgmt, len(host.vms or {}))
-        return problems
+        return problems + boot_problems(name, host, simulate) + mgmt.field_problems(name, host, simulate)
 
     def prepare(self) -> None:
         self.check_ovs()
         self.libvirt()
-        if self.mgmt is not None and self.host.vms:
-            why = mgmt.check_bridge(self._transport, self.mgmt, self.session.lab.bridge)
-            if why:
-                raise ProvisionError(self.host.name, "check the guests' management bridge", why)
+        self.check_mgmt_bridge()
+
+    def faults(self) -> list[Fault]:
+        return super().faults() + self.mgmt_faults()
 
     def doctor_checks(self) -> list[DoctorCheck]:
         def connect():
@@ -188,30 +129,13 @@ class KvmDriver(RealHostDriver):
                 0
             ] if result.ok else "qemu-img not found: install qemu-utils"
 
-        def mgmt_bridge():
-            spec = self.mgmt
-            assert spec is not None
-            why = mgmt.check_bridge(self._transport, spec, self.session.lab.bridge)
-            if why:
-                return False, why
-            own = mgmt.host_address(self._transport, spec)
-            if own is None:
-                return False, (
-                    f"the host has no address in {spec.subnet} on {spec.bridge}: labctl's connections "
-                    "to the guests start from the host (ip addr add ADDRESS dev "
-                    f"{spec.bridge})"
-                )
-            return True, f"{spec.bridge} is a Linux bridge; the host is {own} there"
-
         boot = self.host.options["boot"]
-        checks = [
+        return [
             ("libvirt connection", connect),
             ("qemu-img", qemu_img),
             accel.doctor_check(self.host.options["accel"], self.kvm_probe, boot.kernel if boot else None),
+            *self.mgmt_doctor_checks(),
         ]
-        if self.mgmt is not None:
-            checks.append(("management bridge", mgmt_bridge))
-        return checks
 
     def domain_xml(self, vm: VM) -> str:
         """The domain as `labctl plan` shows it (accel: auto as kvm: accel.planned_domain_type)."""
@@ -223,14 +147,12 @@ class KvmDriver(RealHostDriver):
 
     # --- plan: what prepare() and finish() do, described ---
     def planned_host_steps(self) -> list[PlannedStep]:
-        steps = [
+        return [
             *self.planned_reach_steps(),
             self.planned_connect_step(),
             PlannedStep(accel.describe(self.host.options["accel"])),
+            *self.planned_mgmt_steps(),
         ]
-        if self.mgmt is not None and self.host.vms:
-            steps.append(mgmt.planned_step(self.mgmt, len(self.host.vms)))
-        return steps
 
     def planned_connect_step(self) -> PlannedStep:
         if self.tunnel is None:

@@ -27,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from labctl.drivers import guests, libvirt_tunnel, seed
 from labctl.drivers.accel import Accel
 from labctl.drivers.base import LabSession, PlannedStep
+from labctl.drivers.mgmt import mgmt_mac
 from labctl.errors import InputError, ProvisionError
 from labctl.fieldtypes import PATH_PATTERN
 from labctl.model import VM, Host
@@ -62,11 +63,6 @@ class Management:
 
     bridge: str
     address: Callable[[VM], str]
-
-
-def mgmt_mac(vm: VM) -> str:
-    """The second NIC's MAC: the lab MAC with its first octet 02 -> 06 (still local)."""
-    return "06" + vm.mac[2:]
 
 
 @dataclass(frozen=True)

@@ -9,37 +9,61 @@ bridge beside the port labctl reports; the guest needs PV network drivers
 (Linux's xen-netfront). Each VM also gets its NoCloud seed (seed.py: its address, the
 lab's MTU and SSH key) as a read-only CD, `devtype=cdrom` in the cfg's disk list, unless
 `seed: none`.
+
+With `mgmt:` (mgmt.py, as on kvm), each guest gets a second vif on a Linux bridge of the
+host, `script=vif-bridge` (Xen's own, never vif-openvswitch, never the lab's bridge), whose
+MAC and static address its seed carries; labctl reaches it over SSH through its SSH
+connection to dom0 (way_in.py): verify, exec, shell. Without it, a real guest has no way
+in and its pairs are not verifiable.
 `down` runs `xl destroy` and removes the cfg, the overlay and the seed, from the journal.
 """
 
 from __future__ import annotations
 
-from labctl.drivers import guests, seed
-from labctl.drivers.base import DoctorCheck, PlannedStep
+from labctl.drivers import guests, mgmt, seed
+from labctl.drivers.base import DoctorCheck, LabSession, PlannedStep, Problem
 from labctl.drivers.remote import RealHostDriver
+from labctl.drivers.way_in import LinuxBridgeWayIn
 from labctl.errors import ProvisionError
-from labctl.model import VM
+from labctl.faults import Fault
+from labctl.model import VM, Host
 from labctl.transport.base import Transport
 
 XL_INFO = ["xl", "info"]  # answers only in a Xen dom0
+SCRIPTS = "/etc/xen/scripts"
 
 
 def xl_create(cfg_path: str) -> list[str]:
     return ["xl", "create", cfg_path]
 
 
-class XenDriver(RealHostDriver):
+class XenDriver(LinuxBridgeWayIn, RealHostDriver):
     name = "xen"
-    host_fields = {"image": guests.IMAGE, "seed": seed.FIELD}
+    host_fields = {
+        "image": guests.IMAGE,
+        # each guest's NoCloud seed (address, MTU, the lab's key); none: an image without cloud-init
+        "seed": seed.FIELD,
+        # the guests' way in: a second vif on this Linux bridge of the host, an address of subnet
+        "mgmt": mgmt.FIELD,
+    }
 
-    def address_managed(self, vm: VM) -> bool:
-        return self.host.options["seed"] != "none"
+    def __init__(self, session: LabSession, host: Host):
+        super().__init__(session, host)
+        self.init_way_in(host)
+
+    @classmethod
+    def inventory_problems(cls, name, host, simulate: bool) -> list[Problem]:
+        return super().inventory_problems(name, host, simulate) + mgmt.field_problems(name, host, simulate)
 
     def prepare(self) -> None:
         self.check_ovs()
         result = self._transport.run(XL_INFO, check=False)
         if result.returncode == 127:
             raise ProvisionError(self.host.name, "check Xen", "xl not found: is this a Xen dom0?")
+        self.check_mgmt_bridge()
+
+    def faults(self) -> list[Fault]:
+        return super().faults() + self.mgmt_faults()
 
     def doctor_checks(self) -> list[DoctorCheck]:
         def xl():
@@ -48,18 +72,31 @@ class XenDriver(RealHostDriver):
                 return False, "xl not found: is this a Xen dom0?"
             return result.ok, "xl info answers" if result.ok else result.stderr.strip()[-200:]
 
-        def hotplug():
-            found = self._transport.run(["test", "-x", "/etc/xen/scripts/vif-openvswitch"], check=False).ok
-            return found, "/etc/xen/scripts/vif-openvswitch" + ("" if found else " missing")
+        def hotplug(script: str):
+            found = self._transport.run(["test", "-x", f"{SCRIPTS}/{script}"], check=False).ok
+            return found, f"{SCRIPTS}/{script}" + ("" if found else " missing")
 
-        return [("xl toolstack", xl), ("vif-openvswitch hotplug script", hotplug)]
+        checks = [
+            ("xl toolstack", xl),
+            ("vif-openvswitch hotplug script", lambda: hotplug("vif-openvswitch")),
+        ]
+        if self.mgmt is not None:
+            checks.append(("vif-bridge hotplug script", lambda: hotplug("vif-bridge")))
+        return checks + self.mgmt_doctor_checks()
 
     def finish(self) -> None:
         for vm in self.host.vms:
             self._ensure_vm(vm)
 
     def cfg(self, vm: VM) -> str:
-        return guests.render_guest("xl.cfg.j2", self.session.lab, vm, seed=self.seed_path(vm))
+        return guests.render_guest(
+            "xl.cfg.j2",
+            self.session.lab,
+            vm,
+            seed=self.seed_path(vm),
+            mgmt_bridge=self.mgmt.bridge if self.mgmt else None,
+            mgmt_mac=mgmt.mgmt_mac(vm),
+        )
 
     def seed_path(self, vm: VM) -> str | None:
         if self.host.options["seed"] == "none":
@@ -80,34 +117,46 @@ class XenDriver(RealHostDriver):
         self.record("xen-vm", name=name, cfg=cfg_path, overlay=overlay, seed=seed_path)
         guests.create_overlay(transport, self.host.options["image"], overlay, self.host.name)
         if seed_path is not None:  # private: it holds the guest's host key
-            transport.put_file(seed_path, seed.build(self.session, vm, name, None), mode=0o600)
+            transport.put_file(seed_path, seed.build(self.session, vm, name, self.mgmt_nic(vm)), mode=0o600)
         transport.put_file(cfg_path, self.cfg(vm).encode())
         transport.run(xl_create(cfg_path))
         self.session.report.changed(self.host.name, f"VM {vm.name} (xl create {cfg_path})")
 
     # --- plan: what prepare() and _ensure_vm() do, described ---
     def planned_host_steps(self) -> list[PlannedStep]:
-        return [*self.planned_reach_steps(), PlannedStep("check this is a Xen dom0", argv=tuple(XL_INFO))]
+        return [
+            *self.planned_reach_steps(),
+            PlannedStep("check this is a Xen dom0", argv=tuple(XL_INFO)),
+            *self.planned_mgmt_steps(),
+        ]
 
     def planned_vm_steps(self, vm: VM) -> list[PlannedStep]:
         cfg_path = self.cfg_path(vm)
         overlay = guests.overlay_path(self.session.lab.name, vm.name)
         seed_path = self.seed_path(vm)
+        nic = self.mgmt_nic(vm)
         seeded = (
             [
                 PlannedStep(
-                    f"NoCloud seed {seed_path} ({vm.ip}, MTU {self.session.lab.mtu}, the lab's SSH key)"
+                    f"NoCloud seed {seed_path} ({vm.ip}, MTU {self.session.lab.mtu}"
+                    + (f", management {nic[1]}" if nic else "")
+                    + ", the lab's SSH key)"
                 )
             ]
             if seed_path
             else []
+        )
+        second = (
+            f"; management vif {nic[0]} on {self.mgmt.bridge} (a Linux bridge) via vif-bridge, {nic[1]}"
+            if self.mgmt and nic
+            else ""
         )
         return [
             *guests.planned_overlay(self.host.options["image"], overlay),
             *seeded,
             PlannedStep(
                 f"write {cfg_path}: vif on {self.session.lab.bridge} via vif-openvswitch, MAC {vm.mac}, "
-                f"MTU {self.session.lab.mtu}",
+                f"MTU {self.session.lab.mtu}{second}",
                 files=((cfg_path, self.cfg(vm)),),
             ),
             PlannedStep(

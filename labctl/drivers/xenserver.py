@@ -29,6 +29,13 @@ host. What real pools do that labctl must follow (docs/drivers.md):
   starts. `down` stops the VM and removes the VBD and the VDI (VBD.destroy refuses one
   attached to a running VM).
 
+- The way in (`mgmt: {network: NAME, subnet: CIDR, first: ADDRESS}`): each VM gets a
+  second VIF, device 1 (dom0 names it vif<domid>.1), on the xapi network whose name label
+  is NAME, which must be one network (not two of that name) and not the lab's; its seed
+  gives that NIC (MAC 06:…) a static address of the subnet (mgmt.py). labctl reaches
+  the guest over SSH through its SSH connection to dom0 (way_in.py), so dom0 needs an
+  address of the subnet on that network's bridge (`labctl doctor` checks it).
+
 Journal records carry the XenAPI URL, user, password file and TLS settings (never
 the password) and the name labels labctl gave, so `down` removes exactly the VMs
 (with their VIFs and disks) and the network it created.
@@ -44,11 +51,13 @@ from urllib.parse import urlsplit
 from pydantic import Field
 
 from labctl import secrets
-from labctl.drivers import guests, seed
+from labctl.drivers import guests, mgmt, seed
 from labctl.drivers.base import DoctorCheck, LabSession, PlannedStep, Problem
 from labctl.drivers.remote import LOCAL_ADDRESSES, RealHostDriver
+from labctl.drivers.way_in import SshWayIn
 from labctl.drivers.xenapi_session import XapiError, XenApi, XenApiTarget
 from labctl.errors import InputError, ProvisionError
+from labctl.faults import Fault
 from labctl.fieldtypes import PATH_PATTERN, HostField
 from labctl.model import VM, Host
 from labctl.plan import DEFAULT_FAIL_MODE
@@ -65,6 +74,11 @@ SEED_MARK = "labctl-seed"  # in a seed VDI's other_config: the VDI's name label,
 SEED_FIRST_DEVICE = 3  # CD drives sit at userdevice 3 on XenServer; the seed takes the first free from there
 IMPORT_RAW_VDI = "/import_raw_vdi"
 TASK_WAIT_S = 300.0  # an import of a few hundred kB; a task still pending after this is stuck
+MGMT_DEVICE = "1"  # the management VIF: vif<domid>.1 in dom0, after the lab's device 0
+MGMT_HINT = (
+    "set mgmt: {network: NAME, subnet: CIDR} (a xapi network other than the lab's, whose bridge "
+    "dom0 has an address on)"
+)
 
 
 def _label(lab: str, name: str) -> str:
@@ -121,13 +135,14 @@ def seed_vbd_record(vm_ref: str, vdi: str, userdevice: str) -> dict:
     }
 
 
-def vif_record(vm: VM, vm_ref: str, network: str, mtu: int) -> dict:
-    """The VM's one NIC (device 0, so dom0 names it vif<domid>.0) on the lab's network."""
+def vif_record(vm_ref: str, device: str, network: str, mac: str, mtu: int | str) -> dict:
+    """A NIC of the VM: device 0 (dom0 names it vif<domid>.0) on the lab's network, with the
+    VM's MAC; with mgmt:, device 1 on the management network."""
     return {
-        "device": "0",
+        "device": device,
         "network": network,
         "VM": vm_ref,
-        "MAC": vm.mac,
+        "MAC": mac,
         "MTU": str(mtu),
         "other_config": {},
         "qos_algorithm_type": "",
@@ -135,7 +150,7 @@ def vif_record(vm: VM, vm_ref: str, network: str, mtu: int) -> dict:
     }
 
 
-class XenServerDriver(RealHostDriver):
+class XenServerDriver(SshWayIn, RealHostDriver):
     name = "xenserver"
     host_fields = {
         "image": guests.IMAGE,  # the VM template's name label
@@ -150,7 +165,11 @@ class XenServerDriver(RealHostDriver):
         "seed": seed.FIELD,
         # the name label of the SR the seeds' VDIs go on; default: the pool's default SR
         "seed_sr": HostField(str | None, Field(default=None, pattern=r"^[^\x00-\x1f]{1,255}$")),
+        # the guests' way in: a second VIF on the xapi network `network:` names (not the lab's), an
+        # address of subnet
+        "mgmt": mgmt.FIELD,
     }
+    mgmt_hint = MGMT_HINT
 
     def __init__(self, session: LabSession, host: Host):
         super().__init__(session, host)
@@ -166,16 +185,7 @@ class XenServerDriver(RealHostDriver):
         self._here: str | None = None  # this host's ref in the pool
         self._lock = threading.Lock()
         self._domids: dict[str, int] = {}
-
-    def address_managed(self, vm: VM) -> bool:
-        return self.seeds
-
-    def way_in(self, vm: VM) -> str | None:
-        return super().way_in(vm) if self.seeds else f"{seed.NOT_MANAGED}: labctl has no way in"
-
-    @property
-    def seeds(self) -> bool:
-        return self.host.options["seed"] != "none"
+        self.init_way_in(host)
 
     @classmethod
     def inventory_problems(cls, name, host, simulate: bool) -> list[Problem]:
@@ -187,19 +197,32 @@ class XenServerDriver(RealHostDriver):
                     "with tls_verify: false no certificate is checked; leave one out",
                 )
             )
-        return problems
+        return problems + mgmt.field_problems(name, host, simulate, form="network")
 
     @classmethod
     def lab_problems(cls, spec, simulate: bool) -> list[Problem]:
-        if simulate or not spec.bridge.startswith(RESERVED_BRIDGE_PREFIXES):
+        if simulate:
             return []
-        return [
-            (
-                ("bridge",),
-                f"xapi refuses bridge names starting with {', '.join(RESERVED_BRIDGE_PREFIXES[:-1])} or eth "
-                f"(INVALID_VALUE) for the lab's network on the xenserver hosts; name it otherwise, like br0",
+        problems: list[Problem] = []
+        if spec.bridge.startswith(RESERVED_BRIDGE_PREFIXES):
+            problems.append(
+                (
+                    ("bridge",),
+                    f"xapi refuses bridge names starting with {', '.join(RESERVED_BRIDGE_PREFIXES[:-1])} or "
+                    "eth (INVALID_VALUE) for the lab's network on the xenserver hosts; name it otherwise, "
+                    "like br0",
+                )
             )
-        ]
+        lab_network = _label(spec.name, spec.bridge)
+        for name, host in spec.hosts.items():
+            if host.driver == cls.name and host.mgmt is not None and host.mgmt.network == lab_network:
+                problems.append(
+                    (
+                        ("hosts", name, "mgmt", "network"),
+                        f"{lab_network} is the lab's network: the way in goes on another one",
+                    )
+                )
+        return problems
 
     def api(self) -> XenApi:
         with self._lock:
@@ -246,6 +269,8 @@ class XenServerDriver(RealHostDriver):
     # --- up ---
     def prepare(self) -> None:
         self.this_host(self.api())  # a wrong password or an unknown host fails here, before dom0 is touched
+        if self.mgmt is not None and self.host.vms:
+            self._mgmt_network(self.api())  # so does a management network that is not one network
         self.check_ovs()
 
     def doctor_checks(self) -> list[DoctorCheck]:
@@ -258,15 +283,72 @@ class XenServerDriver(RealHostDriver):
             api = self.api()
             return True, f"this host is {self._host_label(api, self.this_host(api))} in its pool"
 
+        def mgmt_network():
+            spec = self.mgmt
+            assert spec is not None
+            _, bridge = self._mgmt_network(self.api())
+            own = mgmt.host_address(self._transport, bridge, spec)
+            if own is None:
+                return False, mgmt.no_host_address(bridge, spec, "dom0")
+            return True, f"network {spec.network!r} is on bridge {bridge}; dom0 is {own} there"
+
         checks = [("XenAPI login", login), ("XenAPI host", in_pool)]
-        return [*checks, ("NoCloud seeds", seed.doctor_check)] if self.seeds else checks
+        if self.seeded:
+            checks.append(("NoCloud seeds", seed.doctor_check))
+        if self.mgmt is not None:
+            checks.append(("management network", mgmt_network))
+        return checks
 
     def finish(self) -> None:
         api, lab = self.api(), self.session.lab
         network = self._ensure_network(api, lab.bridge)
+        way_in = self._mgmt_network(api)[0] if self.mgmt is not None and self.host.vms else None
         here = self.this_host(api)
         for vm in self.host.vms:
-            self._ensure_vm(api, vm, network, here)
+            self._ensure_vm(api, vm, network, way_in, here)
+
+    # --- the way in: the management network, found by its name label ---
+    def _mgmt_network(self, api: XenApi) -> tuple[str, str]:
+        """The management network's ref and bridge: exactly one network of that name, not
+        the lab's (one line naming the field otherwise)."""
+        spec = self.mgmt
+        assert spec is not None
+        step = "find the management network"
+        refs = api.call(step, "network.get_by_name_label", spec.network)
+        if len(refs) != 1:
+            found = "no XenAPI network is" if not refs else f"{len(refs)} XenAPI networks are"
+            raise ProvisionError(
+                self.host.name,
+                step,
+                f"{found} named {spec.network!r} (mgmt.network): name one network, by its name label "
+                "(xe network-list)",
+            )
+        bridge = api.call(step, "network.get_bridge", refs[0])
+        if bridge == self.session.lab.bridge:
+            raise ProvisionError(
+                self.host.name,
+                step,
+                f"network {spec.network!r} is on {bridge}, the lab's bridge: the way in goes on another "
+                "network",
+            )
+        return refs[0], bridge
+
+    def faults(self) -> list[Fault]:
+        """Besides dom0's OVS: the management network gone (the guests' way in with it)."""
+        faults = super().faults()
+        if self.mgmt is None or not self.host.vms:
+            return faults
+        api = self.api()  # XenAPI not answering is not about the network: the host cannot be read
+        try:
+            self._mgmt_network(api)
+        except ProvisionError as exc:
+            faults.append(
+                Fault(
+                    f"management network: {exc.detail}",
+                    "up cannot repair this: name a network that is there (mgmt.network), then down and up",
+                )
+            )
+        return faults
 
     def _ensure_network(self, api: XenApi, bridge: str) -> str:
         label = _label(self.session.lab.name, bridge)
@@ -316,7 +398,7 @@ class XenServerDriver(RealHostDriver):
             api.call(f"set {key} on {label}", "network.add_to_other_config", network, key, value)
             self.session.report.changed(self.host.name, f"XenAPI network {label}: other_config {key}={value}")
 
-    def _ensure_vm(self, api: XenApi, vm: VM, network: str, here: str) -> None:
+    def _ensure_vm(self, api: XenApi, vm: VM, network: str, way_in: str | None, here: str) -> None:
         label = _label(self.session.lab.name, vm.name)
         ref = api.one(f"find VM {vm.name}", "VM", label)
         if ref is None:
@@ -328,8 +410,8 @@ class XenServerDriver(RealHostDriver):
             api.call(f"provision VM {vm.name}", "VM.provision", ref)
             self.session.report.changed(self.host.name, f"VM {vm.name} from template {self.template}")
         if api.call(f"read {vm.name}'s power state", "VM.get_power_state", ref) != "Running":
-            self._ensure_nic(api, vm, ref, network)
-            if self.seeds:
+            self._ensure_nics(api, vm, ref, network, way_in)
+            if self.seeded:
                 self._ensure_seed(api, vm, ref)
             api.call(f"start VM {vm.name} on {self.host.name}", "VM.start_on", ref, here, False, False)
             self.session.report.changed(self.host.name, f"started VM {vm.name}")
@@ -343,25 +425,27 @@ class XenServerDriver(RealHostDriver):
             )
         self._domids[vm.name] = int(api.call(f"read {vm.name}'s domain id", "VM.get_domid", ref))
 
-    def _ensure_nic(self, api: XenApi, vm: VM, ref: str, network: str) -> None:
-        """The halted VM has one NIC, device 0 on the lab network with the VM's MAC: the NICs the
-        clone copied from its template go (xapi refuses a second device 0)."""
-        wanted = None
+    def _ensure_nics(self, api: XenApi, vm: VM, ref: str, network: str, way_in: str | None) -> None:
+        """The halted VM has device 0 on the lab network with the VM's MAC and, with mgmt:,
+        device 1 on the management network with its management MAC; any other NIC (the
+        clone copied its template's) goes, as xapi refuses a second device 0 or 1."""
+        wanted = {"0": (network, vm.mac)}
+        if way_in is not None:
+            wanted[MGMT_DEVICE] = (way_in, mgmt.mgmt_mac(vm))
         for vif in api.call(f"list {vm.name}'s NICs", "VM.get_VIFs", ref):
             record = api.call(f"read a NIC of {vm.name}", "VIF.get_record", vif)
-            if (record["device"], record["network"], record["MAC"].lower()) == (
-                "0",
-                network,
-                vm.mac,
-            ) and not wanted:
-                wanted = vif
+            if wanted.get(record["device"]) == (record["network"], record["MAC"].lower()):
+                del wanted[record["device"]]  # there already, as it should be
                 continue
             api.call(f"remove NIC {record['device']} of {vm.name}", "VIF.destroy", vif)
             self.session.report.changed(self.host.name, f"removed NIC {record['device']} of VM {vm.name}")
-        if wanted is None:
-            api.call(
-                f"add a VIF to {vm.name}", "VIF.create", vif_record(vm, ref, network, self.session.lab.mtu)
+        for device, (on, mac) in sorted(wanted.items()):
+            mtu = (
+                self.session.lab.mtu
+                if device == "0"
+                else api.call("read the network's MTU", "network.get_MTU", on)
             )
+            api.call(f"add VIF {device} to {vm.name}", "VIF.create", vif_record(ref, device, on, mac, mtu))
 
     # --- the NoCloud seed: a VDI uploaded with import_raw_vdi, a read-only CD VBD ---
     def seed_sr(self, api: XenApi) -> str:
@@ -394,7 +478,7 @@ class XenServerDriver(RealHostDriver):
         self.record(
             "xenserver-seed", name_label=label, vm=_label(self.session.lab.name, vm.name), **self._where()
         )
-        image = seed.build(self.session, vm, _label(self.session.lab.name, vm.name), None)
+        image = seed.build(self.session, vm, _label(self.session.lab.name, vm.name), self.mgmt_nic(vm))
         record = seed_vdi_record(self.session.lab.name, vm.name, self.seed_sr(api), len(image))
         vdi = api.call(f"create the seed VDI of {vm.name}", "VDI.create", record)
         self._upload(api, vdi, image, f"upload the seed of {vm.name}")
@@ -454,6 +538,16 @@ class XenServerDriver(RealHostDriver):
         bridge = self.session.lab.bridge
         label = _label(self.session.lab.name, bridge)
         record = network_record(self.session.lab.name, label, bridge, self.session.lab.mtu)
+        way_in = []
+        if self.mgmt is not None and self.host.vms:
+            way_in = [
+                PlannedStep(
+                    f"find the management network {self.mgmt.network!r} (exactly one of that name, not the "
+                    f"lab's): the guests' second VIF, {mgmt.address_range(self.mgmt, len(self.host.vms))}, "
+                    "labctl's way in over SSH through dom0",
+                    api="XenAPI network.get_by_name_label; network.get_bridge",
+                )
+            ]
         return [
             PlannedStep(
                 f"log in to XenAPI at {self.url} as {self.user} (password from {password}{tls}); "
@@ -471,12 +565,13 @@ class XenServerDriver(RealHostDriver):
                 api="XenAPI network.create(network record)",
                 files=(("network record", json.dumps(record, indent=2)),),
             ),
+            *way_in,
         ]
 
     def planned_vm_steps(self, vm: VM) -> list[PlannedStep]:
         label = _label(self.session.lab.name, vm.name)
         network = _label(self.session.lab.name, self.session.lab.bridge)
-        record = vif_record(vm, f"<VM {label}>", f"<network {network}>", self.session.lab.mtu)
+        record = vif_record(f"<VM {label}>", "0", f"<network {network}>", vm.mac, self.session.lab.mtu)
         return [
             PlannedStep(
                 f"VM {label} cloned from template {self.template!r}",
@@ -489,14 +584,30 @@ class XenServerDriver(RealHostDriver):
                 api="XenAPI VIF.create(VIF record)",
                 files=(("VIF record", json.dumps(record, indent=2)),),
             ),
+            *self.planned_mgmt_vif_steps(vm, label),
             *self.planned_seed_steps(vm, label),
             PlannedStep(
                 f"start {label} on this host", api="XenAPI VM.start_on(this host, paused=False, force=False)"
             ),
         ]
 
+    def planned_mgmt_vif_steps(self, vm: VM, label: str) -> list[PlannedStep]:
+        nic = self.mgmt_nic(vm)
+        if nic is None or self.mgmt is None:
+            return []
+        network = f"<network {self.mgmt.network}>"
+        record = vif_record(f"<VM {label}>", MGMT_DEVICE, network, nic[0], "<the network's MTU>")
+        return [
+            PlannedStep(
+                f"VIF {MGMT_DEVICE} of {label} on network {self.mgmt.network!r} (the way in), MAC {nic[0]}, "
+                f"{nic[1]} in its seed",
+                api="XenAPI VIF.create(VIF record)",
+                files=(("management VIF record", json.dumps(record, indent=2)),),
+            )
+        ]
+
     def planned_seed_steps(self, vm: VM, label: str) -> list[PlannedStep]:
-        if not self.seeds:
+        if not self.seeded:
             return []
         lab = self.session.lab
         sr = self.host.options["seed_sr"]
@@ -507,7 +618,9 @@ class XenServerDriver(RealHostDriver):
         )
         return [
             PlannedStep(
-                f"NoCloud seed of {vm.name} ({vm.ip}, MTU {lab.mtu}, the lab's SSH key): "
+                f"NoCloud seed of {vm.name} ({vm.ip}, MTU {lab.mtu}"
+                + (f", management {nic[1]}" if (nic := self.mgmt_nic(vm)) else "")
+                + ", the lab's SSH key): "
                 f"VDI {vdi['name_label']} of the ISO's size on {where}",
                 api="XenAPI VDI.create(VDI record)",
                 files=(("VDI record", json.dumps(vdi, indent=2)),),

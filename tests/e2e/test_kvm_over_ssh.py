@@ -33,6 +33,7 @@ from labctl.inventory import parse_inventory
 from labctl.progress import Reporter
 from labctl.state import LabState
 from labctl.verify import FpingProber, _ping
+from tests import small_guest
 from tests.conftest import REPO
 from tests.sshd_harness import READY_SECONDS, Sshd, sh
 
@@ -313,12 +314,8 @@ BOOT_SECONDS = 240  # readiness under TCG on a loaded 2-core machine, not a time
 def guest() -> tuple[str, str]:
     """(kernel, initrd) of the small test guest, built once (and cached) by scripts/build-guest.sh:
     it reads its NoCloud seed and runs dropbear on its management address."""
-    built = subprocess.run(
-        ["bash", str(REPO / "scripts" / "build-guest.sh")], capture_output=True, text=True, timeout=600
-    )
-    assert built.returncode == 0, built.stderr
-    directory = REPO / built.stdout.strip()
-    return str(directory / "vmlinuz"), str(directory / "initrd.gz")
+    kernel, initrd = small_guest.build()
+    return str(kernel), str(initrd)
 
 
 @pytest.fixture

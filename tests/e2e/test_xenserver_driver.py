@@ -574,40 +574,41 @@ def dom0():
         server.stop()
 
 
-@pytest.mark.lab
-def test_ovs_xapi_sync_leaves_the_lab_bridge_secure_and_out_of_band(dom0, make_driver, monkeypatch):
-    """dom0's ovs-xapi-sync sets fail_mode and in-band on the bridge of a xapi network from the
-    network's other_config; without the keys the bridge turns standalone and drifts."""
+@pytest.fixture
+def pool_on_dom0(dom0, monkeypatch):
+    """(the fake pool, whose master has `dom0` as its Open vSwitch, the xenserver kind
+    whose OVS work goes to that dom0 stand-in), VMs placed on the master."""
     xapi = FakeXenAPI(password="s3cret", dom0_ovs={MASTER: dom0.vsctl}).start()
     xapi.placement = xapi.master  # VM.start would place them here too (placement has its own test)
+    OnDom0 = dom0.driver_kind(XenServerDriver)
+    monkeypatch.setitem(DRIVERS, "xenserver", OnDom0)  # also for `down`, from the journal
     try:
-
-        class OnDom0(XenServerDriver):  # its OVS work goes to the dom0 stand-in
-            datapath_type = "netdev"  # no OVS kernel module here
-
-            @classmethod
-            def connect(cls, name, address, access):
-                return dom0.transport(name)
-
-        monkeypatch.setitem(DRIVERS, "xenserver", OnDom0)  # also for `down`, from the journal
-        driver = make_driver(xapi.url, kind=OnDom0)
-        host = driver.host
-        builder = HostBuilder(driver.session.lab, {host.name: driver}, driver.session.report)
-        builder.build(host)
-        plan = builder.plan(host)
-        snap = Ovs(driver.transport()).snapshot()
-        br0 = snap.bridges["br0"]
-        assert (br0.fail_mode, br0.other_config.get("disable-in-band")) == ("secure", "true")
-        assert br0.ports == ["br0", "vif1.0", "vif2.0"]  # plugged by the vif script, named as labctl says
-        assert [driver.vm_port(vm) for vm in host.vms] == ["vif1.0", "vif2.0"]
-        assert pending(plan.commands, snap) == []  # no drift
-        made = driver.session.report.changes
-        builder.build(host)  # up again: nothing to repair
-        assert driver.session.report.changes == made
-        down(driver.session.state)
-        assert dom0.vsctl(["ovs-vsctl", "list-br"])[1] == ""
+        yield xapi, OnDom0
     finally:
         xapi.stop()
+
+
+@pytest.mark.lab
+def test_ovs_xapi_sync_leaves_the_lab_bridge_secure_and_out_of_band(dom0, pool_on_dom0, make_driver):
+    """dom0's ovs-xapi-sync sets fail_mode and in-band on the bridge of a xapi network from the
+    network's other_config; without the keys the bridge turns standalone and drifts."""
+    xapi, OnDom0 = pool_on_dom0
+    driver = make_driver(xapi.url, kind=OnDom0)
+    host = driver.host
+    builder = HostBuilder(driver.session.lab, {host.name: driver}, driver.session.report)
+    builder.build(host)
+    plan = builder.plan(host)
+    snap = Ovs(driver.transport()).snapshot()
+    br0 = snap.bridges["br0"]
+    assert (br0.fail_mode, br0.other_config.get("disable-in-band")) == ("secure", "true")
+    assert br0.ports == ["br0", "vif1.0", "vif2.0"]  # plugged by the vif script, named as labctl says
+    assert [driver.vm_port(vm) for vm in host.vms] == ["vif1.0", "vif2.0"]
+    assert pending(plan.commands, snap) == []  # no drift
+    made = driver.session.report.changes
+    builder.build(host)  # up again: nothing to repair
+    assert driver.session.report.changes == made
+    down(driver.session.state)
+    assert dom0.vsctl(["ovs-vsctl", "list-br"])[1] == ""
 
 
 @pytest.mark.lab
@@ -628,49 +629,137 @@ def test_up_with_a_wrong_password_exits_3_with_one_line(make_lab, xapi, tmp_path
 @pytest.mark.lab
 @pytest.mark.parametrize("seed", ["nocloud", "none"])
 def test_status_says_whether_the_address_is_managed_and_down_leaves_no_seed(
-    dom0, make_driver, monkeypatch, seed
+    dom0, pool_on_dom0, make_driver, seed
 ):
     """A real dom0 OVS: the VMs' ports on br0, and status's port lines say "address not
     managed" exactly for the guests without a seed; down removes the seeds' VDIs and drives."""
-    xapi = FakeXenAPI(password="s3cret", dom0_ovs={MASTER: dom0.vsctl}).start()
-    xapi.placement = xapi.master
-    try:
+    xapi, OnDom0 = pool_on_dom0
+    driver = make_driver(xapi.url, extra=f"    seed: {seed}\n", kind=OnDom0)
+    host, lab = driver.host, driver.session.lab
+    builder = HostBuilder(lab, {host.name: driver}, driver.session.report)
+    builder.build(host)
+    someone_elses = SimpleNamespace(kind=SimpleNamespace(managed=False))  # a controller labctl does not run
+    status = LabStatus(lab, driver.session.state, {host.name: driver}, builder, someone_elses)
+    entry, _ = status._host(host, None, Hides.NOTHING)
+    controller = {"kind": "none", "target": "-", "apps": [], "running": None}
+    text = render_text(
+        {
+            "lab": lab.name,
+            "up": True,
+            "drift": [],
+            "faults": [],
+            "controller": controller,
+            "hosts": [entry],
+        }
+    )
+    vm_lines = [line for line in text.splitlines() if " VM vm" in line]
+    assert [line.split()[1] for line in vm_lines] == ["vif1.0", "vif2.0"]
+    assert all(("address not managed" in line) == (seed == "none") for line in vm_lines), text
+    seeds = [v for v in xapi.objects["VDI"].values() if v["name_label"].endswith("-seed")]
+    assert len(seeds) == (2 if seed == "nocloud" else 0)
+    down(driver.session.state)
+    assert [v for v in xapi.objects["VDI"].values() if v["name_label"].endswith("-seed")] == []
+    assert xapi.objects["VBD"] == {} and dom0.vsctl(["ovs-vsctl", "list-br"])[1] == ""
 
-        class OnDom0(XenServerDriver):
-            datapath_type = "netdev"
 
-            @classmethod
-            def connect(cls, name, address, access):
-                return dom0.transport(name)
+# --- the way in: mgmt: {network: ...}, a second VIF on a xapi network --------------------------
 
-        monkeypatch.setitem(DRIVERS, "xenserver", OnDom0)
-        driver = make_driver(xapi.url, extra=f"    seed: {seed}\n", kind=OnDom0)
-        host, lab = driver.host, driver.session.lab
-        builder = HostBuilder(lab, {host.name: driver}, driver.session.report)
-        builder.build(host)
-        someone_elses = SimpleNamespace(
-            kind=SimpleNamespace(managed=False)
-        )  # a controller labctl does not run
-        status = LabStatus(lab, driver.session.state, {host.name: driver}, builder, someone_elses)
-        entry, _ = status._host(host, None, Hides.NOTHING)
-        controller = {"kind": "none", "target": "-", "apps": [], "running": None}
-        text = render_text(
-            {
-                "lab": lab.name,
-                "up": True,
-                "drift": [],
-                "faults": [],
-                "controller": controller,
-                "hosts": [entry],
-            }
-        )
-        vm_lines = [line for line in text.splitlines() if " VM vm" in line]
-        assert [line.split()[1] for line in vm_lines] == ["vif1.0", "vif2.0"]
-        assert all(("address not managed" in line) == (seed == "none") for line in vm_lines), text
-        seeds = [v for v in xapi.objects["VDI"].values() if v["name_label"].endswith("-seed")]
-        assert len(seeds) == (2 if seed == "nocloud" else 0)
-        down(driver.session.state)
-        assert [v for v in xapi.objects["VDI"].values() if v["name_label"].endswith("-seed")] == []
-        assert xapi.objects["VBD"] == {} and dom0.vsctl(["ovs-vsctl", "list-br"])[1] == ""
-    finally:
-        xapi.stop()
+MGMT = "    mgmt: {network: Lab management, subnet: 10.99.0.0/24}\n"
+
+
+def mgmt_network(xapi: FakeXenAPI, label: str = "Lab management", bridge: str = "xapi1") -> str:
+    """A network the pool's admin made for the way in (xe network-create)."""
+    return xapi.add("network", name_label=label, bridge=bridge, MTU="1500", other_config={})
+
+
+def test_mgmt_gives_each_vm_vif_0_on_the_lab_network_and_vif_1_on_the_management_network(xapi, make_driver):
+    way_in = mgmt_network(xapi)
+    driver = make_driver(xapi.url, extra=MGMT)
+    driver.finish()
+    [lab_network] = xapi.do_network_get_by_name_label("lc-xs-br0")
+    for n, vm in enumerate(driver.session.lab.vms):
+        [ref] = xapi.do_VM_get_by_name_label(f"lc-xs-{vm.name}")
+        vifs = [xapi.objects["VIF"][v] for v in xapi.objects["VM"][ref]["VIFs"]]
+        nics = sorted(vifs, key=lambda v: v["device"])
+        assert [(v["device"], v["network"], v["MAC"]) for v in nics] == [
+            ("0", lab_network, vm.mac),
+            ("1", way_in, "06" + vm.mac[2:]),
+        ]
+        _, files = read_iso(seed_of(xapi, vm.name)[0]["data"])
+        nic = yaml.safe_load(files["network-config"])["ethernets"]["mgmt"]
+        assert nic["match"]["macaddress"] == "06" + vm.mac[2:]
+        assert nic["addresses"] == [f"10.99.0.{10 + n}/24"]
+    before = len(xapi.changes())
+    driver.finish()  # up again: both NICs are there, nothing changes
+    assert len(xapi.changes()) == before
+    down(driver.session.state)
+    assert all(v["network"] not in (lab_network, way_in) for v in xapi.objects["VIF"].values())
+    assert way_in in xapi.objects["network"]  # the admin's network stays
+
+
+@pytest.mark.parametrize("count", [0, 2])
+def test_a_management_network_label_that_names_none_or_two_is_one_line(xapi, make_driver, count):
+    for n in range(count):
+        mgmt_network(xapi, bridge=f"xapi{n + 1}")
+    driver = make_driver(xapi.url, extra=MGMT)
+    with pytest.raises(ProvisionError) as failed:
+        driver.finish()
+    found = "no XenAPI network is" if count == 0 else "2 XenAPI networks are"
+    assert str(failed.value) == (
+        f"xs1: find the management network failed: {found} named 'Lab management' (mgmt.network): "
+        "name one network, by its name label (xe network-list)"
+    )
+    assert not xapi.do_VM_get_by_name_label("lc-xs-vm1")  # refused before any VM is made
+
+
+def test_the_fake_refuses_a_vif_on_no_network_and_a_second_device_1(xapi):
+    session = login(xapi)
+    api = session.xenapi
+    vm = api.VM.clone(api.VM.get_by_name_label("Debian Template")[0], "t")
+    way_in = mgmt_network(xapi)
+    record = xenserver.vif_record(vm, "1", "OpaqueRef:network-404", "06:00:00:00:00:01", 1500)
+    with pytest.raises(XenAPI.Failure) as refused:
+        api.VIF.create(record)
+    assert refused.value.details == ["HANDLE_INVALID", "network", "OpaqueRef:network-404"]
+    api.VIF.create(record | {"network": way_in})
+    with pytest.raises(XenAPI.Failure) as refused:
+        api.VIF.create(record | {"network": way_in})
+    assert refused.value.details == ["DEVICE_ALREADY_EXISTS", "1"]
+
+
+@pytest.mark.lab
+def test_the_management_vifs_are_on_their_bridge_not_br0_and_status_names_the_network_gone(
+    dom0, pool_on_dom0, make_driver
+):
+    """dom0's Open vSwitch: vif<domid>.1 on the management network's bridge, br0 holds the lab's
+    ports only; doctor sees dom0's address there; once the network's label names nothing,
+    status says so."""
+    xapi, OnDom0 = pool_on_dom0
+    way_in = mgmt_network(xapi)
+    dom0.vsctl(["ovs-vsctl", "add-br", "xapi1", "--", "set", "bridge", "xapi1", "datapath_type=netdev"])
+    dom0_ns = dom0.transport()
+    dom0_ns.run(["ip", "addr", "add", "10.99.0.1/24", "dev", "xapi1"])
+    driver = make_driver(xapi.url, extra=MGMT, kind=OnDom0)
+    host, lab = driver.host, driver.session.lab
+    builder = HostBuilder(lab, {host.name: driver}, driver.session.report)
+    builder.build(host)
+    assert dom0.vsctl(["ovs-vsctl", "list-ports", "br0"])[1].split() == ["vif1.0", "vif2.0"]
+    assert dom0.vsctl(["ovs-vsctl", "list-ports", "xapi1"])[1].split() == ["vif1.1", "vif2.1"]
+    [probe] = [check for label, check in driver.doctor_checks() if label == "management network"]
+    assert probe() == (True, "network 'Lab management' is on bridge xapi1; dom0 is 10.99.0.1/24 there")
+    someone_elses = SimpleNamespace(kind=SimpleNamespace(managed=False))
+    status = LabStatus(lab, driver.session.state, {host.name: driver}, builder, someone_elses)
+    entry, faults = status._host(host, None, Hides.NOTHING)
+    unpointed = "missing controller of br0 -> tcp:10.250.0.254:6633"  # this test points br0 nowhere
+    assert [f.what for f in faults] == [unpointed]
+    assert {p["name"] for p in entry["ports"]} == {"br0", "vif1.0", "vif2.0"}
+    xapi.objects["network"][way_in]["name_label"] = "renamed"  # xe network-param-set name-label=…
+    _, faults = status._host(host, None, Hides.NOTHING)
+    [fault] = [f for f in faults if f.what != unpointed]
+    assert fault.what == (
+        "management network: no XenAPI network is named 'Lab management' (mgmt.network): "
+        "name one network, by its name label (xe network-list)"
+    )
+    assert fault.repair.startswith("up cannot repair this")
+    down(driver.session.state)
+    assert dom0.vsctl(["ovs-vsctl", "list-ports", "xapi1"])[1] == ""  # the VIFs went with the VMs

@@ -7,8 +7,11 @@ It keeps the rules of xapi (xapi-project/xen-api) that labctl relies on:
   vif, tap or eth is INVALID_VALUE ["bridge", name]; one another network has is
   BRIDGE_NAME_EXISTS [name]; no name gets xapiN (ocaml/xapi/xapi_network.ml).
 - VIF.create: a device number the VM's VIFs already use is DEVICE_ALREADY_EXISTS
-  [device] (ocaml/xapi/xapi_vif_helpers.ml). VM.clone copies the template's VIFs, and
-  the default template has one, device 0, as templates made from VMs do.
+  [device] (ocaml/xapi/xapi_vif_helpers.ml); a network or VM ref that names nothing is
+  HANDLE_INVALID [class, ref], as for every call given a bad ref. VM.clone copies the
+  template's VIFs, and the default template has one, device 0, as templates made from VMs
+  do. network.get_by_name_label answers every network of that label: none, one or more
+  (xapi does not keep labels unique).
 - A pool of two hosts, each with its own XML-RPC endpoint on its own loopback address
   (master 127.0.0.2, member 127.0.0.3, one port): any call to the member, login included,
   is HOST_IS_SLAVE [master's address] (ocaml/xapi/xapi_session.ml). VM.start places the
@@ -16,8 +19,10 @@ It keeps the rules of xapi (xapi-project/xen-api) that labctl relies on:
 - HTTPS, when given a certificate and key (`tls`).
 - Each host may have a dom0 Open vSwitch (`dom0_ovs`: host name -> an ovs-vsctl runner,
   e.g. a private ovsdb-server's). When a VM starts on that host, the fake does in that OVS
-  what dom0 does there: xapi's vif script plugs vif<domid>.<device> into the network's
-  bridge (OVS's xenserver/etc_xensource_scripts_vif), then ovs-xapi-sync configures every
+  what dom0 does there: xapi makes the network's bridge when it is not there yet (as
+  xapi_network.ml's attach does before a VIF plugs), xapi's vif script plugs
+  vif<domid>.<device> into the network's bridge (OVS's
+  xenserver/etc_xensource_scripts_vif), then ovs-xapi-sync configures every
   bridge it has not configured yet that backs a xapi network (OVS's
   xenserver/usr_share_openvswitch_scripts_ovs-xapi-sync, upstream 2.17.7): fail_mode from
   the network's other_config `vswitch-controller-fail-mode`, else the pool's, else
@@ -176,7 +181,11 @@ class FakeXenAPI:
         self.dom0_ovs = {self.hosts[name]: vsctl for name, vsctl in (dom0_ovs or {}).items()}
         self._synced: dict[str, set[str]] = {host: set() for host in self.hosts.values()}  # ovs-xapi-sync's
         eth0 = self.add(
-            "network", name_label="Pool-wide network associated with eth0", bridge="xenbr0", other_config={}
+            "network",
+            name_label="Pool-wide network associated with eth0",
+            bridge="xenbr0",
+            MTU="1500",
+            other_config={},
         )
         template = self.add(
             "VM", name_label="Debian Template", is_a_template=True, power_state="Halted", VIFs=[], VBDs=[]
@@ -585,6 +594,9 @@ class FakeXenAPI:
     def do_network_get_bridge(self, network):
         return self._get("network", network)["bridge"]
 
+    def do_network_get_MTU(self, network):
+        return self._get("network", network).get("MTU", "1500")  # int64 as a string
+
     def do_network_get_other_config(self, network):
         return dict(self._get("network", network)["other_config"])
 
@@ -623,9 +635,10 @@ class FakeXenAPI:
     def _dom0_plugs(self, vm: str, host: str) -> None:
         if host not in self.dom0_ovs:
             return
-        for dev, bridge, vif in self._vif_ports(vm):  # the vif script, on `online`
+        for dev, bridge, vif in self._vif_ports(vm):  # xapi's attach, then the vif script on `online`
             self._vsctl(
                 host,
+                "--", "--may-exist", "add-br", bridge,
                 "--", "--if-exists", "del-port", dev,
                 "--", "add-port", bridge, dev,
                 "--", "set", "interface", dev, f'external-ids:"attached-mac"="{vif["MAC"]}"',

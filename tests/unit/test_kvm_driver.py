@@ -283,8 +283,8 @@ def test_the_management_bridge_must_be_a_linux_bridge_other_than_the_labs():
     on_br0 = mgmt.MgmtSpec(bridge="br0", subnet="10.99.0.0/24")
     assert mgmt.check_bridge(BridgeProbe(True), on_br0, "br0").startswith("br0 is the lab's bridge")
     shown = "7: labwayin    inet 10.99.0.1/24 brd 10.99.0.255 scope global labwayin\n"
-    assert mgmt.host_address(BridgeProbe(True, shown), spec) == "10.99.0.1/24"
-    assert mgmt.host_address(BridgeProbe(True, shown.replace("10.99.0", "10.98.0")), spec) is None
+    assert mgmt.host_address(BridgeProbe(True, shown), "labwayin", spec) == "10.99.0.1/24"
+    assert mgmt.host_address(BridgeProbe(True, shown.replace("10.99.0", "10.98.0")), "labwayin", spec) is None
 
 
 def mgmt_problems(extra: str, simulate: bool = False) -> list[str]:
@@ -311,3 +311,15 @@ def test_mgmt_inventory_rules():
     assert "mgmt: is for real hosts" in said
     [said] = mgmt_problems("    mgmt: {bridge: 'a b', subnet: 10.99.0.0/24}\n")
     assert "mgmt.bridge" in said
+
+
+def test_status_names_a_kvm_hosts_management_bridge_that_is_gone(tmp_path, monkeypatch):
+    """`localhost`: this machine, where no bridge labwayin exists (a `test -d` in /sys runs)."""
+    from labctl.drivers.remote import RealHostDriver
+
+    monkeypatch.setattr(RealHostDriver, "faults", lambda self: [])  # not this machine's OVS
+    driver = kvm_with(tmp_path, monkeypatch, "gb", MGMT, address="localhost")
+    [fault] = driver.faults()
+    assert fault.what.startswith("management bridge: labwayin is not a Linux bridge on the host")
+    assert "down and up" in fault.repair
+    assert kvm_with(tmp_path, monkeypatch, "gn", "", address="localhost").faults() == []

@@ -75,3 +75,73 @@ def test_the_seed_records_are_what_xapi_needs_for_a_read_only_cd():
 def test_a_seed_kind_other_than_nocloud_or_none_is_an_inventory_error():
     with pytest.raises(InventoryError, match="seed"):
         parse_inventory(INVENTORY.format(extra="    seed: configdrive\n"))
+
+
+# --- the way in: mgmt: {network: ...} ---------------------------------------------------------
+
+MGMT = "    mgmt: {network: Lab management, subnet: 10.99.0.0/24}\n"
+
+
+def test_the_plan_gives_each_vm_a_second_vif_on_the_management_network_and_its_address(tmp_path):
+    driver = driver_for(tmp_path, MGMT)
+    vm1 = driver.session.lab.vm("vm1")
+    planned = [s.to_json() for s in driver.planned_vm_steps(vm1)]
+    [lab_vif, mgmt_vif] = [s for s in planned if s.get("api") == "XenAPI VIF.create(VIF record)"]
+    assert json.loads(lab_vif["files"]["VIF record"])["device"] == "0"
+    record = json.loads(mgmt_vif["files"]["management VIF record"])
+    assert (record["device"], record["network"], record["MAC"]) == (
+        "1",
+        "<network Lab management>",
+        "06:00:ac:10:00:01",
+    )
+    assert "10.99.0.10/24 in its seed" in mgmt_vif["what"]
+    [seeded] = [s for s in planned if s.get("api") == "XenAPI VDI.create(VDI record)"]
+    assert "management 10.99.0.10/24" in seeded["what"]
+    [find] = [s for s in driver.planned_host_steps() if "management network" in s.what]
+    assert "'Lab management' (exactly one of that name, not the lab's)" in find.what
+    assert "10.99.0.10 of 10.99.0.0/24" in find.what
+    assert driver.no_path(vm1) is None
+    assert (
+        driver.vm_transport(vm1)
+        .describe()
+        .startswith("SSH root@10.99.0.10:22 through SSH root@xs1.example:22")
+    )
+
+
+def test_without_mgmt_the_reason_names_the_network_form(tmp_path):
+    driver = driver_for(tmp_path)
+    assert driver.way_in(driver.session.lab.vm("vm1")) == (
+        "real guest, no way in (set mgmt: {network: NAME, subnet: CIDR} (a xapi network other than the "
+        "lab's, whose bridge dom0 has an address on) on host xs1)"
+    )
+    assert not [s for s in driver.planned_host_steps() if "management network" in s.what]
+
+
+@pytest.mark.parametrize(
+    ("extra", "said"),
+    [
+        (
+            "    mgmt: {bridge: xenbr1, subnet: 10.99.0.0/24}\n",
+            "the guests of a xenserver host go on a xapi network (its name label): "
+            "mgmt: {network: NAME, subnet: CIDR}, not bridge:",
+        ),
+        ("    mgmt: {network: lc-xsp-br0, subnet: 10.99.0.0/24}\n", "lc-xsp-br0 is the lab's network"),
+        (MGMT + "    seed: none\n", "the way in needs the seed"),
+        ("    mgmt: {network: m, subnet: 10.99.0.0/24, first: 10.98.0.1}\n", "not a guest address of"),
+    ],
+)
+def test_mgmt_inventory_rules_on_a_xenserver_host(extra, said):
+    with pytest.raises(InventoryError) as info:
+        parse_inventory(INVENTORY.format(extra=extra))
+    [problem] = info.value.problems
+    assert "hosts.xs1.mgmt" in problem and said in problem
+
+
+def test_a_kvm_or_xen_host_names_a_bridge_not_a_network():
+    text = INVENTORY.format(
+        extra="    image: /srv/base.qcow2\n    mgmt: {network: m, subnet: 10.99.0.0/24}\n"
+    )
+    with pytest.raises(InventoryError) as info:
+        parse_inventory(text.replace("driver: xenserver", "driver: xen"))
+    [problem] = info.value.problems
+    assert "the guests of a xen host go on a Linux bridge of the host: mgmt: {bridge: NAME" in problem
