@@ -24,10 +24,11 @@ host. What real pools do that labctl must follow (docs/drivers.md):
   read-only CD, unless `seed: none`: a VDI of the ISO's size on the SR `seed_sr:` names
   (else the pool's default SR), other_config `labctl-seed` naming it; the ISO goes up
   with HTTP PUT /import_raw_vdi (xapi's handler: session_id, vdi, format=raw, task_id),
-  sent as xe sends it (xapi_http.py): headers, xapi's answer, then the body. The outcome
-  is the task's, since xapi answers 200 before it reads the body. When another pool member
-  reaches the SR (its local storage), xapi answers 302 with that member's https URL and
-  the same query: labctl follows it with the same TLS settings, never to plain http from
+  sent as xe sends it (xapi_http.py): headers, xapi's answer, then the body. The
+  outcome is the task's, since xapi answers 200 before it reads the body. When the host
+  labctl talks to does not reach the SR (the master, when this host is a member and the
+  SR its local storage), xapi answers 302 with the URL of a member that does and the
+  same query: labctl follows it with the same TLS settings, never to plain http from
   https, at most a few times, and says why in one line when it does not. Then a CD VBD,
   mode RO, not bootable, on the first free device from 3, attached when the VM starts.
   xapi before 1.9.60 takes a CD only from an ISO SR (VBD.create: VDI_IS_NOT_ISO [vdi,

@@ -1,9 +1,10 @@
 """The xenserver driver on the real XenAPI SDK, against a local pool of two hosts that
 speaks the XenAPI wire protocol and keeps xapi's rules (tests/fakes/xenapi_server.py):
 bridge names, VIF device numbers, placement in a pool and HOST_IS_SLAVE, HTTPS with a
-self-signed certificate, the guests' NoCloud seeds (a VDI uploaded with import_raw_vdi on
-a read-only CD drive), and what ovs-xapi-sync does to the bridge of a xapi network
-(against a real dom0 Open vSwitch: ovsdb-server and ovs-vswitchd in a namespace)."""
+self-signed certificate, the guests' NoCloud seeds (a VDI uploaded with import_raw_vdi,
+followed to the member xapi redirects it to, on a read-only CD drive, or a read-only disk
+on an older xapi), and what ovs-xapi-sync does to the bridge of a xapi network (against a
+real dom0 Open vSwitch: ovsdb-server and ovs-vswitchd in a namespace)."""
 
 from __future__ import annotations
 
@@ -608,11 +609,12 @@ def test_a_ca_file_with_verification_off_is_an_inventory_error(xapi, password_fi
 # --- import_raw_vdi redirected (302) to the pool member that reaches the SR ----------------
 
 
-def test_an_upload_xapi_redirects_lands_on_the_member_over_the_same_tls(
+def test_a_members_local_sr_takes_the_upload_xapi_redirects_to_it_over_the_same_tls(
     https_xapi, make_driver, certificate, monkeypatch
 ):
-    """The default SR is the member's local storage: the master answers 302 with the member's
-    https URL, labctl sends the ISO there (the same CA) and reads the outcome from the task."""
+    """This host is the member and the default SR its local storage: labctl's session is with
+    the master (HOST_IS_SLAVE), which answers the PUT with 302 and the member's https URL;
+    labctl sends the ISO there (the same CA) and reads the outcome from the task."""
     https_xapi.sr_hosts[https_xapi.local_sr] = https_xapi.hosts[MEMBER]
     built = {}
     real_build = xenserver.seed.build
@@ -622,8 +624,9 @@ def test_an_upload_xapi_redirects_lands_on_the_member_over_the_same_tls(
         return built[vm.name]
 
     monkeypatch.setattr(xenserver.seed, "build", keep)
-    driver = make_driver(https_xapi.url, extra=f"    tls_ca_file: {certificate[0]}\n")
+    driver = make_driver(https_xapi.url_of(MEMBER), extra=f"    tls_ca_file: {certificate[0]}\n")
     driver.finish()
+    assert driver.api().url == https_xapi.url and resident(https_xapi, "lc-xs-vm1") == MEMBER
     assert https_xapi.puts == [(MASTER, 302), (MEMBER, 200)] * 2
     assert {vm: seed_of(https_xapi, vm)[0]["data"] for vm in built} == built and set(built) == {"vm1", "vm2"}
     statuses = [c for c in https_xapi.calls if c[0] == "task.get_status"]
