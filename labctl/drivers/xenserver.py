@@ -527,9 +527,9 @@ class XenServerDriver(SshWayIn, RealHostDriver):
         return str(device)
 
     def _upload(self, api: XenApi, vdi: str, data: bytes, step: str) -> None:
-        """PUT the raw bytes to import_raw_vdi (at the pool member xapi redirects to, when the
-        SR is another member's) and wait for its task, which says whether they were written
-        (the HTTP answer does not)."""
+        """PUT the raw bytes to import_raw_vdi (at the pool member xapi redirects it to when the
+        host labctl talks to does not reach the SR) and wait for its task, which says whether
+        they were written (the HTTP answer does not)."""
         task = api.call(step, "task.create", f"labctl: {step}", "")
         try:
             xapi_http.put(api, step, IMPORT_RAW_VDI, {"vdi": vdi, "format": "raw", "task_id": task}, data)
@@ -655,8 +655,8 @@ class XenServerDriver(SshWayIn, RealHostDriver):
                 files=(("VDI record", json.dumps(vdi, indent=2)),),
             ),
             PlannedStep(
-                f"upload the ISO into {vdi['name_label']} (at the pool member xapi redirects to when "
-                "another member reaches the SR), then wait for its task",
+                f"upload the ISO into {vdi['name_label']} (following a redirect to the pool member that "
+                "reaches the SR), then wait for its task",
                 api=f"XenAPI task.create; HTTP PUT {IMPORT_RAW_VDI}?session_id=…&vdi=<VDI>&format=raw"
                 "&task_id=<task>",
             ),

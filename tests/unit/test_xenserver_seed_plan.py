@@ -62,7 +62,7 @@ def test_the_plan_says_the_seed_drive_is_a_cd_or_on_an_older_xapi_a_read_only_di
     assert {k: v for k, v in disk.items() if k != "type"} == {k: v for k, v in cd.items() if k != "type"}
     assert (disk["mode"], disk["bootable"], disk["empty"]) == ("RO", False, False)
     upload = next(s for a, s in steps(driver_for(tmp_path)).items() if "import_raw_vdi" in a)
-    assert "at the pool member xapi redirects to when another member reaches the SR" in upload["what"]
+    assert "(following a redirect to the pool member that reaches the SR)" in upload["what"]
 
 
 def test_seed_none_plans_no_seed_and_manages_no_address(tmp_path):
