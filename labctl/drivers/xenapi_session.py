@@ -18,7 +18,7 @@ import logging
 import ssl
 import xmlrpc.client
 from dataclasses import dataclass
-from urllib.parse import urlencode, urlsplit, urlunsplit
+from urllib.parse import urlsplit, urlunsplit
 from xml.parsers.expat import ExpatError
 
 from labctl import secrets
@@ -165,31 +165,6 @@ class XenApi:
             raise XapiError(self.host, step, list(exc.details or [])) from None
         except WIRE_ERRORS as exc:
             raise ProvisionError(self.host, step, explain(exc, self.url)) from None
-
-    def put(self, step: str, path: str, query: dict[str, str], body: bytes) -> None:
-        """An HTTP PUT to xapi's own handlers (import_raw_vdi), authenticated by this session's
-        ref in the query (session_id), over the same TLS as the XML-RPC calls. xapi answers
-        200 before it reads the body: whether the data arrived is in the task (query task_id)."""
-        parts = urlsplit(self.url)
-        target = f"{path}?{urlencode({'session_id': self.session._session, **query})}"
-        if parts.scheme == "https":
-            conn: http.client.HTTPConnection = http.client.HTTPSConnection(
-                parts.hostname, parts.port, context=tls_context(self.target, self.host), timeout=300
-            )
-        else:
-            conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=300)
-        try:
-            conn.request("PUT", target, body=body, headers={"Content-Length": str(len(body))})
-            answer = conn.getresponse()
-            answer.read()
-        except WIRE_ERRORS as exc:
-            raise ProvisionError(self.host, step, explain(exc, self.url)) from None
-        finally:
-            conn.close()
-        if answer.status != 200:
-            raise ProvisionError(
-                self.host, step, f"HTTP {answer.status} {answer.reason} from {self.url}{path}"
-            )
 
     def one(self, step: str, cls: str, label: str) -> str | None:
         refs = self.call(step, f"{cls}.get_by_name_label", label)

@@ -24,10 +24,18 @@ host. What real pools do that labctl must follow (docs/drivers.md):
   read-only CD, unless `seed: none`: a VDI of the ISO's size on the SR `seed_sr:` names
   (else the pool's default SR), other_config `labctl-seed` naming it; the ISO goes up
   with HTTP PUT /import_raw_vdi (xapi's handler: session_id, vdi, format=raw, task_id),
-  whose outcome is the task's, since xapi answers 200 before it reads the body; then a
-  CD VBD, mode RO, not bootable, on the first free device from 3, attached when the VM
-  starts. `down` stops the VM and removes the VBD and the VDI (VBD.destroy refuses one
-  attached to a running VM).
+  sent as xe sends it (xapi_http.py): headers, xapi's answer, then the body. The
+  outcome is the task's, since xapi answers 200 before it reads the body. When the host
+  labctl talks to does not reach the SR (the master, when this host is a member and the
+  SR its local storage), xapi answers 302 with the URL of a member that does and the
+  same query: labctl follows it with the same TLS settings, never to plain http from
+  https, at most a few times, and says why in one line when it does not. Then a CD VBD,
+  mode RO, not bootable, on the first free device from 3, attached when the VM starts.
+  xapi before 1.9.60 takes a CD only from an ISO SR (VBD.create: VDI_IS_NOT_ISO [vdi,
+  content type]): there the seed goes on a read-only Disk VBD instead, which cloud-init
+  finds the same way (the filesystem label cidata, on any block device), and the progress
+  line says so. `down` stops the VM and removes the VBD and the VDI (VBD.destroy refuses
+  one attached to a running VM).
 
 - The way in (`mgmt: {network: NAME, subnet: CIDR, first: ADDRESS}`): each VM gets a
   second VIF, device 1 (dom0 names it vif<domid>.1), on the xapi network whose name label
@@ -51,7 +59,7 @@ from urllib.parse import urlsplit
 from pydantic import Field
 
 from labctl import secrets
-from labctl.drivers import guests, mgmt, seed
+from labctl.drivers import guests, mgmt, seed, xapi_http
 from labctl.drivers.base import DoctorCheck, LabSession, PlannedStep, Problem
 from labctl.drivers.remote import LOCAL_ADDRESSES, RealHostDriver
 from labctl.drivers.way_in import SshWayIn
@@ -72,6 +80,7 @@ RESERVED_BRIDGE_PREFIXES = ("xen", "xapi", "vif", "tap", "eth")
 XAPI_SYNC_CONFIG = {"vswitch-controller-fail-mode": DEFAULT_FAIL_MODE, "vswitch-disable-in-band": "true"}
 SEED_MARK = "labctl-seed"  # in a seed VDI's other_config: the VDI's name label, so down knows it is labctl's
 SEED_FIRST_DEVICE = 3  # CD drives sit at userdevice 3 on XenServer; the seed takes the first free from there
+SEED_ON_A_DISK = "read-only disk: this xapi takes a CD only from an ISO SR (VDI_IS_NOT_ISO)"
 IMPORT_RAW_VDI = "/import_raw_vdi"
 TASK_WAIT_S = 300.0  # an import of a few hundred kB; a task still pending after this is stuck
 MGMT_DEVICE = "1"  # the management VIF: vif<domid>.1 in dom0, after the lab's device 0
@@ -118,15 +127,16 @@ def seed_vdi_record(lab: str, vm: str, sr: str, size: int | str) -> dict:
     }
 
 
-def seed_vbd_record(vm_ref: str, vdi: str, userdevice: str) -> dict:
-    """The seed's drive: a read-only CD (xapi refuses a read-write one), not bootable."""
+def seed_vbd_record(vm_ref: str, vdi: str, userdevice: str, kind: str = "CD") -> dict:
+    """The seed's drive: a read-only CD (xapi refuses a read-write one), not bootable; on an
+    older xapi that takes a CD only from an ISO SR, kind Disk: a read-only disk."""
     return {
         "VM": vm_ref,
         "VDI": vdi,
         "userdevice": userdevice,
         "bootable": False,
         "mode": "RO",
-        "type": "CD",
+        "type": kind,
         "unpluggable": True,
         "empty": False,
         "other_config": {},
@@ -482,12 +492,29 @@ class XenServerDriver(SshWayIn, RealHostDriver):
         record = seed_vdi_record(self.session.lab.name, vm.name, self.seed_sr(api), len(image))
         vdi = api.call(f"create the seed VDI of {vm.name}", "VDI.create", record)
         self._upload(api, vdi, image, f"upload the seed of {vm.name}")
+        drive = self._attach_seed(api, vm, ref, vdi)
+        self.session.report.changed(self.host.name, f"NoCloud seed of VM {vm.name} (VDI {label}, {drive})")
+
+    def _attach_seed(self, api: XenApi, vm: VM, ref: str, vdi: str) -> str:
+        """A read-only CD drive holding the seed; what kind of drive it became. xapi before
+        1.9.60 (xen-api commit "Allow ISO VBDs to be made from any SR", December 2014) takes
+        a CD only from an ISO SR: VBD.create answers VDI_IS_NOT_ISO [vdi, content type],
+        and the seed goes on a read-only disk instead, where NoCloud finds it all the same
+        (cloud-init looks for an iso9660 or vfat filesystem labelled cidata on any block
+        device, CD or disk)."""
+        device = self._free_device(api, vm, ref)
+        try:
+            api.call(f"attach the seed of {vm.name} as a CD", "VBD.create", seed_vbd_record(ref, vdi, device))
+            return "read-only CD"
+        except XapiError as exc:
+            if exc.code != "VDI_IS_NOT_ISO":
+                raise
         api.call(
-            f"attach the seed of {vm.name} as a CD",
+            f"attach the seed of {vm.name} as a read-only disk",
             "VBD.create",
-            seed_vbd_record(ref, vdi, self._free_device(api, vm, ref)),
+            seed_vbd_record(ref, vdi, device, kind="Disk"),
         )
-        self.session.report.changed(self.host.name, f"NoCloud seed of VM {vm.name} (VDI {label}, CD)")
+        return SEED_ON_A_DISK
 
     def _free_device(self, api: XenApi, vm: VM, ref: str) -> str:
         used = {
@@ -500,11 +527,12 @@ class XenServerDriver(SshWayIn, RealHostDriver):
         return str(device)
 
     def _upload(self, api: XenApi, vdi: str, data: bytes, step: str) -> None:
-        """PUT the raw bytes to import_raw_vdi and wait for its task, which says whether they
-        were written (the HTTP answer does not)."""
+        """PUT the raw bytes to import_raw_vdi (at the pool member xapi redirects it to when the
+        host labctl talks to does not reach the SR) and wait for its task, which says whether
+        they were written (the HTTP answer does not)."""
         task = api.call(step, "task.create", f"labctl: {step}", "")
         try:
-            api.put(step, IMPORT_RAW_VDI, {"vdi": vdi, "format": "raw", "task_id": task}, data)
+            xapi_http.put(api, step, IMPORT_RAW_VDI, {"vdi": vdi, "format": "raw", "task_id": task}, data)
             deadline = time.monotonic() + TASK_WAIT_S
             while (status := api.call(step, "task.get_status", task)) == "pending":
                 if time.monotonic() > deadline:
@@ -616,6 +644,7 @@ class XenServerDriver(SshWayIn, RealHostDriver):
         vbd = seed_vbd_record(
             f"<VM {label}>", f"<VDI {vdi['name_label']}>", f"<first free from {SEED_FIRST_DEVICE}>"
         )
+        disk = {**vbd, "type": "Disk"}
         return [
             PlannedStep(
                 f"NoCloud seed of {vm.name} ({vm.ip}, MTU {lab.mtu}"
@@ -626,14 +655,20 @@ class XenServerDriver(SshWayIn, RealHostDriver):
                 files=(("VDI record", json.dumps(vdi, indent=2)),),
             ),
             PlannedStep(
-                f"upload the ISO into {vdi['name_label']}, then wait for its task",
+                f"upload the ISO into {vdi['name_label']} (following a redirect to the pool member that "
+                "reaches the SR), then wait for its task",
                 api=f"XenAPI task.create; HTTP PUT {IMPORT_RAW_VDI}?session_id=…&vdi=<VDI>&format=raw"
                 "&task_id=<task>",
             ),
             PlannedStep(
-                f"read-only CD drive of {label} holding the seed, attached when it starts",
+                f"read-only CD drive of {label} holding the seed, attached when it starts; where xapi "
+                "takes a CD only from an ISO SR (VDI_IS_NOT_ISO, xapi before 1.9.60), a read-only disk "
+                "instead",
                 api="XenAPI VBD.create(VBD record)",
-                files=(("VBD record", json.dumps(vbd, indent=2)),),
+                files=(
+                    ("VBD record", json.dumps(vbd, indent=2)),
+                    ("VBD record if VDI_IS_NOT_ISO", json.dumps(disk, indent=2)),
+                ),
             ),
         ]
 
@@ -690,7 +725,7 @@ def _destroy_seed_vdi(api: XenApi, vdi: str, label: str) -> None:
             vm = api.call("read a drive's VM", "VBD.get_VM", vbd)
             if api.call(f"read the power state of {label}'s VM", "VM.get_power_state", vm) != "Halted":
                 api.call(f"stop the VM of {label}", "VM.hard_shutdown", vm)
-        api.call(f"remove the CD drive of {label}", "VBD.destroy", vbd)
+        api.call(f"remove the drive of {label}", "VBD.destroy", vbd)
     api.call(f"remove VDI {label}", "VDI.destroy", vdi)
 
 

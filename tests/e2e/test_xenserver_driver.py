@@ -1,13 +1,15 @@
 """The xenserver driver on the real XenAPI SDK, against a local pool of two hosts that
 speaks the XenAPI wire protocol and keeps xapi's rules (tests/fakes/xenapi_server.py):
 bridge names, VIF device numbers, placement in a pool and HOST_IS_SLAVE, HTTPS with a
-self-signed certificate, the guests' NoCloud seeds (a VDI uploaded with import_raw_vdi on
-a read-only CD drive), and what ovs-xapi-sync does to the bridge of a xapi network
-(against a real dom0 Open vSwitch: ovsdb-server and ovs-vswitchd in a namespace)."""
+self-signed certificate, the guests' NoCloud seeds (a VDI uploaded with import_raw_vdi,
+followed to the member xapi redirects it to, on a read-only CD drive, or a read-only disk
+on an older xapi), and what ovs-xapi-sync does to the bridge of a xapi network (against a
+real dom0 Open vSwitch: ovsdb-server and ovs-vswitchd in a namespace)."""
 
 from __future__ import annotations
 
 import http.client
+import io
 import os
 import subprocess
 import sys
@@ -68,10 +70,15 @@ def password_file(tmp_path, monkeypatch):
 def make_driver(tmp_path, password_file):
     """make_driver(url, extra="", kind=XenServerDriver) -> a driver for host xs1 of the lab."""
 
-    def make(url: str, extra: str = "", kind: type[XenServerDriver] = XenServerDriver) -> XenServerDriver:
+    def make(
+        url: str,
+        extra: str = "",
+        kind: type[XenServerDriver] = XenServerDriver,
+        report: Reporter | None = None,
+    ) -> XenServerDriver:
         lab = parse_inventory(INVENTORY.format(url=url, password_file=password_file, extra=extra))
         state = LabState(lab.name, root=tmp_path / "state")
-        return kind(LabSession(lab, state, Reporter(quiet=True)), lab.host("xs1"))
+        return kind(LabSession(lab, state, report or Reporter(quiet=True)), lab.host("xs1"))
 
     return make
 
@@ -267,6 +274,44 @@ def test_an_import_the_task_says_failed_is_one_line(driver, xapi, monkeypatch):
     assert xapi.objects["task"] == {}  # labctl removes its task
 
 
+@pytest.mark.parametrize("older", [False, True], ids=["xapi", "xapi-before-1.9.60"])
+def test_the_seed_drive_is_a_cd_or_on_an_older_xapi_a_read_only_disk_and_down_removes_it(
+    xapi, make_driver, older
+):
+    """xapi before 1.9.60 takes a CD only from an ISO SR (VDI_IS_NOT_ISO): the seed, on the
+    default SR, goes on a read-only disk there, which cloud-init finds by its label alike."""
+    xapi.cd_needs_iso_sr = older
+    before = {cls: set(objs) for cls, objs in xapi.objects.items()}
+    progress = io.StringIO()
+    driver = make_driver(xapi.url, report=Reporter(stream=progress, live=False))
+    driver.finish()
+    kind = "Disk" if older else "CD"
+    for vm in driver.session.lab.vms:
+        vdi, [drive] = seed_of(xapi, vm.name)
+        assert read_iso(vdi["data"])[0] == "cidata"
+        assert (drive["type"], drive["mode"], drive["bootable"], drive["empty"], drive["userdevice"]) == (
+            kind,
+            "RO",
+            False,
+            False,
+            "4",
+        )
+        assert drive["currently_attached"]
+    tried = [c[1]["type"] for c in xapi.calls if c[0] == "VBD.create"]
+    assert tried == (["CD", "Disk"] * 2 if older else ["CD"] * 2)
+    said = (
+        "read-only disk: this xapi takes a CD only from an ISO SR (VDI_IS_NOT_ISO)"
+        if older
+        else "read-only CD"
+    )
+    assert "[xs1] NoCloud seed of VM vm1 (VDI lc-xs-vm1-seed, " + said + ")\n" in progress.getvalue()
+    again = len(xapi.changes())
+    driver.finish()
+    assert len(xapi.changes()) == again  # the drive is there, of whichever kind: nothing to do
+    down(driver.session.state)
+    assert {cls: set(objs) for cls, objs in xapi.objects.items()} == before
+
+
 def test_seed_none_makes_no_vdi_and_the_address_is_not_managed(xapi, make_driver):
     driver = make_driver(xapi.url, extra="    seed: none\n")
     driver.finish()
@@ -328,8 +373,31 @@ def test_the_fake_refuses_the_drives_and_vdis_xapi_refuses(xapi):
     session.xenapi.session.logout()
 
 
-def put(xapi: FakeXenAPI, query: str, body: bytes, headers: dict | None = None) -> int:
-    conn = http.client.HTTPConnection("127.0.0.2", xapi.port, timeout=30)
+def test_the_fake_as_an_older_xapi_takes_a_cd_only_from_an_iso_sr(xapi):
+    """xapi before 1.9.60: VBD.create of a CD checks the VDI's SR (assert_vdi_is_valid_iso)."""
+    xapi.cd_needs_iso_sr = True
+    session = login(xapi)
+    api = session.xenapi
+    vm = api.VM.clone(api.VM.get_by_name_label("Debian Template")[0], "t")
+    vdi = api.VDI.create(xenserver.seed_vdi_record("t", "t", xapi.local_sr, 2048))
+    iso = xapi.add("VDI", name_label="debian.iso", SR=xapi.iso_sr, other_config={}, VBDs=[])
+    with pytest.raises(XenAPI.Failure) as refused:
+        api.VBD.create(xenserver.seed_vbd_record(vm, vdi, "4"))
+    assert refused.value.details == ["VDI_IS_NOT_ISO", vdi, "user"]
+    with pytest.raises(XenAPI.Failure) as refused:  # the read-only rule comes first, as in xapi
+        api.VBD.create({**xenserver.seed_vbd_record(vm, vdi, "4"), "mode": "RW"})
+    assert refused.value.details == ["VBD_CDS_MUST_BE_READONLY"]
+    api.VBD.create(xenserver.seed_vbd_record(vm, iso, "4"))  # an ISO of an ISO SR
+    api.VBD.create(xenserver.seed_vbd_record(vm, vdi, "5", kind="Disk"))  # the seed, read-only disk
+    xapi.cd_needs_iso_sr = False  # xapi since 1.9.60: a CD from any SR
+    api.VBD.create(xenserver.seed_vbd_record(vm, vdi, "6"))
+    session.xenapi.session.logout()
+
+
+def put(
+    xapi: FakeXenAPI, query: str, body: bytes, headers: dict | None = None, host: str = "127.0.0.2"
+) -> int:
+    conn = http.client.HTTPConnection(host, xapi.port, timeout=30)
     try:
         conn.request("PUT", f"/import_raw_vdi?{query}", body=body, headers=headers or {})
         answer = conn.getresponse()
@@ -358,6 +426,23 @@ def test_the_fake_import_raw_vdi_answers_as_xapi_does(xapi):
     task = api.task.create("import", "")
     assert put(xapi, f"session_id={ref}&vdi={uuid}&task_id={task}", b"z" * 4096) == 200  # by uuid, raw
     assert api.task.get_status(task) == "success" and xapi.objects["VDI"][vdi]["data"] == b"z" * 4096
+    xapi.sr_hosts[xapi.local_sr] = xapi.hosts[MEMBER]  # local storage of the member: to the member
+    task = api.task.create("import", "")
+    query = f"session_id={ref}&vdi={vdi}&format=raw&task_id={task}"
+    conn = http.client.HTTPConnection("127.0.0.2", xapi.port, timeout=30)
+    conn.putrequest("PUT", f"/import_raw_vdi?{query}")
+    conn.putheader("Content-Length", "4096")
+    conn.endheaders()  # the answer comes before the body
+    answer = conn.getresponse()
+    assert (answer.status, answer.getheader("Location")) == (
+        302,
+        f"http://127.0.0.3:{xapi.port}/import_raw_vdi?{query}",
+    )
+    conn.close()
+    assert api.task.get_status(task) == "pending"  # the member's import will finish it
+    assert put(xapi, query, b"w" * 4096, host="127.0.0.3") == 200 and api.task.get_status(task) == "success"
+    assert xapi.objects["VDI"][vdi]["data"] == b"w" * 4096
+    assert xapi.puts[-2:] == [(MASTER, 302), (MEMBER, 200)]
     session.xenapi.session.logout()
 
 
@@ -519,6 +604,90 @@ def test_a_ca_file_with_verification_off_is_an_inventory_error(xapi, password_fi
     with pytest.raises(InventoryError) as refused:
         parse_inventory(INVENTORY.format(url=xapi.url, password_file=password_file, extra=extra))
     assert "hosts.xs1.tls_ca_file: with tls_verify: false no certificate is checked" in str(refused.value)
+
+
+# --- import_raw_vdi redirected (302) to the pool member that reaches the SR ----------------
+
+
+def test_a_members_local_sr_takes_the_upload_xapi_redirects_to_it_over_the_same_tls(
+    https_xapi, make_driver, certificate, monkeypatch
+):
+    """This host is the member and the default SR its local storage: labctl's session is with
+    the master (HOST_IS_SLAVE), which answers the PUT with 302 and the member's https URL;
+    labctl sends the ISO there (the same CA) and reads the outcome from the task."""
+    https_xapi.sr_hosts[https_xapi.local_sr] = https_xapi.hosts[MEMBER]
+    built = {}
+    real_build = xenserver.seed.build
+
+    def keep(session, vm, name, mgmt):
+        built[vm.name] = real_build(session, vm, name, mgmt)
+        return built[vm.name]
+
+    monkeypatch.setattr(xenserver.seed, "build", keep)
+    driver = make_driver(https_xapi.url_of(MEMBER), extra=f"    tls_ca_file: {certificate[0]}\n")
+    driver.finish()
+    assert driver.api().url == https_xapi.url and resident(https_xapi, "lc-xs-vm1") == MEMBER
+    assert https_xapi.puts == [(MASTER, 302), (MEMBER, 200)] * 2
+    assert {vm: seed_of(https_xapi, vm)[0]["data"] for vm in built} == built and set(built) == {"vm1", "vm2"}
+    statuses = [c for c in https_xapi.calls if c[0] == "task.get_status"]
+    assert len(statuses) >= 2 and https_xapi.objects["task"] == {}  # each task read, then removed
+
+
+def test_a_failed_import_on_the_member_is_the_tasks_one_line(xapi, driver, monkeypatch):
+    xapi.sr_hosts[xapi.local_sr] = xapi.hosts[MEMBER]
+    record = xenserver.seed_vdi_record
+    monkeypatch.setattr(
+        xenserver, "seed_vdi_record", lambda lab, vm, sr, size: record(lab, vm, sr, int(size) - 2048)
+    )
+    with pytest.raises(ProvisionError) as failed:
+        driver.finish()
+    assert str(failed.value).startswith(
+        "xs1: upload the seed of vm1 failed: the import task failure: INTERNAL_ERROR"
+    )
+    assert xapi.puts == [(MASTER, 302), (MEMBER, 200)] and xapi.objects["task"] == {}
+
+
+def test_a_redirect_loop_is_one_line(xapi, driver):
+    """A member whose address in the pool's database is the master's: the master sends the
+    upload to itself."""
+    driver.this_host(driver.api())
+    xapi.sr_hosts[xapi.local_sr] = xapi.hosts[MEMBER]
+    xapi.objects["host"][xapi.hosts[MEMBER]]["address"] = "127.0.0.2"
+    with pytest.raises(ProvisionError) as failed:
+        driver.finish()
+    message = str(failed.value)
+    assert message == (
+        f"xs1: upload the seed of vm1 failed: xapi redirected the upload in a loop: {xapi.url} -> {xapi.url}"
+    )
+    assert xapi.puts == [(MASTER, 302)] and xapi.objects["task"] == {}
+    assert not [c for c in xapi.changes() if c[0] == "VBD.create"]
+
+
+def test_too_many_redirects_are_one_line(xapi, driver, monkeypatch):
+    monkeypatch.setattr(xenserver.xapi_http, "MAX_REDIRECTS", 0)
+    xapi.sr_hosts[xapi.local_sr] = xapi.hosts[MEMBER]
+    with pytest.raises(ProvisionError) as failed:
+        driver.finish()
+    assert str(failed.value) == (
+        "xs1: upload the seed of vm1 failed: xapi redirected the upload more than 0 times: "
+        f"{xapi.url} -> {xapi.url_of(MEMBER)}"
+    )
+
+
+def test_a_redirect_from_https_to_http_is_refused_in_one_line(https_xapi, make_driver, certificate):
+    https_xapi.sr_hosts[https_xapi.local_sr] = https_xapi.hosts[MEMBER]
+    https_xapi.location_scheme = "http"
+    driver = make_driver(https_xapi.url, extra=f"    tls_ca_file: {certificate[0]}\n")
+    with pytest.raises(ProvisionError) as failed:
+        driver.finish()
+    message = str(failed.value)
+    assert message == (
+        f"xs1: upload the seed of vm1 failed: xapi redirected the upload from {https_xapi.url} to "
+        f"http://127.0.0.3:{https_xapi.port}/import_raw_vdi: labctl does not send the session over plain "
+        "http when the XenAPI URL is https"
+    )
+    assert "session_id" not in message and "OpaqueRef" not in message
+    assert https_xapi.puts == [(MASTER, 302)]  # nothing went to the member
 
 
 # --- XML-RPC faults and HTTP errors: one line --------------------------------------------

@@ -41,12 +41,24 @@ It keeps the rules of xapi (xapi-project/xen-api) that labctl relies on:
   drives attach when the VM starts (currently_attached) and detach when it stops;
   VBD.destroy of an attached one is OPERATION_NOT_ALLOWED, VDI.destroy of a VDI with
   an attached drive VDI_IN_USE; otherwise the VDI's drives go with it.
+  `cd_needs_iso_sr` makes the pool an older xapi (before 1.9.60, xen-api commit "Allow ISO
+  VBDs to be made from any SR", December 2014): VBD.create of a CD that is not empty on a
+  VDI whose SR's content_type is not "iso" is VDI_IS_NOT_ISO [vdi, content_type], checked
+  where that xapi checked it (xapi_vbd.ml, after the read-only and removable-media rules,
+  before the device number; xapi_vdi_helpers.ml's assert_vdi_is_valid_iso).
 - HTTP PUT /import_raw_vdi (import_raw_vdi.ml): the session ref as query session_id
   (else 401), `vdi` a VDI ref or uuid (else 500), `format` raw (the default) or vhd
   (else 404), no Transfer-Encoding (403). Like xapi it answers 200 with the task-id
   header before it reads the body, then writes it: a body longer than the VDI's
   virtual_size fails the task (`task_id`, from task.create), not the HTTP answer. The
   fake needs a Content-Length and takes raw only.
+  An SR local to one host (`sr_hosts`: SR ref -> host ref; any other SR is shared): a PUT
+  to another host for a VDI of that SR is 302 Found, `Location:` the SR's host's address
+  with the same path and query (importexport.ml's return_302_redirect), answered, like
+  every answer, before the body is read, and the connection closed. xapi's Location has
+  no port (443); the fake's names its one port, and `location_scheme` can make it say
+  http (what xapi before 2016 answered a request that came in unencrypted). `puts` lists
+  (host name, status) of every PUT, for tests to see where an upload landed.
 
 Only the calls labctl's xenserver driver makes are implemented; any other call fails
 the way xapi does (MESSAGE_METHOD_UNKNOWN).
@@ -108,6 +120,11 @@ class _Handler(SimpleXMLRPCRequestHandler):
             task = query.get("task_id")
             if vdi is None or (task is not None and task not in pool.objects["task"]):
                 return self._answer(500)
+            owner = pool.sr_hosts.get(pool.objects["VDI"][vdi]["SR"], self.server.host)
+            if owner != self.server.host:  # this host cannot see the SR: to the one that can
+                address = pool.objects["host"][owner]["address"]
+                scheme = pool.location_scheme or pool.scheme
+                return self._answer(302, {"Location": f"{scheme}://{address}:{pool.port}{self.path}"})
         fmt = query.get("format", "raw")
         if fmt not in ("raw", "vhd"):
             pool.finish_task(task, ["INTERNAL_ERROR", f"Unknown format {fmt}"])
@@ -119,6 +136,7 @@ class _Handler(SimpleXMLRPCRequestHandler):
         if length is None or fmt != "raw":  # what the fake does not do (xapi would)
             return self._answer(501)
         self.send_response(200)  # xapi answers before it reads: the outcome is the task's
+        pool.puts.append((pool.host_name(self.server.host), 200))
         if task is not None:
             self.send_header("task-id", task)
         self.send_header("Connection", "close")
@@ -128,8 +146,13 @@ class _Handler(SimpleXMLRPCRequestHandler):
         pool.import_raw(vdi, body, task)
         self.close_connection = True
 
-    def _answer(self, status: int) -> None:
+    def _answer(self, status: int, headers: dict[str, str] | None = None) -> None:
+        """An answer without reading the body, as xapi gives it, then the connection closed."""
+        if self.command == "PUT":
+            self.server.pool.puts.append((self.server.pool.host_name(self.server.host), status))
         self.send_response(status)
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
         self.send_header("Content-Length", "0")
         self.send_header("Connection", "close")
         self.end_headers()
@@ -163,6 +186,10 @@ class FakeXenAPI:
         self.sessions: set[str] = set()
         self.expire_sessions = False  # True: every session is gone by its first call
         self.http_status: int | None = None  # an HTTP status every request gets instead of XML-RPC
+        self.cd_needs_iso_sr = False  # True: an older xapi, a CD only from an ISO SR (VDI_IS_NOT_ISO)
+        self.sr_hosts: dict[str, str] = {}  # SR -> the one host that reaches it (local storage)
+        self.location_scheme: str | None = None  # the scheme of a 302's Location, else the pool's
+        self.puts: list[tuple[str, int]] = []  # (host name, HTTP status) of each PUT
         self.objects: dict[str, dict[str, dict]] = {
             cls: {} for cls in ("VM", "VIF", "network", "VBD", "VDI", "SR", "task", "host", "pool")
         }
@@ -243,6 +270,7 @@ class FakeXenAPI:
             raise
         server.register_instance(_Endpoint(self, self.hosts[name]))
         server.pool = self  # type: ignore[attr-defined]
+        server.host = self.hosts[name]  # type: ignore[attr-defined]
         return server
 
     def start(self) -> FakeXenAPI:
@@ -508,6 +536,10 @@ class FakeXenAPI:
             raise XapiFailure("VBD_CDS_MUST_BE_READONLY")
         if record["type"] != "CD" and record["empty"]:
             raise XapiFailure("VBD_NOT_REMOVABLE_MEDIA", "in constructor")
+        if self.cd_needs_iso_sr and record["type"] == "CD" and not record["empty"]:
+            content_type = self.objects["SR"][self.objects["VDI"][record["VDI"]]["SR"]]["content_type"]
+            if content_type != "iso":
+                raise XapiFailure("VDI_IS_NOT_ISO", record["VDI"], content_type)
         device = record["userdevice"]
         if not device.isdigit():
             raise XapiFailure("INVALID_DEVICE", device)

@@ -50,6 +50,21 @@ def test_the_plan_puts_the_seed_on_a_named_sr_before_the_vm_starts(tmp_path):
     assert "format=raw" in upload and "task_id=<task>" in upload and "session_id=…" in upload
 
 
+def test_the_plan_says_the_seed_drive_is_a_cd_or_on_an_older_xapi_a_read_only_disk(tmp_path):
+    planned = steps(driver_for(tmp_path))["XenAPI VBD.create"]
+    assert planned["what"] == (
+        "read-only CD drive of lc-xsp-vm1 holding the seed, attached when it starts; where xapi takes a CD "
+        "only from an ISO SR (VDI_IS_NOT_ISO, xapi before 1.9.60), a read-only disk instead"
+    )
+    cd = json.loads(planned["files"]["VBD record"])
+    disk = json.loads(planned["files"]["VBD record if VDI_IS_NOT_ISO"])
+    assert (cd["type"], disk["type"]) == ("CD", "Disk")
+    assert {k: v for k, v in disk.items() if k != "type"} == {k: v for k, v in cd.items() if k != "type"}
+    assert (disk["mode"], disk["bootable"], disk["empty"]) == ("RO", False, False)
+    upload = next(s for a, s in steps(driver_for(tmp_path)).items() if "import_raw_vdi" in a)
+    assert "(following a redirect to the pool member that reaches the SR)" in upload["what"]
+
+
 def test_seed_none_plans_no_seed_and_manages_no_address(tmp_path):
     driver = driver_for(tmp_path, "    seed: none\n")
     vm1 = driver.session.lab.vm("vm1")
@@ -70,6 +85,8 @@ def test_the_seed_records_are_what_xapi_needs_for_a_read_only_cd():
         False,
         "4",
     )
+    disk = seed_vbd_record("OpaqueRef:vm", "OpaqueRef:vdi", "4", kind="Disk")
+    assert disk == {**vbd, "type": "Disk"}  # xapi before 1.9.60: the same drive, a read-only disk
 
 
 def test_a_seed_kind_other_than_nocloud_or_none_is_an_inventory_error():
