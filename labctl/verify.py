@@ -29,6 +29,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from typing import Protocol
 
+from labctl.announce import Announcements
 from labctl.errors import LabctlError
 from labctl.model import VM, Lab
 from labctl.mtu import icmp_payload
@@ -385,6 +386,39 @@ def run_sweep(sweep: Sweep, prober: Prober, clock: Callable[[], float] = time.mo
             prober.forget(probe)
 
 
+def run_announcements(
+    announcements: Announcements, announcers, clock: Callable[[], float] = time.monotonic
+) -> None:
+    """Send the gratuitous ARPs announce.py says are due, tell it who heard which, until
+    every VM has announced itself (heard by all, or out of time)."""
+    while not announcements.done:
+        for vm in announcements.due(clock()):
+            announcers.announce(vm)
+        wake = announcements.next_event()
+        wait = LONGEST_WAIT_S if wake is None else min(LONGEST_WAIT_S, max(0.0, wake - clock()))
+        for speaker, listener in announcers.heard(wait):
+            announcements.heard(speaker, listener, clock())
+        announcements.expire(clock())
+
+
+def announce_all(namespaces: dict[str, str], addresses: dict[str, str]) -> Announcements | None:
+    """Each namespace VM announces itself once (announce.py), so the set-ups that follow are
+    unicast; None when the VMs' packet sockets cannot be opened (then each pair's set-up
+    asks with ARP requests, as it would anyway: slower, never wrong)."""
+    from labctl.garp import Announcers
+
+    try:
+        announcers = Announcers(namespaces, addresses)
+    except LabctlError:
+        return None
+    try:
+        announcements = Announcements(list(announcers.vms), Pacer())
+        run_announcements(announcements, announcers)
+    finally:
+        announcers.close()
+    return announcements
+
+
 def ping_all(
     lab: Lab,
     vm_transport,
@@ -406,6 +440,8 @@ def ping_all(
     prober: Prober = fping
     if namespaces:
         addresses = {vm.name: str(vm.ip.ip) for vm in vms}
+        if len(namespaces) > 1:
+            announce_all(namespaces, addresses)
         sockets = SocketProber(namespaces, addresses, payload)
         prober = sockets if len(namespaces) == len(reachable) else MixedProber(sockets, fping)
     sweep = Sweep(

@@ -1,0 +1,92 @@
+"""Which VM announces itself when, before verify sets up its pairs: one gratuitous ARP
+per VM, paced like the set-ups.
+
+Without it, every unordered pair's set-up starts with an ARP request, a broadcast, and a
+learning switch floods a broadcast to every switch of the lab: each one is a packet-in at
+every switch, and the controller answers them one after another. In a 64-host star that
+is 2016 floods of 64 packet-ins each, which the 64 switches and the controller share two
+cores to handle, while the pairs' own packet-ins number a few per switch on their path.
+
+One gratuitous ARP per VM teaches the same things once: every switch learns the VM's
+port (the controller's flood reaches them all), and every other VM learns the VM's
+address (garp.py lets the VMs take unsolicited ARP while verify runs). After that a
+set-up is unicast: its echo request and reply are packet-ins and flow-mods along the
+path only, so each pair still shows that it answers through the controller's reactive
+flows. An announcement is heard when the gratuitous ARP has reached every other VM; one
+that is not heard in time steers the window down and is not sent again: the VMs that
+missed it ask with an ordinary ARP request when their pair is set up, as without it.
+
+Pure: time comes in as arguments and announcements go out as names, so it runs against
+a fake clock as well as against real sockets (verify.py).
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from labctl.pacing import Pacer
+
+ANNOUNCE_TIMEOUT_S = 2.0  # as a set-up probe's: longer than that is a queue, or a loss
+
+
+@dataclass
+class _Sent:
+    at: float
+    waiting: set[str]  # the VMs that have not heard it yet
+
+
+@dataclass
+class Announcements:
+    vms: Sequence[str]
+    pacer: Pacer
+    timeout_s: float = ANNOUNCE_TIMEOUT_S
+    ready: deque[str] = field(init=False)
+    in_flight: dict[str, _Sent] = field(init=False, default_factory=dict)
+    heard_by_all: list[str] = field(init=False, default_factory=list)
+    not_heard: dict[str, set[str]] = field(init=False, default_factory=dict)  # VM -> who missed it
+    _timeouts: list[tuple[float, str]] = field(init=False, default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.ready = deque(self.vms)
+
+    def due(self, now: float) -> list[str]:
+        """The VMs that send their gratuitous ARP now, as the window allows."""
+        out = []
+        for _ in range(self.pacer.room(len(self.in_flight))):
+            if not self.ready:
+                break
+            vm = self.ready.popleft()
+            self.in_flight[vm] = _Sent(now, {other for other in self.vms if other != vm})
+            heapq.heappush(self._timeouts, (now + self.timeout_s, vm))
+            out.append(vm)
+        return out
+
+    def heard(self, vm: str, listener: str, now: float) -> None:
+        """`listener` received `vm`'s gratuitous ARP."""
+        sent = self.in_flight.get(vm)
+        if sent is None:
+            return  # heard again, or after its time
+        sent.waiting.discard(listener)
+        if not sent.waiting:
+            del self.in_flight[vm]
+            self.heard_by_all.append(vm)
+            self.pacer.answered((now - sent.at) * 1000, sent.at, now)
+
+    def expire(self, now: float) -> None:
+        """Announcements not heard by every VM within the timeout are over: the window shrinks."""
+        while self._timeouts and self._timeouts[0][0] <= now:
+            _, vm = heapq.heappop(self._timeouts)
+            sent = self.in_flight.pop(vm, None)
+            if sent is not None:
+                self.not_heard[vm] = sent.waiting
+                self.pacer.lost(sent.at, now)
+
+    def next_event(self) -> float | None:
+        return self._timeouts[0][0] if self._timeouts else None
+
+    @property
+    def done(self) -> bool:
+        return not self.ready and not self.in_flight
