@@ -12,9 +12,11 @@ port (the controller's flood reaches them all), and every other VM learns the VM
 address (garp.py lets the VMs take unsolicited ARP while verify runs). After that a
 set-up is unicast: its echo request and reply are packet-ins and flow-mods along the
 path only, so each pair still shows that it answers through the controller's reactive
-flows. An announcement is heard when the gratuitous ARP has reached every other VM; one
-that is not heard in time steers the window down and is not sent again: the VMs that
-missed it ask with an ordinary ARP request when their pair is set up, as without it.
+flows. The window counts the announcements that have not reached half the other VMs
+yet: that time is the controller's queue (a VM whose switch is slow to deliver, or
+that misses one, says nothing of it). One that half the VMs have not heard in time
+steers the window down. None is sent again: a VM that missed one asks with an ordinary
+ARP request when its pair is set up, as without announcements.
 
 Pure: time comes in as arguments and announcements go out as names, so it runs against
 a fake clock as well as against real sockets (verify.py).
@@ -36,6 +38,7 @@ ANNOUNCE_TIMEOUT_S = 2.0  # as a set-up probe's: longer than that is a queue, or
 class _Sent:
     at: float
     waiting: set[str]  # the VMs that have not heard it yet
+    half: int  # heard by this many more, it has reached half the others
 
 
 @dataclass
@@ -45,6 +48,7 @@ class Announcements:
     timeout_s: float = ANNOUNCE_TIMEOUT_S
     ready: deque[str] = field(init=False)
     in_flight: dict[str, _Sent] = field(init=False, default_factory=dict)
+    arriving: int = field(init=False, default=0)  # in flight, not heard by half the others yet
     heard_by_all: list[str] = field(init=False, default_factory=list)
     not_heard: dict[str, set[str]] = field(init=False, default_factory=dict)  # VM -> who missed it
     _timeouts: list[tuple[float, str]] = field(init=False, default_factory=list)
@@ -55,11 +59,13 @@ class Announcements:
     def due(self, now: float) -> list[str]:
         """The VMs that send their gratuitous ARP now, as the window allows."""
         out = []
-        for _ in range(self.pacer.room(len(self.in_flight))):
+        for _ in range(self.pacer.room(self.arriving)):
             if not self.ready:
                 break
             vm = self.ready.popleft()
-            self.in_flight[vm] = _Sent(now, {other for other in self.vms if other != vm})
+            others = {other for other in self.vms if other != vm}
+            self.in_flight[vm] = _Sent(now, others, (len(others) + 1) // 2)
+            self.arriving += 1
             heapq.heappush(self._timeouts, (now + self.timeout_s, vm))
             out.append(vm)
         return out
@@ -67,13 +73,16 @@ class Announcements:
     def heard(self, vm: str, listener: str, now: float) -> None:
         """`listener` received `vm`'s gratuitous ARP."""
         sent = self.in_flight.get(vm)
-        if sent is None:
+        if sent is None or listener not in sent.waiting:
             return  # heard again, or after its time
         sent.waiting.discard(listener)
+        sent.half -= 1
+        if sent.half == 0:
+            self.arriving -= 1
+            self.pacer.answered((now - sent.at) * 1000, sent.at, now)
         if not sent.waiting:
             del self.in_flight[vm]
             self.heard_by_all.append(vm)
-            self.pacer.answered((now - sent.at) * 1000, sent.at, now)
 
     def expire(self, now: float) -> None:
         """Announcements not heard by every VM within the timeout are over: the window shrinks."""
@@ -82,7 +91,9 @@ class Announcements:
             sent = self.in_flight.pop(vm, None)
             if sent is not None:
                 self.not_heard[vm] = sent.waiting
-                self.pacer.lost(sent.at, now)
+                if sent.half > 0:
+                    self.arriving -= 1
+                    self.pacer.lost(sent.at, now)
 
     def next_event(self) -> float | None:
         return self._timeouts[0][0] if self._timeouts else None

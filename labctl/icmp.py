@@ -151,15 +151,21 @@ class Pinger:
         for name, sock in self.sockets.items():
             self.selector.register(sock, selectors.EVENT_READ, name)
 
-    def send(self, src: str, address: str, key: object, size: int = len(PAYLOAD)) -> None:
+    def send(
+        self, src: str, address: str, key: object, size: int = len(PAYLOAD), answered: bool = False
+    ) -> None:
         """One echo request of `size` data bytes from `src` to `address`; its reply will come
-        back as `key`."""
+        back as `key`. `answered`: `address` has answered `src` already, so the request tells
+        the kernel its neighbour entry is confirmed (MSG_CONFIRM, as TCP's acks do): otherwise
+        an entry learned from a gratuitous ARP (garp.py) would be checked with a unicast ARP
+        request 5 s after its first use, thousands of packet-ins more in a big lab."""
         seq = self.seq[src] = (self.seq[src] + 1) & 0xFFFF
         self.pending[(src, seq)] = (key, address, time.time())
         self.sent_as[key] = (src, seq)
         self.receive_bytes = max(self.receive_bytes, size + IP_AND_ICMP_HEADERS)
         try:
-            self.sockets[src].sendto(echo_request(self.ident[src], seq, size), (address, 0))
+            flags = socket.MSG_CONFIRM if answered else 0
+            self.sockets[src].sendto(echo_request(self.ident[src], seq, size), flags, (address, 0))
         except OSError:
             # unreachable for now (an ARP failure reported late), or bigger than the path
             # takes with Don't Fragment: no reply, so it times out

@@ -65,6 +65,7 @@ class Probe:
     purpose: Purpose
     timeout_s: float
     index: int = 0  # which of the pair's measurement probes
+    answered: bool = False  # the pair's set-up was answered: its path is known to work
 
 
 @dataclass
@@ -186,7 +187,8 @@ class Sweep:
 
     def _send(self, pair: _Pair, purpose: Purpose, timeout_s: float, now: float, index: int = 0) -> Probe:
         self._ids += 1
-        probe = Probe(self._ids, pair.src, pair.dst, purpose, timeout_s, index)
+        answered = purpose in (Purpose.MEASURE, Purpose.FULL_SIZE) and pair.outcome.setup == "answered"
+        probe = Probe(self._ids, pair.src, pair.dst, purpose, timeout_s, index, answered)
         self.in_flight[probe.id] = (probe, now)
         heapq.heappush(self._timeouts, (now + timeout_s, probe.id))
         pair.in_flight += 1

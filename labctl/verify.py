@@ -189,7 +189,7 @@ class SocketProber:
 
     def send(self, probe: Probe) -> None:
         size = self.full_payload if probe.purpose is Purpose.FULL_SIZE else self.small_payload
-        self.pinger.send(probe.src, self.addresses[probe.dst], probe.id, size)
+        self.pinger.send(probe.src, self.addresses[probe.dst], probe.id, size, answered=probe.answered)
 
     def replies(self, wait_s: float) -> Iterable[tuple[int, float]]:
         return self.pinger.replies(wait_s)  # type: ignore[return-value]
