@@ -7,6 +7,12 @@ the lab's MTU with Don't Fragment (mtu.py), so that a tunnel which drops big pac
 reported as an MTU black hole, not as loss. Set-ups are paced by a window that follows
 the controller (pacing.py): the set-up probes' round trips say when it falls behind.
 
+Before the set-ups, each VM that is a namespace here announces itself with one gratuitous
+ARP, paced the same way (announce.py, garp.py): every switch and every other VM learns
+where it is, so the set-ups that follow are unicast packet-ins along their paths, not an
+ARP broadcast per pair flooded to every switch. A VM that missed an announcement asks
+with ARP when its pair is set up, as it would without; the pair's result is the same.
+
 How the echo requests leave the VMs:
 - VMs that are namespaces on this machine (simulated hosts): raw ICMP sockets opened
   inside each VM's namespace, all driven by this process (icmp.py). Each probe is sent
