@@ -101,6 +101,8 @@ class Announcers:
                     packet, where = sock.recvfrom(64)
                 except (BlockingIOError, InterruptedError):
                     break
+                except OSError:
+                    break  # the VM's interface went down (ENETDOWN): it hears nothing more
                 if where[2] == PACKET_OUTGOING:
                     continue
                 speaker = self.names.get(announced(packet) or "")
