@@ -15,8 +15,10 @@ path only, so each pair still shows that it answers through the controller's rea
 flows. The window counts the announcements that have not reached half the other VMs
 yet: that time is the controller's queue (a VM whose switch is slow to deliver, or
 that misses one, says nothing of it). One that half the VMs have not heard in time
-steers the window down. None is sent again: a VM that missed one asks with an ordinary
-ARP request when its pair is set up, as without announcements.
+steers the window down. Each goes once more, after all the others, to the VMs that
+missed it (a VM now and then hears nothing in its first seconds, and then hears); a VM
+that still missed one asks with an ordinary ARP request when its pair is set up, as
+without announcements.
 
 Pure: time comes in as arguments and announcements go out as names, so it runs against
 a fake clock as well as against real sockets (verify.py).
@@ -32,6 +34,7 @@ from dataclasses import dataclass, field
 from labctl.pacing import Pacer
 
 ANNOUNCE_TIMEOUT_S = 2.0  # as a set-up probe's: longer than that is a queue, or a loss
+ANNOUNCE_TRIES = 2
 
 
 @dataclass
@@ -46,12 +49,15 @@ class Announcements:
     vms: Sequence[str]
     pacer: Pacer
     timeout_s: float = ANNOUNCE_TIMEOUT_S
+    tries: int = ANNOUNCE_TRIES
     ready: deque[str] = field(init=False)
     in_flight: dict[str, _Sent] = field(init=False, default_factory=dict)
     arriving: int = field(init=False, default=0)  # in flight, not heard by half the others yet
     heard_by_all: list[str] = field(init=False, default_factory=list)
     not_heard: dict[str, set[str]] = field(init=False, default_factory=dict)  # VM -> who missed it
     _timeouts: list[tuple[float, str]] = field(init=False, default_factory=list)
+    _missed: dict[str, set[str]] = field(init=False, default_factory=dict)  # VM -> who missed it so far
+    _sent: dict[str, int] = field(init=False, default_factory=dict)  # VM -> how often it announced
 
     def __post_init__(self) -> None:
         self.ready = deque(self.vms)
@@ -63,8 +69,9 @@ class Announcements:
             if not self.ready:
                 break
             vm = self.ready.popleft()
-            others = {other for other in self.vms if other != vm}
+            others = self._missed.pop(vm, None) or {other for other in self.vms if other != vm}
             self.in_flight[vm] = _Sent(now, others, (len(others) + 1) // 2)
+            self._sent[vm] = self._sent.get(vm, 0) + 1
             self.arriving += 1
             heapq.heappush(self._timeouts, (now + self.timeout_s, vm))
             out.append(vm)
@@ -85,15 +92,23 @@ class Announcements:
             self.heard_by_all.append(vm)
 
     def expire(self, now: float) -> None:
-        """Announcements not heard by every VM within the timeout are over: the window shrinks."""
+        """Announcements not heard by every VM within the timeout: one that half of them did
+        not hear shrinks the window; each goes once more, after the others, to the VMs that
+        missed it (a VM sometimes hears nothing for its first seconds of verify), then
+        is over."""
         while self._timeouts and self._timeouts[0][0] <= now:
             _, vm = heapq.heappop(self._timeouts)
             sent = self.in_flight.pop(vm, None)
-            if sent is not None:
+            if sent is None:
+                continue
+            if sent.half > 0:
+                self.arriving -= 1
+                self.pacer.lost(sent.at, now)
+            if self._sent[vm] < self.tries:
+                self._missed[vm] = sent.waiting
+                self.ready.append(vm)
+            else:
                 self.not_heard[vm] = sent.waiting
-                if sent.half > 0:
-                    self.arriving -= 1
-                    self.pacer.lost(sent.at, now)
 
     def next_event(self) -> float | None:
         return self._timeouts[0][0] if self._timeouts else None
