@@ -408,9 +408,10 @@ def run_announcements(
 
 
 def announce_all(namespaces: dict[str, str], addresses: dict[str, str]) -> Announcements | None:
-    """Each namespace VM announces itself once (announce.py), so the set-ups that follow are
-    unicast; None when the VMs' packet sockets cannot be opened (then each pair's set-up
-    asks with ARP requests, as it would anyway: slower, never wrong)."""
+    """Each namespace VM announces itself (announce.py: once, and once more to the VMs that
+    missed it), so the set-ups that follow are unicast; None when the VMs' packet sockets
+    cannot be opened (then each pair's set-up asks with ARP requests, as it would anyway:
+    slower, never wrong)."""
     from labctl.garp import Announcers
 
     try:
