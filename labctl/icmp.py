@@ -22,7 +22,8 @@ import socket
 import struct
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import TypeVar
 
 from labctl.errors import LabctlError
 
@@ -33,6 +34,7 @@ IP_AND_ICMP_HEADERS = 60 + 8  # at most: an IPv4 header with every option
 _SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
 _IP_MTU_DISCOVER = getattr(socket, "IP_MTU_DISCOVER", 10)
 _IP_PMTUDISC_DO = getattr(socket, "IP_PMTUDISC_DO", 2)
+T = TypeVar("T")
 
 
 def _setns(fd: int) -> None:
@@ -46,12 +48,13 @@ def _setns(fd: int) -> None:
         raise OSError(errno, os.strerror(errno))
 
 
-def sockets_in(namespaces: Mapping[str, str]) -> dict[str, socket.socket]:
-    """A raw ICMP socket inside each namespace (name -> /run/netns/... path).
+def in_namespaces(namespaces: Mapping[str, str], make: Callable[[str], T]) -> dict[str, T]:
+    """`make(name)` called inside each namespace (name -> /run/netns/... path), in turn.
 
     Entering a namespace changes only the calling thread's, so a short-lived thread
-    does it and this process's own threads stay where they are."""
-    made: dict[str, socket.socket] = {}
+    does it and this process's own threads stay where they are. What `make` opens there
+    (a socket) stays in that namespace. An OSError stops it: LabctlError, naming the VM."""
+    made: dict[str, T] = {}
     failure: list[str] = []
 
     def work() -> None:
@@ -63,25 +66,39 @@ def sockets_in(namespaces: Mapping[str, str]) -> dict[str, socket.socket]:
                     _setns(fd)
                 finally:
                     os.close(fd)
-                sock = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
-                sock.setblocking(False)
-                sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
-                sock.setsockopt(socket.IPPROTO_IP, _IP_MTU_DISCOVER, _IP_PMTUDISC_DO)
-                made[name] = sock
+                made[name] = make(name)
         except OSError as exc:
-            failure.append(f"cannot open a socket in {name}'s namespace: {exc.strerror or exc}")
+            failure.append(f"in {name}'s namespace: {exc.strerror or exc}")
         finally:
             _setns(home)
             os.close(home)
 
-    thread = threading.Thread(target=work, name="labctl-netns-sockets")
+    thread = threading.Thread(target=work, name="labctl-netns")
     thread.start()
     thread.join()
     if failure:
-        for sock in made.values():
-            sock.close()
+        for thing in made.values():
+            close = getattr(thing, "close", None)
+            if close is not None:
+                close()
         raise LabctlError(failure[0])
     return made
+
+
+def _icmp_socket(_: str) -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+    sock.setblocking(False)
+    sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
+    sock.setsockopt(socket.IPPROTO_IP, _IP_MTU_DISCOVER, _IP_PMTUDISC_DO)
+    return sock
+
+
+def sockets_in(namespaces: Mapping[str, str]) -> dict[str, socket.socket]:
+    """A raw ICMP socket inside each namespace (name -> /run/netns/... path)."""
+    try:
+        return in_namespaces(namespaces, _icmp_socket)
+    except LabctlError as exc:
+        raise LabctlError(f"cannot open a socket {exc}") from None
 
 
 def checksum(data: bytes) -> int:
@@ -134,15 +151,21 @@ class Pinger:
         for name, sock in self.sockets.items():
             self.selector.register(sock, selectors.EVENT_READ, name)
 
-    def send(self, src: str, address: str, key: object, size: int = len(PAYLOAD)) -> None:
+    def send(
+        self, src: str, address: str, key: object, size: int = len(PAYLOAD), answered: bool = False
+    ) -> None:
         """One echo request of `size` data bytes from `src` to `address`; its reply will come
-        back as `key`."""
+        back as `key`. `answered`: `address` has answered `src` already, so the request tells
+        the kernel its neighbour entry is confirmed (MSG_CONFIRM, as TCP's acks do): otherwise
+        an entry learned from a gratuitous ARP (garp.py) would be checked with a unicast ARP
+        request 5 s after its first use, thousands of packet-ins more in a big lab."""
         seq = self.seq[src] = (self.seq[src] + 1) & 0xFFFF
         self.pending[(src, seq)] = (key, address, time.time())
         self.sent_as[key] = (src, seq)
         self.receive_bytes = max(self.receive_bytes, size + IP_AND_ICMP_HEADERS)
         try:
-            self.sockets[src].sendto(echo_request(self.ident[src], seq, size), (address, 0))
+            flags = socket.MSG_CONFIRM if answered else 0
+            self.sockets[src].sendto(echo_request(self.ident[src], seq, size), flags, (address, 0))
         except OSError:
             # unreachable for now (an ARP failure reported late), or bigger than the path
             # takes with Don't Fragment: no reply, so it times out

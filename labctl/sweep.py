@@ -9,8 +9,9 @@ A pair goes through up to four steps, each a few echo requests (probes):
    as the pacer's window allows (pacing.py), and each answer or loss steers the window.
    The order spreads the work: a -> b for b less than half the ring of VMs ahead of a,
    so each VM starts as many set-ups as any other; b -> a only once a -> b is done,
-   since a's ARP request taught b a's address and every switch a's port, so the reverse
-   needs no broadcast and a fraction of the packet-ins.
+   since a's ARP request (when verify's announcements did not teach them already,
+   announce.py) taught b a's address and every switch a's port, so the reverse needs
+   no broadcast and a fraction of the packet-ins.
 2. measurement: `count` probes, `period_s` apart, right after the set-up while the
    flows it made are fresh (they expire when idle, and a big lab's set-up lasts longer
    than that). A probe not answered within `timeout_s` is lost.
@@ -65,6 +66,7 @@ class Probe:
     purpose: Purpose
     timeout_s: float
     index: int = 0  # which of the pair's measurement probes
+    answered: bool = False  # the pair's set-up was answered: its path is known to work
 
 
 @dataclass
@@ -186,7 +188,8 @@ class Sweep:
 
     def _send(self, pair: _Pair, purpose: Purpose, timeout_s: float, now: float, index: int = 0) -> Probe:
         self._ids += 1
-        probe = Probe(self._ids, pair.src, pair.dst, purpose, timeout_s, index)
+        answered = purpose in (Purpose.MEASURE, Purpose.FULL_SIZE) and pair.outcome.setup == "answered"
+        probe = Probe(self._ids, pair.src, pair.dst, purpose, timeout_s, index, answered)
         self.in_flight[probe.id] = (probe, now)
         heapq.heappush(self._timeouts, (now + timeout_s, probe.id))
         pair.in_flight += 1

@@ -7,6 +7,12 @@ the lab's MTU with Don't Fragment (mtu.py), so that a tunnel which drops big pac
 reported as an MTU black hole, not as loss. Set-ups are paced by a window that follows
 the controller (pacing.py): the set-up probes' round trips say when it falls behind.
 
+Before the set-ups, each VM that is a namespace here announces itself with one gratuitous
+ARP, paced the same way (announce.py, garp.py): every switch and every other VM learns
+where it is, so the set-ups that follow are unicast packet-ins along their paths, not an
+ARP broadcast per pair flooded to every switch. A VM that missed an announcement asks
+with ARP when its pair is set up, as it would without; the pair's result is the same.
+
 How the echo requests leave the VMs:
 - VMs that are namespaces on this machine (simulated hosts): raw ICMP sockets opened
   inside each VM's namespace, all driven by this process (icmp.py). Each probe is sent
@@ -29,6 +35,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from typing import Protocol
 
+from labctl.announce import Announcements
 from labctl.errors import LabctlError
 from labctl.model import VM, Lab
 from labctl.mtu import icmp_payload
@@ -188,7 +195,7 @@ class SocketProber:
 
     def send(self, probe: Probe) -> None:
         size = self.full_payload if probe.purpose is Purpose.FULL_SIZE else self.small_payload
-        self.pinger.send(probe.src, self.addresses[probe.dst], probe.id, size)
+        self.pinger.send(probe.src, self.addresses[probe.dst], probe.id, size, answered=probe.answered)
 
     def replies(self, wait_s: float) -> Iterable[tuple[int, float]]:
         return self.pinger.replies(wait_s)  # type: ignore[return-value]
@@ -385,6 +392,40 @@ def run_sweep(sweep: Sweep, prober: Prober, clock: Callable[[], float] = time.mo
             prober.forget(probe)
 
 
+def run_announcements(
+    announcements: Announcements, announcers, clock: Callable[[], float] = time.monotonic
+) -> None:
+    """Send the gratuitous ARPs announce.py says are due, tell it who heard which, until
+    every VM has announced itself (heard by all, or out of time)."""
+    while not announcements.done:
+        for vm in announcements.due(clock()):
+            announcers.announce(vm)
+        wake = announcements.next_event()
+        wait = LONGEST_WAIT_S if wake is None else min(LONGEST_WAIT_S, max(0.0, wake - clock()))
+        for speaker, listener in announcers.heard(wait):
+            announcements.heard(speaker, listener, clock())
+        announcements.expire(clock())
+
+
+def announce_all(namespaces: dict[str, str], addresses: dict[str, str]) -> Announcements | None:
+    """Each namespace VM announces itself (announce.py: once, and once more to the VMs that
+    missed it), so the set-ups that follow are unicast; None when the VMs' packet sockets
+    cannot be opened (then each pair's set-up asks with ARP requests, as it would anyway:
+    slower, never wrong)."""
+    from labctl.garp import Announcers
+
+    try:
+        announcers = Announcers(namespaces, addresses)
+    except LabctlError:
+        return None
+    try:
+        announcements = Announcements(list(announcers.vms), Pacer())
+        run_announcements(announcements, announcers)
+    finally:
+        announcers.close()
+    return announcements
+
+
 def ping_all(
     lab: Lab,
     vm_transport,
@@ -406,6 +447,8 @@ def ping_all(
     prober: Prober = fping
     if namespaces:
         addresses = {vm.name: str(vm.ip.ip) for vm in vms}
+        if len(namespaces) > 1:
+            announce_all(namespaces, addresses)
         sockets = SocketProber(namespaces, addresses, payload)
         prober = sockets if len(namespaces) == len(reachable) else MixedProber(sockets, fping)
     sweep = Sweep(

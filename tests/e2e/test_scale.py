@@ -112,3 +112,33 @@ def test_a_controller_on_a_twentieth_of_a_core_still_verifies_every_pair(make_la
     if found is None:
         pytest.skip("no cgroup cpu controller (v2 cpu.max or v1 cpu.cfs_quota_us) this test may use")
     up_and_verify(make_lab(n_hosts(16, topology="star")), confine=lambda pid: confined(pid, 0.05, *found))
+
+
+# --- announcements: what makes a big lab's set-ups unicast ---
+
+
+def test_each_vm_announces_itself_to_every_other_which_learns_its_address(make_lab):
+    """Before the set-ups, each VM's gratuitous ARP crosses the controller's floods to every
+    other VM (announce.py), which puts the VM's MAC in its ARP table; afterwards each VM
+    takes unsolicited ARP only as it did before."""
+    from labctl.verify import announce_all
+
+    lab = make_lab(n_hosts(5, topology="star"))
+    lab.run("up", "-q")
+    vms = parse_inventory(lab.inventory.read_text().format(name=lab.name)).vms
+    before = {
+        vm.name: lab.in_vm(vm.name, "sysctl", "-n", "net.ipv4.conf.all.arp_accept").stdout for vm in vms
+    }
+    done = announce_all(
+        {vm.name: f"/run/netns/{lab.netns(vm.name)}" for vm in vms}, {vm.name: str(vm.ip.ip) for vm in vms}
+    )
+    assert done is not None
+    assert sorted(done.heard_by_all) == sorted(vm.name for vm in vms) and not done.not_heard
+    for vm in vms:
+        known = lab.in_vm(vm.name, "ip", "neigh", "show", "dev", "eth0").stdout
+        for other in vms:
+            if other is not vm:
+                assert f"{other.ip.ip} lladdr {other.mac}" in known, f"{vm.name} does not know {other.name}"
+        after = lab.in_vm(vm.name, "sysctl", "-n", "net.ipv4.conf.all.arp_accept").stdout
+        assert after == before[vm.name]
+    lab.run("verify")  # and the pairs, set up by unicast now, all answer
