@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import time
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -438,22 +439,33 @@ def ofctl(protocols: str, *args: str) -> list[str]:
     return ["ovs-ofctl", "-O", protocols, *args]
 
 
+# The schema each host's database answered, by the transport that reaches the host: read
+# once per labctl run, not once per phase (an `up` of 64 hosts read it 128 times, a process
+# each on a machine whose cores are busy starting 64 switches). An unreadable answer is not
+# kept: the next phase asks again.
+_SCHEMAS: weakref.WeakKeyDictionary[Transport, OvsSchema] = weakref.WeakKeyDictionary()
+
+
 class Ovs:
     """The OVS of one host, reached over its transport."""
 
     def __init__(self, transport: Transport):
         self.transport = transport
-        self._schema: OvsSchema | None = None
 
     def schema(self) -> OvsSchema:
-        """The host database's schema, read once (`ovsdb-client get-schema`)."""
-        if self._schema is None:
-            result = self.transport.run(SCHEMA_READ, check=False, timeout=15)
-            try:
-                self._schema = OvsSchema.parse(result.stdout) if result.ok else OvsSchema.unreadable()
-            except (ValueError, KeyError, TypeError):
-                self._schema = OvsSchema.unreadable()
-        return self._schema
+        """The host database's schema (`ovsdb-client get-schema`), read once per transport."""
+        known = _SCHEMAS.get(self.transport)
+        if known is not None:
+            return known
+        result = self.transport.run(SCHEMA_READ, check=False, timeout=15)
+        try:
+            schema = OvsSchema.parse(result.stdout) if result.ok else None
+        except (ValueError, KeyError, TypeError):
+            schema = None
+        if schema is None:
+            return OvsSchema.unreadable()
+        _SCHEMAS[self.transport] = schema
+        return schema
 
     def snapshot(self) -> OvsSnapshot:
         argv = ["ovs-vsctl", "--timeout=10", "--format=json", "--data=json"]

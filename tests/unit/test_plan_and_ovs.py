@@ -160,3 +160,29 @@ def test_render_leaves_out_the_optional_columns_the_host_schema_lacks():
     assert not any(a.startswith("controller_queue_size") for a in render([controller], schema=unread))
     assert old.lacks() == unread.lacks() == ["Controller.controller_queue_size (OVS 2.13+)"]
     assert new.lacks() == []
+
+
+def test_the_schema_is_read_once_per_host_and_again_after_an_unreadable_answer():
+    from labctl.ovs import SCHEMA_READ, Ovs
+    from labctl.transport.base import Completed, Transport
+
+    class Host(Transport):
+        name = "host1"
+
+        def __init__(self, answers):
+            self.answers, self.reads = list(answers), 0
+
+        def _run(self, argv, *, input, timeout):
+            assert list(argv) == SCHEMA_READ
+            self.reads += 1
+            return self.answers.pop(0)
+
+        spawn = put_file = get_file = None
+
+    schema = '{"version": "8.3.1", "tables": {"Controller": {"columns": {"controller_queue_size": {}}}}}'
+    read = tuple(SCHEMA_READ)
+    host = Host([Completed(read, 1, "", "ovsdb-client: failed to connect"), Completed(read, 0, schema, "")])
+    assert Ovs(host).schema().version == "unknown"  # the daemon not answering yet: not kept
+    assert Ovs(host).schema().version == "8.3.1"
+    assert Ovs(host).schema().version == "8.3.1"  # another phase of the same run: no second read
+    assert host.reads == 2
