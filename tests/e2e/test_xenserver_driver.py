@@ -205,10 +205,9 @@ def test_each_vm_boots_with_its_seed_on_a_read_only_cd(driver, xapi):
     assert all(driver.address_managed(vm) for vm in lab.vms)
 
 
-def test_the_seed_goes_over_https_with_the_inventory_ca_and_matches_the_iso_bytes(
-    https_xapi, make_driver, certificate, monkeypatch
-):
-    built = {}
+def keep_seeds(monkeypatch) -> dict[str, bytes]:
+    """Each seed ISO the driver builds, by VM name, to compare with what the pool received."""
+    built: dict[str, bytes] = {}
     real_build = xenserver.seed.build
 
     def keep(session, vm, name, mgmt):
@@ -216,6 +215,13 @@ def test_the_seed_goes_over_https_with_the_inventory_ca_and_matches_the_iso_byte
         return built[vm.name]
 
     monkeypatch.setattr(xenserver.seed, "build", keep)
+    return built
+
+
+def test_the_seed_goes_over_https_with_the_inventory_ca_and_matches_the_iso_bytes(
+    https_xapi, make_driver, certificate, monkeypatch
+):
+    built = keep_seeds(monkeypatch)
     driver = make_driver(https_xapi.url, extra=f"    tls_ca_file: {certificate[0]}\n")
     driver.finish()
     assert {vm: seed_of(https_xapi, vm)[0]["data"] for vm in built} == built
@@ -616,14 +622,7 @@ def test_a_members_local_sr_takes_the_upload_xapi_redirects_to_it_over_the_same_
     the master (HOST_IS_SLAVE), which answers the PUT with 302 and the member's https URL;
     labctl sends the ISO there (the same CA) and reads the outcome from the task."""
     https_xapi.sr_hosts[https_xapi.local_sr] = https_xapi.hosts[MEMBER]
-    built = {}
-    real_build = xenserver.seed.build
-
-    def keep(session, vm, name, mgmt):
-        built[vm.name] = real_build(session, vm, name, mgmt)
-        return built[vm.name]
-
-    monkeypatch.setattr(xenserver.seed, "build", keep)
+    built = keep_seeds(monkeypatch)
     driver = make_driver(https_xapi.url_of(MEMBER), extra=f"    tls_ca_file: {certificate[0]}\n")
     driver.finish()
     assert driver.api().url == https_xapi.url and resident(https_xapi, "lc-xs-vm1") == MEMBER
