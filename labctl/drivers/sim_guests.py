@@ -41,9 +41,10 @@ from labctl.drivers.libvirt_guests import (
     remove_domain,
 )
 from labctl.drivers.libvirtd import Libvirtd, running
+from labctl.drivers.mgmt import MgmtSpec
+from labctl.drivers.way_in import SshWayIn
 from labctl.errors import InputError, ProvisionError
 from labctl.model import VM, Host, Lab
-from labctl.transport import guest as guest_ssh
 from labctl.transport.local import LocalTransport
 
 if TYPE_CHECKING:
@@ -51,10 +52,11 @@ if TYPE_CHECKING:
 
 GUEST_DIR = "/var/lib/libvirt/labctl"  # as the host's libvirtd and QEMU see it
 # The way in: a plain Linux bridge in the host's namespace (not OVS, not the lab's br0),
-# on a link-local subnet used only inside that namespace; the host is .1, guest N is .10+N.
+# on a link-local subnet used only inside that namespace; the host is .1, guest N is .10+N
+# (MgmtSpec's default first address).
 MGMT_BRIDGE = "labmgmt"
-MGMT_NET = "169.254.100"
-MGMT_HOST = f"{MGMT_NET}.1/24"
+MGMT = MgmtSpec(bridge=MGMT_BRIDGE, subnet="169.254.100.0/24")
+MGMT_HOST = f"{MGMT.subnet.network_address + 1}/{MGMT.subnet.prefixlen}"
 HIDDEN = ("/run", "/var")  # what the host's libvirtd sees its own of
 SETUP = "scripts/setup.sh --libvirt installs what real guests need"
 
@@ -67,11 +69,13 @@ def on_this_machine(lab: Lab, path: str) -> Path:
     return Path(os.path.normpath(Path(lab.source).resolve().parent / given))
 
 
-class RealGuests:
-    """What a simulated kvm host with `guests: libvirt` does instead of namespace VMs."""
+class RealGuests(SshWayIn):
+    """What a simulated kvm host with `guests: libvirt` does instead of namespace VMs. The
+    way in (way_in.py): SSH from the host's namespace to each guest's address on labmgmt."""
 
     def __init__(self, driver: SimDriver):
         self.driver, self.session, self.host = driver, driver.session, driver.host
+        self._transport = driver.transport()  # the host's namespace: the way in starts there
         self.libvirtd = Libvirtd(self.host.name, driver.netns, driver.rundir)
         self.files = GuestFiles(GUEST_DIR, f"{self.libvirtd.dir}{GUEST_DIR}", console_log=True)
         self.local = LocalTransport(self.host.name)
@@ -79,8 +83,7 @@ class RealGuests:
         self.boot: BootSpec | None = self.host.options["boot"]
         image = self.host.options["image"]
         self.image = str(on_this_machine(self.session.lab, image)) if image else None
-        self.seeded = self.host.options["seed"] != "none"
-        self._ways_in: dict[str, guest_ssh.GuestSsh] = {}
+        self.init_way_in(self.host, MGMT)
         self.guests = LibvirtGuests(
             self.session,
             self.host,
@@ -91,39 +94,9 @@ class RealGuests:
             image=self.image,
             accel=self.accel,
             journal=self._journal,
-            mgmt=Management(MGMT_BRIDGE, self.mgmt_address) if self.seeded else None,
+            mgmt=Management(MGMT_BRIDGE, lambda vm: MGMT.address(self.host, vm)) if self.seeded else None,
             seeds=self.seeded,
         )
-
-    # --- the way in ---
-    def mgmt_address(self, vm: VM) -> str:
-        return f"{MGMT_NET}.{10 + self.host.vms.index(vm)}/24"
-
-    def way_in(self, vm: VM) -> str | None:
-        """None when labctl reaches the guest over SSH on the management bridge; else why
-        not: a guest without a seed has no way in, one whose SSH does not answer (still
-        booting, no SSH server, another host key) is not verifiable."""
-        return self.no_path(vm) or self.transport(vm).unreachable()
-
-    def no_path(self, vm: VM) -> str | None:
-        """Why the guest has no management path at all (None: it has one, answering or not)."""
-        return None if self.seeded else f"{seed.NOT_MANAGED}: labctl has no way in"
-
-    def address_managed(self, vm: VM) -> bool:
-        return self.seeded
-
-    def transport(self, vm: VM) -> guest_ssh.GuestSsh:
-        """One SSH connection per guest for the whole labctl run."""
-        if vm.name not in self._ways_in:
-            keys = seed.keys(self.session)
-            self._ways_in[vm.name] = guest_ssh.from_netns(
-                vm.name,
-                self.driver.netns,
-                self.mgmt_address(vm).split("/")[0],
-                key=keys.client().private_path,
-                host_key=keys.host(vm.name).public,
-            )
-        return self._ways_in[vm.name]
 
     def ensure_mgmt_bridge(self) -> None:
         """The management bridge, in the host's namespace only (it goes with it at down)."""

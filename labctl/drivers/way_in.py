@@ -6,7 +6,8 @@ host is `localhost`, or from inside the network namespace the host's commands ru
 
 Mixed into a driver before RealHostDriver: `SshWayIn` for the way in itself,
 `LinuxBridgeWayIn` for kvm and xen, whose management NIC goes on a Linux bridge of the
-host (its checks for up, doctor, status and plan).
+host (its checks for up, doctor, status and plan). A simulated host's real guests
+(sim_guests.RealGuests) use `SshWayIn` too, on the host's own `labmgmt` bridge.
 """
 
 from __future__ import annotations
@@ -35,10 +36,12 @@ class SshWayIn:
     host: Host
     _transport: Transport
 
-    def init_way_in(self, host: Host) -> None:
+    def init_way_in(self, host: Host, spec: mgmt.MgmtSpec | None = None) -> None:
+        """`spec`: the management path when the kind fixes it itself (a simulated host's
+        labmgmt), else the inventory's `mgmt:`."""
         self.seeded = host.options["seed"] != "none"
         # the way in needs the seed: it gives the guest its management address and keys
-        self.mgmt: mgmt.MgmtSpec | None = host.options["mgmt"] if self.seeded else None
+        self.mgmt: mgmt.MgmtSpec | None = (spec or host.options["mgmt"]) if self.seeded else None
         self._ways_in: dict[str, guest_ssh.GuestSsh] = {}
 
     def address_managed(self, vm: VM) -> bool:
