@@ -297,18 +297,19 @@ def test_a_guest_with_seed_none_gets_no_seed_no_way_in_and_its_address_is_not_ma
     assert driver.address_managed(vm) is False
 
 
-def test_a_guest_is_reached_over_ssh_as_root_with_the_lab_key_and_its_own_host_key(tmp_path):
+def guest_from(tmp_path, netns: str):
+    """vm1 of lab demo, reached over SSH from `netns` with the lab's key and its host key."""
     from labctl.guest_keys import LabKeys
     from labctl.transport import guest
 
     keys = LabKeys(tmp_path, "demo")
-    ssh = guest.from_netns(
-        "vm1",
-        "lc-demo-kvm1",
-        "169.254.100.10",
-        key=keys.client().private_path,
-        host_key=keys.host("vm1").public,
+    return guest.from_netns(
+        "vm1", netns, "169.254.100.10", key=keys.client().private_path, host_key=keys.host("vm1").public
     )
+
+
+def test_a_guest_is_reached_over_ssh_as_root_with_the_lab_key_and_its_own_host_key(tmp_path):
+    ssh = guest_from(tmp_path, "lc-demo-kvm1")
     assert ssh.describe() == (
         "SSH root@169.254.100.10:22 (management path) from namespace lc-demo-kvm1, "
         "host key pinned (ssh-ed25519)"
@@ -318,17 +319,7 @@ def test_a_guest_is_reached_over_ssh_as_root_with_the_lab_key_and_its_own_host_k
 
 def test_a_guest_that_does_not_answer_is_exit_255_and_a_reason_not_an_error(tmp_path):
     """As ssh(1) says it: wait-for asks again, verify reports the guest's pairs as not verifiable."""
-    from labctl.guest_keys import LabKeys
-    from labctl.transport import guest
-
-    keys = LabKeys(tmp_path, "demo")
-    ssh = guest.from_netns(
-        "vm1",
-        "lc-no-such-namespace",
-        "169.254.100.10",
-        key=keys.client().private_path,
-        host_key=keys.host("vm1").public,
-    )
+    ssh = guest_from(tmp_path, "lc-no-such-namespace")
     result = ssh.run(["true"], check=False)
     assert result.returncode == 255 and result.stderr == "unreachable: No such file or directory"
     assert ssh.unreachable() == "unreachable: No such file or directory"
